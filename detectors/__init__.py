@@ -1,0 +1,57 @@
+"""Pure drift-detection algorithms (numpy only; no I/O, no clocks, no global random state).
+
+Concept-drift detectors with River's API (``update``, ``drift_detected``, ``warning_detected``) plus a fast
+``update_many`` and exact ``to_state``/``from_state``; windowed two-sample tests for data drift.
+
+Importing this package imports numpy only: the detector modules are loaded on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from detectors.base import BinaryDriftDetector, DriftDetector, InvalidInput
+
+#: detector class name -> module that defines it
+DETECTORS: dict[str, str] = {
+    "ADWIN": "detectors.adwin",
+    "PageHinkley": "detectors.page_hinkley",
+    "KSWIN": "detectors.kswin",
+    "DDM": "detectors.ddm",
+    "EDDM": "detectors.eddm",
+    "HDDM_A": "detectors.hddm_a",
+    "HDDM_W": "detectors.hddm_w",
+    "FHDDM": "detectors.fhddm",
+}
+
+#: detectors that take 0/1 values and also report warnings
+BINARY = frozenset({"DDM", "EDDM", "HDDM_A", "HDDM_W", "FHDDM"})
+
+
+def detector_class(name: str) -> type[DriftDetector]:
+    try:
+        module = DETECTORS[name]
+    except KeyError:
+        raise ValueError(f"unknown detector {name!r}; known: {', '.join(DETECTORS)}") from None
+    return getattr(importlib.import_module(module), name)
+
+
+def make_detector(name: str, **params: Any) -> DriftDetector:
+    """Build a detector by its class name, e.g. ``make_detector("ADWIN", delta=0.002)``."""
+    return detector_class(name)(**params)
+
+
+def detector_from_state(state: dict[str, Any]) -> DriftDetector:
+    """Rebuild any detector from ``to_state()`` output."""
+    return detector_class(state["type"]).from_state(state)
+
+
+def __getattr__(name: str) -> Any:
+    if name in DETECTORS:
+        return detector_class(name)
+    raise AttributeError(name)
+
+
+__all__ = ["BINARY", "DETECTORS", "BinaryDriftDetector", "DriftDetector", "InvalidInput",
+           "detector_class", "detector_from_state", "make_detector", *DETECTORS]

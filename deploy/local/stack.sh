@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# The local stack: a real Apache Kafka broker (KRaft, single node) and a real redis-server on loopback.
+#
+#   deploy/local/stack.sh install   fetch Kafka jars from Maven Central (cached), apt-get redis-server if missing
+#   deploy/local/stack.sh start     start both (idempotent: reuses what is already running from this run dir)
+#   deploy/local/stack.sh stop      stop only the processes this script started (pid files)
+#   deploy/local/stack.sh status    print what runs
+#   deploy/local/stack.sh env       print the environment variables that point driftstream at the stack
+#
+# Settings (environment): DRIFTSTREAM_CACHE (jar cache, default ~/.cache/driftstream),
+# DRIFTSTREAM_RUN_DIR (data, logs, pid files; default <repo>/.run), DRIFTSTREAM_KAFKA_PORT (39092),
+# DRIFTSTREAM_KAFKA_CONTROLLER_PORT (39093), DRIFTSTREAM_REDIS_PORT (36379), DRIFTSTREAM_STACK_TIMEOUT (90 s).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$HERE/pom.xml")"
+CACHE="${DRIFTSTREAM_CACHE:-$HOME/.cache/driftstream}"
+LIBS="$CACHE/kafka-$KAFKA_VERSION/libs"
+RUN_DIR="${DRIFTSTREAM_RUN_DIR:-$REPO/.run}"
+KAFKA_PORT="${DRIFTSTREAM_KAFKA_PORT:-39092}"
+CTL_PORT="${DRIFTSTREAM_KAFKA_CONTROLLER_PORT:-39093}"
+REDIS_PORT="${DRIFTSTREAM_REDIS_PORT:-36379}"
+TIMEOUT="${DRIFTSTREAM_STACK_TIMEOUT:-90}"
+KAFKA_DIR="$RUN_DIR/kafka"
+REDIS_DIR="$RUN_DIR/redis"
+
+say() { echo "[stack] $*" >&2; }
+die() { echo "[stack] ERROR: $*" >&2; exit 1; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+need_java() {
+  command -v java >/dev/null 2>&1 || die "Java is missing: install a JDK 17+ (Debian: apt-get install -y openjdk-17-jre-headless)"
+}
+
+install_kafka() {
+  if [ -f "$LIBS/.complete" ]; then
+    say "Kafka $KAFKA_VERSION jars cached in $LIBS"
+    return
+  fi
+  need_java
+  command -v mvn >/dev/null 2>&1 || die "Maven is missing (needed once to fetch the Kafka jars): apt-get install -y maven"
+  say "fetching Apache Kafka $KAFKA_VERSION from Maven Central into $LIBS"
+  rm -rf "$LIBS" && mkdir -p "$LIBS"
+  mvn -q -B -f "$HERE/pom.xml" \
+    org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$LIBS" >&2 \
+    || die "mvn could not fetch the Kafka jars (see output above)"
+  ls "$LIBS"/kafka_2.13-*.jar >/dev/null 2>&1 || die "kafka_2.13 jar missing after mvn run"
+  touch "$LIBS/.complete"
+}
+
+install_redis() {
+  if command -v redis-server >/dev/null 2>&1; then
+    say "redis-server present: $(redis-server --version | cut -d' ' -f3)"
+    return
+  fi
+  command -v apt-get >/dev/null 2>&1 || die "redis-server is missing and apt-get is not available; install Redis 7+"
+  say "installing redis-server from Debian"
+  local SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq >&2 || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >&2 || die "apt-get install redis-server failed"
+  # Debian starts a system redis on 6379; we never use it (our port is $REDIS_PORT).
+}
+
+write_kafka_config() {
+  mkdir -p "$KAFKA_DIR/data"
+  cat > "$KAFKA_DIR/server.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$CTL_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$CTL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$KAFKA_DIR/data
+num.partitions=8
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+log.retention.hours=168
+EOF
+  cat > "$KAFKA_DIR/log4j2.properties" <<EOF
+status = warn
+appender.file.type = File
+appender.file.name = FILE
+appender.file.fileName = $KAFKA_DIR/server.log
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = FILE
+logger.kafka.name = kafka
+logger.kafka.level = WARN
+logger.apache.name = org.apache.kafka
+logger.apache.level = WARN
+EOF
+}
+
+start_kafka() {
+  if pid_alive "$KAFKA_DIR/kafka.pid" && port_open "$KAFKA_PORT"; then
+    say "Kafka already running (pid $(cat "$KAFKA_DIR/kafka.pid")) on 127.0.0.1:$KAFKA_PORT"
+    return
+  fi
+  need_java
+  [ -f "$LIBS/.complete" ] || die "Kafka jars not installed; run: $0 install"
+  port_open "$KAFKA_PORT" && die "port $KAFKA_PORT is taken by another process; set DRIFTSTREAM_KAFKA_PORT"
+  port_open "$CTL_PORT" && die "port $CTL_PORT is taken by another process; set DRIFTSTREAM_KAFKA_CONTROLLER_PORT"
+  write_kafka_config
+  if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then
+    local cid
+    cid="$(java -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)"
+    [ -n "$cid" ] || die "kafka.tools.StorageTool random-uuid failed"
+    java -cp "$LIBS/*" -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" \
+      kafka.tools.StorageTool format -t "$cid" -c "$KAFKA_DIR/server.properties" --ignore-formatted \
+      > "$KAFKA_DIR/format.log" 2>&1 || { cat "$KAFKA_DIR/format.log" >&2; die "formatting the KRaft storage failed"; }
+  fi
+  say "starting Kafka $KAFKA_VERSION (KRaft) on 127.0.0.1:$KAFKA_PORT"
+  nohup java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" \
+    -cp "$LIBS/*" kafka.Kafka "$KAFKA_DIR/server.properties" \
+    > "$KAFKA_DIR/stdout.log" 2>&1 &
+  echo $! > "$KAFKA_DIR/kafka.pid"
+}
+
+start_redis() {
+  if pid_alive "$REDIS_DIR/redis.pid" && port_open "$REDIS_PORT"; then
+    say "Redis already running (pid $(cat "$REDIS_DIR/redis.pid")) on 127.0.0.1:$REDIS_PORT"
+    return
+  fi
+  command -v redis-server >/dev/null 2>&1 || die "redis-server not installed; run: $0 install"
+  port_open "$REDIS_PORT" && die "port $REDIS_PORT is taken by another process; set DRIFTSTREAM_REDIS_PORT"
+  mkdir -p "$REDIS_DIR"
+  say "starting redis-server on 127.0.0.1:$REDIS_PORT (AOF, appendfsync everysec)"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$REDIS_DIR" \
+    --appendonly yes --appendfsync everysec --save "" \
+    --daemonize yes --pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/redis.log" \
+    || die "redis-server failed to start; see $REDIS_DIR/redis.log"
+}
+
+wait_ready() {
+  local py="${PYTHON:-python3}" deadline=$((SECONDS + TIMEOUT))
+  until port_open "$REDIS_PORT" && [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = "PONG" ]; do
+    [ $SECONDS -lt $deadline ] || { tail -n 20 "$REDIS_DIR/redis.log" >&2 || true; die "Redis did not answer PING on 127.0.0.1:$REDIS_PORT within ${TIMEOUT}s"; }
+    sleep 0.2
+  done
+  say "Redis answers PING"
+  until "$py" - "$KAFKA_PORT" <<'EOF' 2>/dev/null
+import sys
+from confluent_kafka.admin import AdminClient
+a = AdminClient({"bootstrap.servers": f"127.0.0.1:{sys.argv[1]}", "log_level": 0})
+a.list_topics(timeout=2)
+EOF
+  do
+    if ! pid_alive "$KAFKA_DIR/kafka.pid"; then
+      tail -n 30 "$KAFKA_DIR/stdout.log" "$KAFKA_DIR/server.log" >&2 2>/dev/null || true
+      die "the Kafka broker exited during start-up (log tail above)"
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      tail -n 30 "$KAFKA_DIR/server.log" >&2 2>/dev/null || true
+      die "Kafka did not answer an admin request on 127.0.0.1:$KAFKA_PORT within ${TIMEOUT}s (log tail above)"
+    fi
+    sleep 0.5
+  done
+  say "Kafka answers admin requests"
+}
+
+stop_pid() {
+  local name="$1" pidfile="$2"
+  if pid_alive "$pidfile"; then
+    local pid; pid="$(cat "$pidfile")"
+    say "stopping $name (pid $pid)"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+}
+
+cmd="${1:-}"
+case "$cmd" in
+  install) install_kafka; install_redis ;;
+  start) start_redis; start_kafka; wait_ready ;;
+  stop) stop_pid kafka "$KAFKA_DIR/kafka.pid"; stop_pid redis "$REDIS_DIR/redis.pid" ;;
+  clean) stop_pid kafka "$KAFKA_DIR/kafka.pid"; stop_pid redis "$REDIS_DIR/redis.pid"; rm -rf "$KAFKA_DIR" "$REDIS_DIR" ;;
+  status)
+    pid_alive "$KAFKA_DIR/kafka.pid" && echo "kafka: running pid $(cat "$KAFKA_DIR/kafka.pid") 127.0.0.1:$KAFKA_PORT" || echo "kafka: stopped"
+    pid_alive "$REDIS_DIR/redis.pid" && echo "redis: running pid $(cat "$REDIS_DIR/redis.pid") 127.0.0.1:$REDIS_PORT" || echo "redis: stopped" ;;
+  env)
+    echo "export DRIFTSTREAM_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT"
+    echo "export DRIFTSTREAM_REDIS__URL=redis://127.0.0.1:$REDIS_PORT/0" ;;
+  *) echo "usage: $0 install|start|stop|clean|status|env" >&2; exit 2 ;;
+esac

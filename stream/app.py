@@ -1,0 +1,336 @@
+"""The service: a single-threaded consumer loop that hands micro-batches to one processor per partition.
+
+Redis owns the read position. On assignment the partition's epoch is bumped, its checkpoint loaded and
+the consumer positioned exactly at the stored offsets; Kafka commits happen only after a checkpoint, for
+lag monitoring. Co-partitioned inputs (partition *i* of ``inference`` and of ``labels``) go to the same
+instance thanks to the range assignor, and this is verified on every assignment.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from typing import Any, Callable
+
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from stream.checkpoint import CheckpointStore
+from stream.config import AppConfig
+from stream.errors import FatalError, Fenced, StateRefused
+from stream.events import Record
+from stream.metrics import Metrics
+from stream.partition import PartitionProcessor
+from stream.publish import PRODUCER_DEFAULTS, Publisher
+
+log = logging.getLogger("driftstream")
+
+
+def consumer_config(cfg: AppConfig) -> dict[str, Any]:
+    conf = {
+        "group.id": cfg.processing.group_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": cfg.processing.start_from,
+        # range keeps partition i of both co-partitioned topics on the same member
+        "partition.assignment.strategy": "range",
+        "session.timeout.ms": 10000,
+        "heartbeat.interval.ms": 2000,
+    }
+    conf.update(cfg.kafka)
+    return conf
+
+
+def producer_config(cfg: AppConfig) -> dict[str, Any]:
+    conf = dict(PRODUCER_DEFAULTS)
+    conf.update({k: v for k, v in cfg.kafka.items() if not k.startswith(("group.", "session.", "heartbeat."))})
+    return conf
+
+
+class Service:
+    """Runs until :meth:`stop` (SIGTERM/SIGINT) or a fatal error; ``run`` returns the exit code."""
+
+    def __init__(self, cfg: AppConfig, consumer: Any, producer: Any, store: CheckpointStore, metrics: Metrics,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.cfg = cfg
+        self.consumer = consumer
+        self.publisher = Publisher(producer, on_produced=metrics.output)
+        self.store = store
+        self.metrics = metrics
+        self.clock = clock
+        self.processors: dict[int, PartitionProcessor] = {}
+        self._last_checkpoint: dict[int, float] = {}
+        self._positions: dict[tuple[str, int], int] = {}
+        self._paused: set[tuple[str, int]] = set()
+        self._stopping = False
+        self._fatal: BaseException | None = None
+        self.checkpoints_written = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def stop(self, *_: Any) -> None:
+        self._stopping = True
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def run(self, max_seconds: float | None = None) -> int:
+        t = self.cfg.topics
+        self.consumer.subscribe([t.inference, t.labels], on_assign=self.on_assign, on_revoke=self.on_revoke,
+                                on_lost=self.on_lost)
+        deadline = None if max_seconds is None else self.clock() + max_seconds
+        try:
+            while not self._stopping and self._fatal is None:
+                if deadline is not None and self.clock() >= deadline:
+                    break
+                self.step()
+            if self._fatal is not None:
+                raise self._fatal
+            self.checkpoint_all()
+            return 0
+        except (FatalError, StateRefused, KafkaException) as exc:
+            log.error("stopping without checkpoint: %s", exc)
+            return 1
+        finally:
+            try:
+                self.consumer.close()
+            except Exception:  # pragma: no cover - closing a broken consumer
+                pass
+
+    # -- the loop -------------------------------------------------------------------------------------
+    def step(self) -> None:
+        msgs = self.consumer.consume(self.cfg.processing.batch_size, self.cfg.processing.poll_timeout_seconds)
+        started = time.perf_counter()
+        for m in msgs:
+            err = m.error()
+            if err is not None:
+                self._on_consume_error(err)
+                continue
+            p = m.partition()
+            proc = self.processors.get(p)
+            if proc is None:  # a message for a partition revoked in this very call
+                continue
+            ts_type, ts = m.timestamp()
+            proc.add(Record(m.topic(), p, m.offset(), ts, m.key(), m.value()))
+            self._positions[(m.topic(), p)] = m.offset() + 1
+        now = self.clock()
+        for p, proc in list(self.processors.items()):
+            records = proc.release(lambda topic, p=p: self._caught_up(topic, p), now)
+            if records:
+                proc.process(records)
+            self._flow_control(proc)
+        self.publisher.poll()
+        if msgs:
+            self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        self._checkpoint_due(now)
+
+    def _on_consume_error(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._PARTITION_EOF:
+            return
+        if err.fatal():
+            self._fatal = FatalError(f"fatal Kafka error: {err}")
+        elif err.code() == KafkaError.OFFSET_OUT_OF_RANGE:
+            self._fatal = FatalError(f"offset out of range: {err}")
+        else:
+            log.warning("consumer error (librdkafka retries): %s", err)
+
+    def _caught_up(self, topic: str, partition: int) -> bool:
+        tp = TopicPartition(topic, partition)
+        try:
+            low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+        except KafkaException:
+            return False
+        if high < 0:
+            return False
+        pos = self._positions.get((topic, partition))
+        if pos is None:
+            proc = self.processors.get(partition)
+            pos = proc.next_offsets.get(topic) if proc else None
+        return pos is not None and pos >= high
+
+    def _flow_control(self, proc: PartitionProcessor) -> None:
+        limit = self.cfg.processing.max_buffered_per_partition
+        for topic in (proc.inference_topic, proc.labels_topic):
+            key = (topic, proc.partition)
+            n = proc.buffered(topic)
+            if n >= limit and key not in self._paused:
+                self.consumer.pause([TopicPartition(topic, proc.partition)])
+                self._paused.add(key)
+            elif n < limit // 2 and key in self._paused:
+                self.consumer.resume([TopicPartition(topic, proc.partition)])
+                self._paused.discard(key)
+
+    # -- checkpoints --------------------------------------------------------------------------------
+    def _checkpoint_due(self, now: float) -> None:
+        pc = self.cfg.processing
+        due = [
+            p for p, proc in self.processors.items()
+            if proc.processed_since_checkpoint >= pc.checkpoint_every_messages
+            or (proc.processed_since_checkpoint and now - self._last_checkpoint.get(p, now) >= pc.checkpoint_every_seconds)
+        ]
+        if due:
+            self.checkpoint(due)
+
+    def checkpoint_all(self) -> None:
+        self.checkpoint(list(self.processors))
+
+    def checkpoint(self, partitions: list[int]) -> None:
+        if not partitions:
+            return
+        started = time.perf_counter()
+        # 1. flush the producer: every output derived from the state must be delivered first
+        self.publisher.flush()
+        commits = []
+        for p in partitions:
+            proc = self.processors.get(p)
+            if proc is None:
+                continue
+            # 2. state + next offsets in one atomic Redis write, refused if a newer epoch owns the partition
+            try:
+                size = self._save_with_retry(proc)
+            except Fenced as exc:
+                log.error("partition %d fenced: %s; dropping it", p, exc)
+                self.metrics.checkpoint_failures.labels("fenced").inc()
+                self._drop(p)
+                continue
+            proc.processed_since_checkpoint = 0
+            self._last_checkpoint[p] = self.clock()
+            self.checkpoints_written += 1
+            self.metrics.checkpoint(p, time.perf_counter() - started, size)
+            commits.extend(TopicPartition(t, p, o) for t, o in proc.next_offsets.items())
+            self._update_lag(proc)
+        # 3. only then commit to Kafka, for lag monitoring (Redis owns the read position)
+        if commits:
+            try:
+                self.consumer.commit(offsets=commits, asynchronous=True)
+            except KafkaException as exc:
+                log.warning("offset commit for monitoring failed: %s", exc)
+
+    def _save_with_retry(self, proc: PartitionProcessor) -> int:
+        import redis
+
+        delay = 0.1
+        payload = proc.to_payload()
+        while True:
+            try:
+                return self.store.save(proc.partition, proc.epoch, payload, dict(proc.next_offsets))
+            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+                self.metrics.checkpoint_failures.labels("redis_unavailable").inc()
+                if self._stopping and delay > 5:
+                    raise FatalError(f"Redis unavailable while stopping: {exc}") from exc
+                log.warning("Redis unavailable (%s); retrying the checkpoint in %.1f s", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _update_lag(self, proc: PartitionProcessor) -> None:
+        for topic, nxt in proc.next_offsets.items():
+            try:
+                _, high = self.consumer.get_watermark_offsets(TopicPartition(topic, proc.partition), cached=True)
+            except KafkaException:
+                continue
+            if high >= 0:
+                self.metrics.lag.labels(topic, str(proc.partition)).set(max(high - nxt, 0))
+
+    def _drop(self, p: int) -> None:
+        self.processors.pop(p, None)
+        self._last_checkpoint.pop(p, None)
+        for key in [k for k in self._positions if k[1] == p]:
+            del self._positions[key]
+        self._paused = {k for k in self._paused if k[1] != p}
+        self.metrics.assigned.set(len(self.processors))
+
+    # -- rebalance callbacks ------------------------------------------------------------------------
+    def on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        t = self.cfg.topics
+        by_topic: dict[str, set[int]] = {t.inference: set(), t.labels: set()}
+        for tp in partitions:
+            by_topic.setdefault(tp.topic, set()).add(tp.partition)
+        if by_topic[t.inference] != by_topic[t.labels]:
+            self._fatal = FatalError(
+                f"assignment is not co-partitioned: {t.inference} {sorted(by_topic[t.inference])} vs "
+                f"{t.labels} {sorted(by_topic[t.labels])}; use partition.assignment.strategy=range and equal "
+                "partition counts"
+            )
+            consumer.assign([])
+            return
+        try:
+            for p in sorted(by_topic[t.inference]):
+                self._take(p)
+            for tp in partitions:
+                tp.offset = self._start_offset(consumer, tp)
+        except (FatalError, StateRefused) as exc:
+            self._fatal = exc
+            consumer.assign([])
+            return
+        log.info("assigned partitions %s", sorted(by_topic[t.inference]))
+        consumer.assign(partitions)
+        self.metrics.assigned.set(len(self.processors))
+
+    def _take(self, p: int) -> None:
+        epoch = self.store.bump_epoch(p)
+        proc = PartitionProcessor(p, self.cfg, epoch, self.publisher, self.metrics)
+        cp = self.store.load(p)
+        if cp is not None and cp.payload is not None:
+            proc.load_payload(cp.payload)
+            proc.next_offsets = dict(cp.offsets)
+        self.processors[p] = proc
+        self._last_checkpoint[p] = self.clock()
+
+    def _start_offset(self, consumer: Any, tp: TopicPartition) -> int:
+        proc = self.processors[tp.partition]
+        low, high = consumer.get_watermark_offsets(tp, timeout=10)
+        stored = proc.next_offsets.get(tp.topic)
+        if stored is None:
+            start = low if self.cfg.processing.start_from == "earliest" else high
+            proc.next_offsets[tp.topic] = start
+            return start
+        if stored < low:
+            msg = (f"{tp.topic}[{tp.partition}]: checkpoint offset {stored} is below the log start {low} "
+                   "(retention deleted unprocessed data)")
+            if self.cfg.processing.on_offset_out_of_range == "fail":
+                raise FatalError(msg + "; set processing.on_offset_out_of_range='reset' to continue from the log start")
+            log.warning("%s; resetting to %d as configured", msg, low)
+            self.publisher.send(self.cfg.topics.data_quality, None, {
+                "id": f"{tp.topic}:{tp.partition}:{stored}:offset-reset", "type": "data-quality",
+                "check": "offset_out_of_range", "severity": "critical", "partition": tp.partition,
+                "topic": tp.topic, "stored_offset": stored, "log_start": low, "skipped": low - stored,
+            })
+            proc.next_offsets[tp.topic] = low
+            return low
+        return stored
+
+    def on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        revoked = sorted({tp.partition for tp in partitions} & set(self.processors))
+        if revoked and self._fatal is None:
+            try:
+                self.checkpoint(revoked)
+            except FatalError as exc:
+                self._fatal = exc
+        for p in revoked:
+            self._drop(p)
+        log.info("revoked partitions %s", revoked)
+        consumer.unassign()
+
+    def on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        lost = sorted({tp.partition for tp in partitions} & set(self.processors))
+        log.warning("lost partitions %s: dropping in-memory state without writing", lost)
+        for p in lost:
+            self._drop(p)
+
+
+def build_service(cfg: AppConfig, metrics: Metrics, redis_client: Any | None = None) -> Service:
+    import redis
+
+    if redis_client is None:
+        settings = dict(cfg.redis)
+        url = settings.pop("url")
+        redis_client = redis.Redis.from_url(url, **settings)
+    key = cfg.state.hmac_key.encode()
+    if not key:
+        if not cfg.demo:
+            raise FatalError("state.hmac_key is required (set DRIFTSTREAM_STATE__HMAC_KEY); only the demo runs without")
+        key = b"driftstream-demo-key"
+    store = CheckpointStore(redis_client, cfg.state.key_prefix, cfg.processing.group_id, key)
+    consumer = Consumer(consumer_config(cfg))
+    producer = Producer(producer_config(cfg))
+    return Service(cfg, consumer, producer, store, metrics)

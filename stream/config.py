@@ -1,0 +1,314 @@
+"""Configuration: one TOML file loaded into a tree of frozen dataclasses, overridable by environment.
+
+Environment overrides are ``DRIFTSTREAM_<SECTION>__<KEY>=value`` (double underscore between the section
+and the key; nested sections chain with double underscores, e.g. ``DRIFTSTREAM_JOIN__TTL_SECONDS=600``).
+For the pass-through sections ``[kafka]`` and ``[redis]`` the key is handed to the client untouched; in
+the environment, ``DRIFTSTREAM_KAFKA__SASL_MECHANISM=PLAIN`` becomes the librdkafka key
+``sasl.mechanism`` (underscores become dots) and ``DRIFTSTREAM_REDIS__SSL_CA_CERTS=...`` stays
+``ssl_ca_certs`` (redis-py's keyword). Values from the environment are parsed as TOML scalars when they
+look like one (numbers, booleans), else kept as strings.
+
+Unknown keys are an error that names the key and the keys that are allowed, so a typo never silently
+falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+ENV_PREFIX = "DRIFTSTREAM_"
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says which key and why."""
+
+
+@dataclass(frozen=True)
+class TopicsConfig:
+    inference: str = "inference"
+    labels: str = "labels"
+    drift_events: str = "drift-events"
+    retrain_events: str = "retrain-events"
+    online_predictions: str = "online-predictions"
+    data_quality: str = "data-quality"
+    model_updates: str = "model-updates"
+    dead_letter: str = "dead-letter"
+    control: str = "control"
+    #: partitions and replication used when ``driftstream`` creates missing topics (demo, tests)
+    partitions: int = 8
+    replication_factor: int = 1
+
+
+@dataclass(frozen=True)
+class ProcessingConfig:
+    group_id: str = "driftstream"
+    #: max messages per consume() call; each call is one micro-batch
+    batch_size: int = 2000
+    poll_timeout_seconds: float = 0.2
+    #: checkpoint a partition after this many processed input messages ...
+    checkpoint_every_messages: int = 5000
+    #: ... or after this many seconds, whichever comes first
+    checkpoint_every_seconds: float = 5.0
+    #: messages bigger than this go to the dead-letter topic ("oversized")
+    max_message_bytes: int = 1_000_000
+    #: where to start a partition that has no checkpoint: "earliest" or "latest"
+    start_from: str = "earliest"
+    #: stored offset below the log start (retention deleted data): "fail" or "reset" (with a data-quality event)
+    on_offset_out_of_range: str = "fail"
+    #: max buffered messages per input partition before that partition is paused
+    max_buffered_per_partition: int = 20000
+    #: how long one input may stay empty before the other is processed without waiting for it
+    max_idle_wait_seconds: float = 2.0
+
+
+@dataclass(frozen=True)
+class JoinConfig:
+    #: max predictions (and, separately, early labels) waiting for their partner, per partition
+    max_pending: int = 200_000
+    #: a pending item older than this (event time, seconds) behind the newest event is expired
+    ttl_seconds: float = 3600.0
+    #: how many joined ids are remembered to recognise a duplicate label
+    remember_joined: int = 100_000
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    #: class name in ``detectors`` (ADWIN, PageHinkley, KSWIN, DDM, EDDM, HDDM_A, HDDM_W, FHDDM)
+    name: str = "ADWIN"
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OnlineModelConfig:
+    enabled: bool = True
+    #: "logistic" (scaled logistic regression, one-hot for categoricals) or "hoeffding_tree" or "linear"
+    kind: str = "logistic"
+    learning_rate: float = 0.05
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What is monitored for one model name (declared in ``[models.<name>]``)."""
+
+    task: str = "classification"
+    #: detectors on the served model's error stream (0/1 for classification, |error| for regression)
+    error_detectors: tuple[DetectorConfig, ...] = (DetectorConfig("ADWIN", {}), DetectorConfig("DDM", {}))
+    online_model: OnlineModelConfig = OnlineModelConfig()
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    #: key namespace in Redis
+    key_prefix: str = "driftstream"
+    #: HMAC key for state blobs (required outside demo mode; prefer DRIFTSTREAM_STATE__HMAC_KEY)
+    hmac_key: str = ""
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool = True
+    port: int = 9108
+    host: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = "INFO"
+    json: bool = False
+
+
+def _default_kafka() -> Mapping[str, Any]:
+    return {"bootstrap.servers": "127.0.0.1:39092"}
+
+
+def _default_redis() -> Mapping[str, Any]:
+    return {"url": "redis://127.0.0.1:36379/0"}
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    #: librdkafka settings, passed to every client untouched (bootstrap.servers, security.protocol, sasl.*, ssl.*)
+    kafka: Mapping[str, Any] = field(default_factory=_default_kafka)
+    #: ``url`` plus redis-py keyword arguments, passed untouched (password, ssl_ca_certs, ...)
+    redis: Mapping[str, Any] = field(default_factory=_default_redis)
+    topics: TopicsConfig = TopicsConfig()
+    processing: ProcessingConfig = ProcessingConfig()
+    join: JoinConfig = JoinConfig()
+    state: StateConfig = StateConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    logging: LoggingConfig = LoggingConfig()
+    #: the spec used for a model name that is not declared in ``models``
+    default_model: ModelSpec = ModelSpec()
+    models: Mapping[str, ModelSpec] = field(default_factory=dict)
+    #: monitor models that are not declared in ``models`` with ``default_model`` (else dead-letter them)
+    accept_undeclared_models: bool = True
+    #: demo mode relaxes the HMAC-key requirement (a fixed demo key is used)
+    demo: bool = False
+
+    def model_spec(self, name: str) -> ModelSpec:
+        return self.models.get(name, self.default_model)
+
+
+PASS_THROUGH = {"kafka", "redis"}
+
+
+# -- loading --------------------------------------------------------------------------------------
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Turn ``DRIFTSTREAM_A__B__C=v`` variables into a nested dict ``{"a": {"b": {"c": v}}}``."""
+    out: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        parts = name[len(ENV_PREFIX):].split("__")
+        section = parts[0].lower()
+        if section in PASS_THROUGH and len(parts) == 2:
+            key = parts[1].lower()
+            if section == "kafka":
+                key = key.replace("_", ".")
+            path = [section, key]
+        else:
+            path = [p.lower() for p in parts]
+        node = out
+        for p in path[:-1]:
+            node = node.setdefault(p, {})
+        node[path[-1]] = _parse_env_value(raw)
+    return out
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(merged.get(k), Mapping):
+            merged[k] = _merge(dict(merged[k]), v)
+        else:
+            merged[k] = v
+    return merged
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a table, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(names))}"
+        )
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        kwargs[f.name] = _convert(hints[f.name], data[f.name], f"{where}.{f.name}" if where else f.name)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # pragma: no cover - defensive
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, where)
+    if origin is tuple:
+        (item,) = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return tuple(_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin in (Mapping, dict) or tp is Mapping:
+        args = typing.get_args(tp)
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a table, got {value!r}")
+        if args and dataclasses.is_dataclass(args[1]):
+            return {k: _convert(args[1], v, f"{where}.{k}") for k, v in value.items()}
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _validate(cfg: AppConfig) -> AppConfig:
+    from detectors import DETECTORS
+
+    if cfg.processing.start_from not in ("earliest", "latest"):
+        raise ConfigError("processing.start_from must be 'earliest' or 'latest'")
+    if cfg.processing.on_offset_out_of_range not in ("fail", "reset"):
+        raise ConfigError("processing.on_offset_out_of_range must be 'fail' or 'reset'")
+    if cfg.processing.batch_size < 1:
+        raise ConfigError("processing.batch_size must be >= 1")
+    if "bootstrap.servers" not in cfg.kafka:
+        raise ConfigError("kafka.bootstrap.servers is required")
+    if "url" not in cfg.redis:
+        raise ConfigError("redis.url is required")
+    specs = {"default_model": cfg.default_model, **{f"models.{k}": v for k, v in cfg.models.items()}}
+    for where, spec in specs.items():
+        if spec.task not in ("classification", "regression"):
+            raise ConfigError(f"{where}.task must be 'classification' or 'regression'")
+        for d in spec.error_detectors:
+            if d.name not in DETECTORS:
+                raise ConfigError(f"{where}.error_detectors: unknown detector {d.name!r}; known: {', '.join(DETECTORS)}")
+        if spec.online_model.kind not in ("logistic", "hoeffding_tree", "linear"):
+            raise ConfigError(f"{where}.online_model.kind must be logistic, hoeffding_tree or linear")
+    return cfg
+
+
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> AppConfig:
+    """Load ``path`` (TOML; optional) and apply ``DRIFTSTREAM_*`` overrides from ``environ``."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist")
+        try:
+            data = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+    environ = os.environ if environ is None else environ
+    data = _merge(data, env_overrides(environ))
+    # pass-through sections merge over their defaults so that e.g. only a password can be added
+    for section, default in (("kafka", _default_kafka()), ("redis", _default_redis())):
+        if section in data:
+            data[section] = {**default, **data[section]}
+    return _validate(_build(AppConfig, data, ""))
+
+
+def redacted(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings with secrets replaced, for logs and ``state show``."""
+    secret_words = ("password", "secret", "key", "token", "sasl.jaas")
+    out = {}
+    for k, v in settings.items():
+        if any(w in k.lower() for w in secret_words) and "location" not in k.lower():
+            out[k] = "***"
+        elif k == "url" and isinstance(v, str) and "@" in v:
+            scheme, rest = v.split("://", 1) if "://" in v else ("", v)
+            out[k] = f"{scheme}://***@{rest.split('@', 1)[1]}"
+        else:
+            out[k] = v
+    return out

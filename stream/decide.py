@@ -1,0 +1,73 @@
+"""Stage 5, decide: turn detector alarms and summaries into output events.
+
+Every output id is derived from the input position that caused it (see :func:`stream.events.output_id`),
+so a replay produces the same ids and the same content.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from stream.events import InferenceEvent, Record, output_id
+
+if TYPE_CHECKING:  # pragma: no cover
+    from stream.detect import Alarm, ModelMonitor
+    from stream.partition import PartitionProcessor
+
+
+def drift_event(proc: "PartitionProcessor", mon: "ModelMonitor", alarm: "Alarm") -> dict[str, Any]:
+    j = alarm.joined
+    topic = proc.inference_topic if j.completed_by == "inference" else proc.labels_topic
+    return {
+        "id": output_id(topic, proc.partition, j.completed_offset, f"drift:{alarm.detector}"),
+        "type": "drift",
+        "kind": "concept",
+        "signal": "served_error",
+        "model": mon.model,
+        "partition": proc.partition,
+        "detector": alarm.detector,
+        "severity": "critical",
+        "offset": j.completed_offset,
+        "topic": topic,
+        "ts": max(j.label_ts, j.prediction.ts),
+        "event_id": j.id,
+        "prediction_offset": j.prediction.offset,
+        "statistic": {
+            "estimate": alarm.estimate,
+            "served_error_rolling": mon.rolling_served_error(),
+            "online_error_rolling": mon.rolling_online_error(),
+        },
+        "joined_count": mon.joined,
+    }
+
+
+def online_prediction_event(r: Record, ev: InferenceEvent, prediction: Any, version: int) -> dict[str, Any]:
+    return {
+        "id": output_id(r.topic, r.partition, r.offset, "online-prediction"),
+        "type": "online-prediction",
+        "event_id": ev.id,
+        "model": ev.model,
+        "prediction": prediction,
+        "served_prediction": ev.prediction,
+        "model_version": version,
+        "partition": r.partition,
+        "offset": r.offset,
+        "ts": ev.ts,
+    }
+
+
+def label_missing_event(proc: "PartitionProcessor", event_id: str, pred: Any, why: str) -> dict[str, Any]:
+    """A prediction whose label did not arrive within the join window (or that overflowed it)."""
+    return {
+        "id": output_id(proc.inference_topic, proc.partition, pred.offset, "label-missing"),
+        "type": "data-quality",
+        "check": "label_missing",
+        "severity": "info",
+        "model": pred.model,
+        "partition": proc.partition,
+        "event_id": event_id,
+        "offset": pred.offset,
+        "ts": pred.ts,
+        "reason": why,
+        "pending_predictions": proc.join.pending_predictions,
+    }

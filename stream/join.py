@@ -1,0 +1,156 @@
+"""Stage 3, join: labels meet the predictions they belong to, by event id, within one partition.
+
+Both sides wait for their partner: predictions for their label (the usual case, labels arrive late) and
+labels for their prediction (out of order). Waiting is bounded by count (``max_pending`` per side) and by
+event time (``ttl_seconds`` behind the newest event seen in the partition). Nothing leaves silently:
+
+* a prediction whose label never came is *expired* (counted, reported in a data-quality summary);
+* a label whose prediction never came is *unmatched* and goes to the dead-letter topic;
+* a second prediction or a second label for the same id is a duplicate and goes to the dead-letter topic.
+
+Expiry follows arrival order (the oldest waiting item first), which keeps it deterministic on replay.
+The whole buffer is plain data and part of the partition's checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from stream.errors import InvalidMessage
+
+
+@dataclass(slots=True)
+class PendingPrediction:
+    offset: int
+    ts: float
+    model: str
+    prediction: Any
+    online_prediction: Any
+    features: dict[str, Any]
+
+
+@dataclass(slots=True)
+class PendingLabel:
+    offset: int
+    ts: float
+    model: str
+    label: Any
+    raw: str
+
+
+@dataclass(slots=True)
+class Joined:
+    id: str
+    prediction: PendingPrediction
+    label: Any
+    label_ts: float
+    #: the input position that completed the join (topic kind "inference" or "labels", offset)
+    completed_by: str
+    completed_offset: int
+
+
+class LabelJoin:
+    def __init__(self, max_pending: int, ttl_seconds: float, remember_joined: int) -> None:
+        self.max_pending = max_pending
+        self.ttl_seconds = ttl_seconds
+        self.remember_joined = remember_joined
+        self._predictions: OrderedDict[str, PendingPrediction] = OrderedDict()
+        self._labels: OrderedDict[str, PendingLabel] = OrderedDict()
+        self._joined: OrderedDict[str, None] = OrderedDict()
+        self._watermark = 0.0
+
+    # -- adding ---------------------------------------------------------------------------------
+    def add_prediction(self, event_id: str, pending: PendingPrediction) -> Joined | None:
+        if event_id in self._predictions or event_id in self._joined:
+            raise InvalidMessage("duplicate_id", f"a prediction with id {event_id!r} was already seen")
+        self._advance(pending.ts)
+        label = self._labels.pop(event_id, None)
+        if label is not None:
+            if label.model != pending.model:
+                # the held label belonged to another model: it is the bad one; keep the prediction waiting
+                self._predictions[event_id] = pending
+                raise MismatchedLabel(event_id, label)
+            self._remember(event_id)
+            return Joined(event_id, pending, label.label, label.ts, "inference", pending.offset)
+        self._predictions[event_id] = pending
+        return None
+
+    def add_label(self, event_id: str, label: PendingLabel) -> Joined | None:
+        if event_id in self._joined or event_id in self._labels:
+            raise InvalidMessage("duplicate_label", f"a label for id {event_id!r} was already seen")
+        self._advance(label.ts)
+        pred = self._predictions.get(event_id)
+        if pred is not None:
+            if pred.model != label.model:
+                raise InvalidMessage(
+                    "model_mismatch", f"label for {event_id!r} names model {label.model!r}, prediction {pred.model!r}"
+                )
+            del self._predictions[event_id]
+            self._remember(event_id)
+            return Joined(event_id, pred, label.label, label.ts, "labels", label.offset)
+        self._labels[event_id] = label
+        return None
+
+    # -- expiry ---------------------------------------------------------------------------------
+    def expire(self) -> tuple[list[tuple[str, PendingPrediction]], list[tuple[str, PendingLabel]]]:
+        """Remove what waited too long (or overflows the count bound); return it for reporting."""
+        horizon = self._watermark - self.ttl_seconds
+        preds = self._expire_side(self._predictions, horizon)
+        labels = self._expire_side(self._labels, horizon)
+        return preds, labels
+
+    def _expire_side(self, side: OrderedDict, horizon: float) -> list:
+        out = []
+        while side:
+            key, item = next(iter(side.items()))
+            if len(side) > self.max_pending or item.ts < horizon:
+                side.popitem(last=False)
+                out.append((key, item))
+            else:
+                break
+        return out
+
+    def _advance(self, ts: float) -> None:
+        if ts > self._watermark:
+            self._watermark = ts
+
+    def _remember(self, event_id: str) -> None:
+        self._joined[event_id] = None
+        while len(self._joined) > self.remember_joined:
+            self._joined.popitem(last=False)
+
+    # -- introspection and state ----------------------------------------------------------------
+    @property
+    def pending_predictions(self) -> int:
+        return len(self._predictions)
+
+    @property
+    def pending_labels(self) -> int:
+        return len(self._labels)
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "watermark": self._watermark,
+            "predictions": [
+                [k, p.offset, p.ts, p.model, p.prediction, p.online_prediction, p.features]
+                for k, p in self._predictions.items()
+            ],
+            "labels": [[k, v.offset, v.ts, v.model, v.label, v.raw] for k, v in self._labels.items()],
+            "joined": list(self._joined),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self._watermark = float(state["watermark"])
+        self._predictions = OrderedDict((k, PendingPrediction(o, t, m, p, op, f)) for k, o, t, m, p, op, f in state["predictions"])
+        self._labels = OrderedDict((k, PendingLabel(o, t, m, lab, raw)) for k, o, t, m, lab, raw in state["labels"])
+        self._joined = OrderedDict((k, None) for k in state["joined"])
+
+
+class MismatchedLabel(InvalidMessage):
+    """A held label turned out to name another model than its prediction: the label is dead-lettered."""
+
+    def __init__(self, event_id: str, label: PendingLabel) -> None:
+        super().__init__("model_mismatch", f"label for {event_id!r} names model {label.model!r}")
+        self.label = label

@@ -1,0 +1,106 @@
+"""Stage 2, validate: JSON object -> typed event, or :class:`InvalidMessage` with a precise reason.
+
+Limits keep memory and metric label cardinality bounded: ids, model names, feature names and string
+values have maximum lengths, feature dicts a maximum size, and numbers must be finite.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from stream.errors import InvalidMessage
+from stream.events import InferenceEvent, LabelEvent
+
+MAX_ID = 256
+MAX_NAME = 128
+MAX_STRING = 1024
+MAX_FEATURES = 256
+_MODEL_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+
+
+def _str_field(obj: dict[str, Any], key: str, limit: int) -> str:
+    if key not in obj:
+        raise InvalidMessage(f"missing_{key}", f"field {key!r} is required")
+    v = obj[key]
+    if not isinstance(v, str) or not v:
+        raise InvalidMessage(f"bad_{key}", f"field {key!r} must be a non-empty string, got {type(v).__name__}")
+    if len(v) > limit:
+        raise InvalidMessage(f"bad_{key}", f"field {key!r} is {len(v)} characters, limit {limit}")
+    return v
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _ts(obj: dict[str, Any]) -> float:
+    if "ts" not in obj:
+        raise InvalidMessage("missing_ts", "field 'ts' (epoch seconds) is required")
+    v = obj["ts"]
+    if not _finite(v) or v < 0 or v > 1e11:
+        raise InvalidMessage("bad_ts", f"field 'ts' must be epoch seconds, got {v!r:.64}")
+    return float(v)
+
+
+def _model(obj: dict[str, Any]) -> str:
+    m = _str_field(obj, "model", MAX_NAME)
+    if not _MODEL_RE.match(m):
+        raise InvalidMessage("bad_model", "model names use letters, digits, '_', '.', '-' only")
+    return m
+
+
+def _scalar(obj: dict[str, Any], key: str) -> Any:
+    if key not in obj:
+        raise InvalidMessage(f"missing_{key}", f"field {key!r} is required")
+    v = obj[key]
+    if isinstance(v, bool) or _finite(v):
+        return v
+    if isinstance(v, str) and 0 < len(v) <= MAX_NAME:
+        return v
+    raise InvalidMessage(f"bad_{key}", f"field {key!r} must be a finite number, a boolean or a short string")
+
+
+def _features(obj: dict[str, Any]) -> dict[str, Any]:
+    if "features" not in obj:
+        raise InvalidMessage("missing_features", "field 'features' is required")
+    f = obj["features"]
+    if not isinstance(f, dict):
+        raise InvalidMessage("bad_features", f"field 'features' must be an object, got {type(f).__name__}")
+    if len(f) > MAX_FEATURES:
+        raise InvalidMessage("bad_features", f"{len(f)} features, limit {MAX_FEATURES}")
+    for k, v in f.items():
+        if len(k) > MAX_NAME or not k:
+            raise InvalidMessage("bad_features", f"feature name of length {len(k)} (1..{MAX_NAME})")
+        if v is None or isinstance(v, bool) or _finite(v):
+            continue
+        if isinstance(v, str):
+            if len(v) > MAX_STRING:
+                raise InvalidMessage("bad_features", f"feature {k!r} string is {len(v)} characters, limit {MAX_STRING}")
+            continue
+        raise InvalidMessage("bad_features", f"feature {k!r} must be a finite number, string, boolean or null")
+    return f
+
+
+def validate_inference(obj: dict[str, Any]) -> InferenceEvent:
+    score = obj.get("score")
+    if score is not None and not _finite(score):
+        raise InvalidMessage("bad_score", "field 'score' must be a finite number when present")
+    return InferenceEvent(
+        id=_str_field(obj, "id", MAX_ID),
+        model=_model(obj),
+        ts=_ts(obj),
+        features=_features(obj),
+        prediction=_scalar(obj, "prediction"),
+        score=None if score is None else float(score),
+    )
+
+
+def validate_label(obj: dict[str, Any]) -> LabelEvent:
+    return LabelEvent(
+        id=_str_field(obj, "id", MAX_ID),
+        model=_model(obj),
+        ts=_ts(obj),
+        label=_scalar(obj, "label"),
+    )
