@@ -14,6 +14,7 @@ falls back to a default.
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import os
 import tomllib
@@ -98,7 +99,7 @@ class ModelSpec:
 
     task: str = "classification"
     #: detectors on the served model's error stream (0/1 for classification, |error| for regression)
-    error_detectors: tuple[DetectorConfig, ...] = (DetectorConfig("ADWIN", {}), DetectorConfig("DDM", {}))
+    error_detectors: tuple[DetectorConfig, ...] = (DetectorConfig("ADWIN", {}), DetectorConfig("HDDM_A", {}))
     online_model: OnlineModelConfig = OnlineModelConfig()
 
 
@@ -228,7 +229,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         return tuple(_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value))
-    if origin in (Mapping, dict) or tp is Mapping:
+    if origin in (Mapping, dict, collections.abc.Mapping) or tp is Mapping:
         args = typing.get_args(tp)
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a table, got {value!r}")
