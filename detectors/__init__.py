@@ -20,16 +20,20 @@ DETECTORS: dict[str, str] = {
     "KSWIN": "detectors.kswin",
     "DDM": "detectors.ddm",
     "EDDM": "detectors.eddm",
-    "HDDM_A": "detectors.hddm_a",
-    "HDDM_W": "detectors.hddm_w",
+    "HDDMA": "detectors.hddm_a",
+    "HDDMW": "detectors.hddm_w",
     "FHDDM": "detectors.fhddm",
 }
 
 #: detectors that take 0/1 values and also report warnings
-BINARY = frozenset({"DDM", "EDDM", "HDDM_A", "HDDM_W", "FHDDM"})
+BINARY = frozenset({"DDM", "EDDM", "HDDMA", "HDDMW", "FHDDM", "HDDM_A", "HDDM_W"})
+
+#: earlier driftstream names, still accepted in configs and states
+ALIASES: dict[str, str] = {"HDDM_A": "HDDMA", "HDDM_W": "HDDMW"}
 
 
 def detector_class(name: str) -> type[DriftDetector]:
+    name = ALIASES.get(name, name)
     try:
         module = DETECTORS[name]
     except KeyError:

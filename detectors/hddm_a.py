@@ -12,7 +12,7 @@ watches decreases.
 River compatibility
 -------------------
 Same constructor parameters, defaults and alarms as ``river.drift.binary.HDDMA`` (River 0.26.1; our
-class is named ``HDDM_A``):
+class is named ``HDDMA`` like River's, with ``HDDM_A`` kept as an alias):
 
 * the means are River's incremental ``stats.Mean`` and the bounds use River's formulas in the same
   operation order (the ``log`` terms are computed once; same libm, same values);
@@ -23,12 +23,12 @@ class is named ``HDDM_A``):
 Example
 -------
 >>> import numpy as np
->>> from detectors.hddm_a import HDDM_A
+>>> from detectors.hddm_a import HDDMA
 >>> rng = np.random.default_rng(42)
 >>> errors = np.concatenate([rng.random(1000) < 0.2, rng.random(1000) < 0.5]).astype(float)
->>> HDDM_A().update_many(errors)
+>>> HDDMA().update_many(errors)
 array([1051])
->>> det = HDDM_A()
+>>> det = HDDMA()
 >>> for i, x in enumerate(errors):
 ...     _ = det.update(x)
 ...     if det.drift_detected:
@@ -47,7 +47,7 @@ from detectors._binary_common import as_batch, raise_invalid
 from detectors.base import BinaryDriftDetector, check_binary_scalar
 
 
-class HDDM_A(BinaryDriftDetector):  # noqa: N801 - the name used across driftstream
+class HDDMA(BinaryDriftDetector):
     """HDDM with the A-test (Frías-Blanco et al., 2015); exact twin of ``river.drift.binary.HDDMA``.
 
     Parameters
@@ -84,7 +84,7 @@ class HDDM_A(BinaryDriftDetector):  # noqa: N801 - the name used across driftstr
     def _hoeffding_bound(self, n: float) -> float:
         return math.sqrt(1.0 / (2 * n) * math.log(1.0 / self.drift_confidence))
 
-    def update(self, x: Any) -> "HDDM_A":
+    def update(self, x: Any) -> "HDDMA":
         x = check_binary_scalar(x)
         if self._drift_detected:
             self._reset()
@@ -180,3 +180,7 @@ class HDDM_A(BinaryDriftDetector):  # noqa: N801 - the name used across driftstr
         self._xmax_n, self._xmax_mean = (float(v) for v in state["x_max"])
         self._drift_detected = bool(state["drift_detected"])
         self._warning_detected = bool(state["warning_detected"])
+
+
+#: the name driftstream used first; same class
+HDDM_A = HDDMA

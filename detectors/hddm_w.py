@@ -11,7 +11,7 @@ point, with McDiarmid's bound, and signals a warning / drift at ``warning_confid
 River compatibility
 -------------------
 Same constructor parameters, defaults and alarms as ``river.drift.binary.HDDMW`` (River 0.26.1; our
-class is named ``HDDM_W``):
+class is named ``HDDMW`` like River's, with ``HDDM_W`` kept as an alias):
 
 * each sample summary is River's ``SampleInfo``: an EWMA as River's (Rust) ``stats.EWMean`` — the
   first value is taken as is, then ``lambda * x + (1 - lambda) * ewma`` — an "initialised" flag and the
@@ -23,12 +23,12 @@ class is named ``HDDM_W``):
 Example
 -------
 >>> import numpy as np
->>> from detectors.hddm_w import HDDM_W
+>>> from detectors.hddm_w import HDDMW
 >>> rng = np.random.default_rng(42)
 >>> errors = np.concatenate([rng.random(1000) < 0.2, rng.random(1000) < 0.5]).astype(float)
->>> HDDM_W().update_many(errors)
+>>> HDDMW().update_many(errors)
 array([1040])
->>> det = HDDM_W()
+>>> det = HDDMW()
 >>> for i, x in enumerate(errors):
 ...     _ = det.update(x)
 ...     if det.drift_detected:
@@ -54,7 +54,7 @@ def _new_sample() -> list:
     return [0.0, False, 1.0]
 
 
-class HDDM_W(BinaryDriftDetector):  # noqa: N801 - the name used across driftstream
+class HDDMW(BinaryDriftDetector):
     """HDDM with the W-test (Frías-Blanco et al., 2015); exact twin of ``river.drift.binary.HDDMW``.
 
     Parameters
@@ -108,7 +108,7 @@ class HDDM_W(BinaryDriftDetector):  # noqa: N801 - the name used across driftstr
         bound = self._mcdiarmid_bound(sample1[_IBC] + sample2[_IBC], confidence)
         return sample2[_EWMA] - sample1[_EWMA] > bound
 
-    def update(self, x: Any) -> "HDDM_W":
+    def update(self, x: Any) -> "HDDMW":
         x = check_binary_scalar(x)
         if self._drift_detected:
             self._reset()
@@ -215,3 +215,7 @@ class HDDM_W(BinaryDriftDetector):  # noqa: N801 - the name used across driftstr
         self._decr_cutpoint = -math.inf if dec is None else float(dec)
         self._drift_detected = bool(state["drift_detected"])
         self._warning_detected = bool(state["warning_detected"])
+
+
+#: the name driftstream used first; same class
+HDDM_W = HDDMW

@@ -232,7 +232,13 @@ class Service:
                 self.metrics.lag.labels(topic, str(proc.partition)).set(max(high - nxt, 0))
 
     def _drop(self, p: int) -> None:
-        self.processors.pop(p, None)
+        proc = self.processors.pop(p, None)
+        if proc is not None:
+            for topic in (proc.inference_topic, proc.labels_topic):
+                try:
+                    self.metrics.lag.remove(topic, str(p))
+                except KeyError:
+                    pass
         self._last_checkpoint.pop(p, None)
         for key in [k for k in self._positions if k[1] == p]:
             del self._positions[key]
@@ -278,7 +284,7 @@ class Service:
 
     def _start_offset(self, consumer: Any, tp: TopicPartition) -> int:
         proc = self.processors[tp.partition]
-        low, high = consumer.get_watermark_offsets(tp, timeout=10)
+        low, high = watermarks(consumer, tp)
         stored = proc.next_offsets.get(tp.topic)
         if stored is None:
             start = low if self.cfg.processing.start_from == "earliest" else high
@@ -316,6 +322,27 @@ class Service:
         log.warning("lost partitions %s: dropping in-memory state without writing", lost)
         for p in lost:
             self._drop(p)
+
+
+def watermarks(consumer: Any, tp: TopicPartition, attempts: int = 30, sleep: Callable[[float], None] = time.sleep
+               ) -> tuple[int, int]:
+    """Low and high watermark of ``tp``, retrying what the broker says is retriable (a topic created a
+    moment ago has no leader yet: NOT_LEADER_FOR_PARTITION / LEADER_NOT_AVAILABLE)."""
+    delay = 0.1
+    for attempt in range(attempts):
+        try:
+            return consumer.get_watermark_offsets(tp, timeout=10)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            retriable = isinstance(err, KafkaError) and (err.retriable() or err.code() in (
+                KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TRANSPORT, KafkaError._TIMED_OUT))
+            if not retriable or attempt == attempts - 1:
+                raise
+            log.warning("watermarks of %s[%d] not available yet (%s); retrying", tp.topic, tp.partition, err)
+            sleep(delay)
+            delay = min(delay * 2, 2.0)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def build_service(cfg: AppConfig, metrics: Metrics, redis_client: Any | None = None) -> Service:

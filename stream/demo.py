@@ -78,7 +78,7 @@ def _demo(cfg: AppConfig, args: argparse.Namespace, console: Console) -> int:
     cfg = dataclasses.replace(cfg, topics=topics, processing=processing, demo=True,
                               metrics=dataclasses.replace(cfg.metrics, enabled=False))
     n = args.events
-    w = Workload(n_events=n, change_points=(n // 3, 2 * n // 3), seed=42, spacing=0.01, label_delay=3.0)
+    w = Workload(n_events=n, change_points=(n // 3, 2 * n // 3), seed=42, spacing=0.01, label_delay=3.0, concepts=2)
     ensure_topics(admin_client(cfg), cfg)
     console.rule("[bold]driftstream demo")
     console.print(f"topics demo-{run_id}.*  ·  {n} inference events + labels  ·  true concept changes at "
@@ -139,6 +139,9 @@ def _demo(cfg: AppConfig, args: argparse.Namespace, console: Console) -> int:
                           f"online err {online:.3f} · partitions {len(service.processors)}[/]")
         if produced["done"] and done >= total_msgs:
             break
+        if not svc_thread.is_alive():
+            console.print("[red]the service stopped unexpectedly (see the error above)[/]")
+            return 1
         if now - t0 > max(120.0, 5 * n / args.rate):
             console.print("[red]demo timed out waiting for the service[/]")
             break
@@ -182,7 +185,7 @@ def write_report(w: Workload, detections: list[dict[str, Any]], prefix: Path) ->
     for kind, _, ev in events(w):
         if kind == "inference":
             i = int(ev["id"].split("-")[1])
-            errs.append(int(ev["prediction"] != concept(i, ev["features"], w.change_points)))
+            errs.append(int(ev["prediction"] != concept(i, ev["features"], w.change_points, w.concepts)))
     errs_a = np.asarray(errs, dtype=float)
     win = 500
     rolling = np.convolve(errs_a, np.ones(win) / win, mode="valid")

@@ -12,6 +12,7 @@ Everything is a pure function of the seed: the same call produces the same event
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -32,14 +33,20 @@ class Workload:
     noise: float = 0.05
     #: fraction of events that never get a label
     missing_labels: float = 0.0
-    t0: float = 1_750_000_000.0
+    #: event time of the first event; defaults to "now" (whole seconds) so that the broker's time-based
+    #: retention never deletes a freshly produced workload
+    t0: float = field(default_factory=lambda: float(int(time.time())))
     extra_features: int = 0
     id_prefix: str = "e"
     feature_shift_at: tuple[int, ...] = field(default_factory=tuple)
+    #: how many distinct concepts the change points cycle through
+    concepts: int = 3
 
 
-def concept(i: int, x: dict[str, Any], change_points: tuple[int, ...]) -> int:
-    k = sum(1 for c in change_points if i >= c) % 3
+def concept(i: int, x: dict[str, Any], change_points: tuple[int, ...], concepts: int = 3) -> int:
+    """The true label of event ``i``; each change point moves to the next of ``concepts`` rules (with
+    ``concepts=2`` the third segment is the first concept again: a recurring concept)."""
+    k = sum(1 for c in change_points if i >= c) % concepts
     if k == 0:
         return int(x["amount"] > 120.0 or (x["country"] == "NL" and x["age"] < 25))
     if k == 1:
@@ -66,7 +73,7 @@ def events(w: Workload) -> Iterator[tuple[str, float, dict[str, Any]]]:
         }
         for j in range(w.extra_features):
             x[f"f{j}"] = round(rng.gauss(0.0, 1.0), 4)
-        y = concept(i, x, w.change_points)
+        y = concept(i, x, w.change_points, w.concepts)
         served = concept(0, x, ())
         if rng.random() < w.noise:
             served = 1 - served

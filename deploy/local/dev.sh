@@ -36,6 +36,17 @@ setup() {
   say "set-up done in $((SECONDS - t0)) s"
 }
 
+install_test_tools() {
+  # promtool checks and unit-tests the Prometheus alert rules (Debian's prometheus package)
+  if ! command -v promtool >/dev/null 2>&1; then
+    say "installing promtool (Debian package prometheus)"
+    local SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >&2
+  fi
+}
+
 start_stack() {
   trap 'bash "$HERE/stack.sh" stop' EXIT
   PYTHON="$VENV/bin/python" bash "$HERE/stack.sh" start
@@ -50,11 +61,11 @@ case "$cmd" in
     setup; start_stack
     "$VENV/bin/driftstream" demo "$@" ;;
   test)
-    setup; start_stack
+    setup; install_test_tools; start_stack
     t0=$SECONDS
-    "$VENV/bin/python" -m pytest tests "$@"
-    rc=$?
-    say "tests took $((SECONDS - t0)) s"
+    rc=0
+    "$VENV/bin/python" -m pytest tests "$@" || rc=$?
+    say "tests took $((SECONDS - t0)) s (exit $rc)"
     exit $rc ;;
   *) echo "usage: $0 demo|test|setup [args...]" >&2; exit 2 ;;
 esac
