@@ -152,6 +152,13 @@ def cmd_state_reset(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config_reference(args: argparse.Namespace) -> int:
+    from stream.config_reference import markdown
+
+    print(markdown())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="driftstream",
@@ -176,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--report", default="reports/demo", help="report path prefix (.png and .html are written)")
 
     add("check-config", "load and validate the config, print it with secrets redacted", cmd_check_config)
+    ref = sub.add_parser("config-reference", help="print every config key with type, default and meaning (Markdown)")
+    ref.set_defaults(fn=cmd_config_reference)
 
     state = sub.add_parser("state", help="inspect or reset checkpoints in Redis")
     ssub = state.add_subparsers(dest="state_command", required=True)

@@ -21,6 +21,8 @@ import orjson
 from confluent_kafka import Consumer, Producer
 from prometheus_client import CollectorRegistry
 from rich.console import Console
+from rich.live import Live
+from rich.table import Table
 
 from stream.app import build_service, producer_config
 from stream.config import AppConfig
@@ -118,33 +120,35 @@ def _demo(cfg: AppConfig, args: argparse.Namespace, console: Console) -> int:
     total_msgs = sum(1 for _ in events(w))
     t0 = time.monotonic()
     last_status = 0.0
-    while True:
-        for m in watcher.consume(100, 0.2):
-            if m.error():
-                continue
-            ev = orjson.loads(m.value())
-            detections.append(ev)
-            idx = int(ev["event_id"].split("-")[1])
-            console.print(f"[bold red]DRIFT[/] model={ev['model']} p{ev['partition']} detector={ev['detector']:<8} "
-                          f"at event #{idx} (labels offset {ev['offset']}), served error ≈ "
-                          f"{(ev['statistic'].get('served_error_rolling') or 0):.2f}")
-        now = time.monotonic()
-        done = _count(registry, "driftstream_messages_total")
-        if now - last_status >= 2.0:
-            last_status = now
-            served = _mean_gauge(registry, "driftstream_served_model_error")
-            online = _mean_gauge(registry, "driftstream_online_model_error")
-            console.print(f"[dim]{now - t0:5.1f}s produced {produced['n']:>7} · processed {int(done):>7}/{total_msgs} "
-                          f"msgs · {done / max(now - t0, 1e-9):7.0f} msg/s · served err {served:.3f} · "
-                          f"online err {online:.3f} · partitions {len(service.processors)}[/]")
-        if produced["done"] and done >= total_msgs:
-            break
-        if not svc_thread.is_alive():
-            console.print("[red]the service stopped unexpectedly (see the error above)[/]")
-            return 1
-        if now - t0 > max(120.0, 5 * n / args.rate):
-            console.print("[red]demo timed out waiting for the service[/]")
-            break
+    live = Live(console=console, refresh_per_second=4, transient=False) if console.is_terminal else None
+    if live is not None:
+        live.start()
+    try:
+        while True:
+            for m in watcher.consume(100, 0.2):
+                if m.error():
+                    continue
+                ev = orjson.loads(m.value())
+                detections.append(ev)
+                console.print(_alarm_line(ev))
+            now = time.monotonic()
+            done = _count(registry, "driftstream_messages_total")
+            if live is not None:
+                live.update(_status_table(service, registry, produced["n"], done, total_msgs, now - t0))
+            elif now - last_status >= 2.0:
+                last_status = now
+                console.print(_status_line(registry, produced["n"], done, total_msgs, now - t0, len(service.processors)))
+            if produced["done"] and done >= total_msgs:
+                break
+            if not svc_thread.is_alive():
+                console.print("[red]the service stopped unexpectedly (see the error above)[/]")
+                return 1
+            if now - t0 > max(120.0, 5 * n / args.rate):
+                console.print("[red]demo timed out waiting for the service[/]")
+                break
+    finally:
+        if live is not None:
+            live.stop()
     time.sleep(1.0)
     for m in watcher.consume(1000, 1.0):
         if not m.error():
@@ -165,6 +169,61 @@ def _demo(cfg: AppConfig, args: argparse.Namespace, console: Console) -> int:
     png, html = write_report(w, detections, Path(args.report))
     console.print(f"report written: {png} and {html}")
     return 0
+
+
+def _alarm_line(ev: dict[str, Any]) -> str:
+    where = f"event {ev['event_id']}" if "event_id" in ev else f"offset {ev.get('offset')}"
+    stat = ev.get("statistic")
+    if isinstance(stat, dict) and stat.get("served_error_rolling") is not None:
+        detail = f"served error ≈ {stat['served_error_rolling']:.2f}"
+        if stat.get("online_error_rolling") is not None:
+            detail += f", online model ≈ {stat['online_error_rolling']:.2f}"
+    else:
+        detail = f"statistic {stat}"
+    return (f"[bold red]DRIFT[/] {ev.get('kind', 'concept'):<10} model={ev['model']} p{ev['partition']} "
+            f"{ev.get('signal', '')}/{ev['detector']:<7} at {where}: {detail}")
+
+
+def _status_line(registry: CollectorRegistry, produced: int, done: float, total: int, elapsed: float,
+                 partitions: int) -> str:
+    served = _mean_gauge(registry, "driftstream_served_model_error")
+    online = _mean_gauge(registry, "driftstream_online_model_error")
+    return (f"[dim]{elapsed:5.1f}s produced {produced:>7} · processed {int(done):>7}/{total} msgs · "
+            f"{done / max(elapsed, 1e-9):7.0f} msg/s · served err {served:.3f} · online err {online:.3f} · "
+            f"partitions {partitions}[/]")
+
+
+def _status_table(service: Any, registry: CollectorRegistry, produced: int, done: float, total: int,
+                  elapsed: float) -> Table:
+    """Per-partition progress, served vs online model error and alarms, for the live console."""
+    table = Table(title=f"driftstream · {elapsed:5.1f}s · produced {produced} events · processed {int(done)}/{total} "
+                        f"msgs · {done / max(elapsed, 1e-9):,.0f} msg/s", expand=False)
+    for col in ("partition", "inference offset", "labels offset", "joined", "pending", "served error",
+                "online error", "alarms"):
+        table.add_column(col, justify="right")
+    alarms: dict[str, float] = {}
+    for m in registry.collect():
+        for smp in m.samples:
+            if smp.name == "driftstream_detector_alarms_total" and smp.labels.get("level") == "drift":
+                alarms[smp.labels["detector"]] = alarms.get(smp.labels["detector"], 0) + smp.value
+    try:
+        procs = sorted(list(service.processors.items()))
+    except RuntimeError:  # the service thread changed the assignment while we looked
+        procs = []
+    for p, proc in procs:
+        try:
+            mons = list(proc.monitors.values())
+            served = [m.rolling_served_error() for m in mons if m.rolling_served_error() is not None]
+            online = [m.rolling_online_error() for m in mons if m.rolling_online_error() is not None]
+            table.add_row(str(p), str(proc.next_offsets.get(proc.inference_topic, "")),
+                          str(proc.next_offsets.get(proc.labels_topic, "")), str(sum(m.joined for m in mons)),
+                          str(proc.join.pending_predictions),
+                          f"{sum(served) / len(served):.3f}" if served else "-",
+                          f"{sum(online) / len(online):.3f}" if online else "-", "")
+        except RuntimeError:
+            continue
+    table.caption = "drift alarms so far: " + (", ".join(f"{k} {int(v)}" for k, v in sorted(alarms.items())) or "none")
+    return table
 
 
 def _mean_gauge(registry: CollectorRegistry, name: str) -> float:
