@@ -134,7 +134,7 @@ def _demo(cfg: AppConfig, args: argparse.Namespace, console: Console) -> int:
             now = time.monotonic()
             done = _count(registry, "driftstream_messages_total")
             if live is not None:
-                live.update(_status_table(service, registry, produced["n"], done, total_msgs, now - t0))
+                live.update(_status_table(service, registry, produced["n"], done, total_msgs, now - t0, detections))
             elif now - last_status >= 2.0:
                 last_status = now
                 console.print(_status_line(registry, produced["n"], done, total_msgs, now - t0, len(service.processors)))
@@ -194,7 +194,7 @@ def _status_line(registry: CollectorRegistry, produced: int, done: float, total:
 
 
 def _status_table(service: Any, registry: CollectorRegistry, produced: int, done: float, total: int,
-                  elapsed: float) -> Table:
+                  elapsed: float, detections: list[dict[str, Any]]) -> Table:
     """Per-partition progress, served vs online model error and alarms, for the live console."""
     table = Table(title=f"driftstream · {elapsed:5.1f}s · produced {produced} events · processed {int(done)}/{total} "
                         f"msgs · {done / max(elapsed, 1e-9):,.0f} msg/s", expand=False)
@@ -219,7 +219,8 @@ def _status_table(service: Any, registry: CollectorRegistry, produced: int, done
                           str(proc.next_offsets.get(proc.labels_topic, "")), str(sum(m.joined for m in mons)),
                           str(proc.join.pending_predictions),
                           f"{sum(served) / len(served):.3f}" if served else "-",
-                          f"{sum(online) / len(online):.3f}" if online else "-", "")
+                          f"{sum(online) / len(online):.3f}" if online else "-",
+                          str(sum(1 for d in detections if d.get("partition") == p)))
         except RuntimeError:
             continue
     table.caption = "drift alarms so far: " + (", ".join(f"{k} {int(v)}" for k, v in sorted(alarms.items())) or "none")
