@@ -1,0 +1,84 @@
+"""Champion vs challenger on exactly the same joined events.
+
+The served model (champion) and the online River model (challenger) are scored on the same labels. Over a
+sliding window of paired outcomes, a paired significance test says whether the challenger is better:
+
+* classification: McNemar's test with continuity correction on the discordant pairs
+  (b = champion wrong and challenger right, c = champion right and challenger wrong);
+  statistic ``(|b - c| - 1)^2 / (b + c)``, chi-squared with 1 degree of freedom;
+* regression: a paired test on the absolute errors ``d = |e_champion| - |e_challenger|``; statistic
+  ``mean(d) / (sd(d) / sqrt(n))`` with a normal approximation (the window is at least ``min_pairs`` long).
+
+Everything here is plain data and part of the partition checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from detectors._stats import chi2_sf
+
+
+@dataclass(frozen=True)
+class Comparison:
+    test: str
+    n: int
+    statistic: float
+    p_value: float
+    champion_error: float
+    challenger_error: float
+    challenger_better: bool
+    #: McNemar's discordant counts (classification only)
+    b: int | None = None
+    c: int | None = None
+
+
+def _normal_sf(z: float) -> float:
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+class ChampionChallenger:
+    def __init__(self, task: str, window: int = 2000, alpha: float = 0.01, min_pairs: int = 200) -> None:
+        self.task = task
+        self.window = window
+        self.alpha = alpha
+        self.min_pairs = min_pairs
+        self._pairs: deque[tuple[float, float]] = deque(maxlen=window)
+        #: True while the challenger is significantly better (an event is published on entering this)
+        self.better = False
+
+    def add(self, champion_error: float, challenger_error: float) -> None:
+        self._pairs.append((champion_error, challenger_error))
+
+    def compare(self) -> Comparison | None:
+        n = len(self._pairs)
+        if n < self.min_pairs:
+            return None
+        champ = sum(p[0] for p in self._pairs) / n
+        chall = sum(p[1] for p in self._pairs) / n
+        if self.task == "classification":
+            b = sum(1 for e0, e1 in self._pairs if e0 > 0 and e1 == 0)
+            c = sum(1 for e0, e1 in self._pairs if e0 == 0 and e1 > 0)
+            if b + c == 0:
+                return Comparison("mcnemar", n, 0.0, 1.0, champ, chall, False, b, c)
+            stat = (abs(b - c) - 1.0) ** 2 / (b + c)
+            p = float(chi2_sf(stat, 1))
+            return Comparison("mcnemar", n, stat, p, champ, chall, p < self.alpha and b > c, b, c)
+        d = [abs(e0) - abs(e1) for e0, e1 in self._pairs]
+        mean = sum(d) / n
+        var = sum((x - mean) ** 2 for x in d) / (n - 1)
+        if var == 0.0:
+            return Comparison("paired_z", n, 0.0, 1.0, champ, chall, False)
+        z = mean / math.sqrt(var / n)
+        p = _normal_sf(z)  # one-sided: challenger error smaller
+        return Comparison("paired_z", n, z, p, champ, chall, p < self.alpha and mean > 0)
+
+    def to_state(self) -> dict[str, Any]:
+        return {"pairs": [list(p) for p in self._pairs], "better": self.better}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self._pairs = deque((tuple(p) for p in state["pairs"]), maxlen=self.window)
+        self.better = bool(state["better"])

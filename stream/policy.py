@@ -1,0 +1,190 @@
+"""The retrain policy: decides when retraining is worth it, and on which data.
+
+Triggers (each optional, combinable, per model): concept drift; data drift sustained for a period;
+performance below a threshold over a window; a schedule (every T seconds of event time, or every N labels);
+on demand (a command on the control topic); a schema change. One incident gives one retrain event: after
+an event the policy is in cooldown (event time) and only collects evidence; triggers that stay true
+(performance, sustained drift) re-arm only after they have become false again.
+
+The recommended training window starts at the change point estimate: the earliest warning or alarm of the
+current incident (binary detectors warn before they alarm), expressed as input offsets of this partition
+and an event timestamp. Without a change point (schedule, on demand, performance) the configured fixed
+window (``fallback_window_seconds`` before the trigger) is recommended.
+
+Event time, never wall-clock time, drives every decision, so a replay decides exactly the same.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RetrainPolicyConfig:
+    enabled: bool = True
+    #: retrain on confirmed concept drift of the served model's error
+    on_concept_drift: bool = True
+    #: retrain when data drift (feature/prediction/label) stays active this long (event seconds); 0 = off
+    data_drift_sustained_seconds: float = 0.0
+    #: retrain when the served model's error over ``performance_window`` labels exceeds this; 0 = off
+    performance_threshold: float = 0.0
+    performance_window: int = 1000
+    #: scheduled retraining every this many event seconds; 0 = off
+    every_seconds: float = 0.0
+    #: scheduled retraining after this many new labels (volume of new labelled data); 0 = off
+    every_labels: int = 0
+    #: a schema change (missing/unexpected feature, wrong type) triggers retraining (else it only alerts)
+    on_schema_change: bool = False
+    #: after a retrain event, triggers only collect evidence for this long (event seconds)
+    cooldown_seconds: float = 3600.0
+    #: recommended window when no change point is known: this many seconds before the trigger
+    fallback_window_seconds: float = 86400.0
+
+
+@dataclass
+class Position:
+    inference_offset: int | None
+    labels_offset: int | None
+    ts: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"inference_offset": self.inference_offset, "labels_offset": self.labels_offset, "ts": self.ts}
+
+
+@dataclass
+class Decision:
+    reasons: list[str]
+    evidence: list[str]
+    window_from: dict[str, Any]
+    window_source: str
+
+
+@dataclass
+class RetrainPolicy:
+    cfg: RetrainPolicyConfig
+    last_retrain_ts: float | None = None
+    labels_since: int = 0
+    first_seen_ts: float | None = None
+    evidence: list[str] = field(default_factory=list)
+    change_point: dict[str, Any] | None = None
+    data_drift_since: float | None = None
+    performance_armed: bool = True
+    sustained_armed: bool = True
+    recent_errors: deque = field(default_factory=deque)
+    pending_reasons: list[str] = field(default_factory=list)
+
+    MAX_EVIDENCE = 50
+
+    # -- inputs -----------------------------------------------------------------------------------
+    def observe_label(self, ts: float, served_error: float) -> None:
+        if self.first_seen_ts is None:
+            self.first_seen_ts = ts
+        self.labels_since += 1
+        if self.cfg.performance_threshold > 0:
+            self.recent_errors.append(served_error)
+            while len(self.recent_errors) > self.cfg.performance_window:
+                self.recent_errors.popleft()
+
+    def observe_warning(self, position: Position) -> None:
+        if self.change_point is None:
+            self.change_point = position.to_json()
+
+    def observe_concept_drift(self, event_id: str, position: Position) -> None:
+        self._evidence(event_id)
+        if self.change_point is None:
+            self.change_point = position.to_json()
+        if self.cfg.on_concept_drift:
+            self._want("concept_drift")
+
+    def observe_data_drift(self, event_id: str, ts: float, active: bool) -> None:
+        if active:
+            self._evidence(event_id)
+            if self.data_drift_since is None:
+                self.data_drift_since = ts
+        else:
+            self.data_drift_since = None
+            self.sustained_armed = True
+
+    def observe_schema_change(self, event_id: str) -> None:
+        self._evidence(event_id)
+        if self.cfg.on_schema_change:
+            self._want("schema_change")
+
+    def request(self, reason: str = "on_demand") -> None:
+        self._want(reason)
+
+    def _want(self, reason: str) -> None:
+        if reason not in self.pending_reasons:
+            self.pending_reasons.append(reason)
+
+    def _evidence(self, event_id: str) -> None:
+        if event_id not in self.evidence:
+            self.evidence.append(event_id)
+            del self.evidence[: -self.MAX_EVIDENCE]
+
+    # -- decision ---------------------------------------------------------------------------------
+    def decide(self, now: Position) -> Decision | None:
+        """Called after each input that may trigger; returns a decision at most once per incident."""
+        if not self.cfg.enabled:
+            self.pending_reasons.clear()
+            return None
+        c = self.cfg
+        if c.data_drift_sustained_seconds > 0 and self.data_drift_since is not None and self.sustained_armed \
+                and now.ts - self.data_drift_since >= c.data_drift_sustained_seconds:
+            self.sustained_armed = False
+            self._want("data_drift_sustained")
+        if c.performance_threshold > 0 and len(self.recent_errors) >= c.performance_window:
+            rate = sum(self.recent_errors) / len(self.recent_errors)
+            if rate > c.performance_threshold and self.performance_armed:
+                self.performance_armed = False
+                self._want("performance")
+            elif rate <= c.performance_threshold:
+                self.performance_armed = True
+        since = self.last_retrain_ts if self.last_retrain_ts is not None else self.first_seen_ts
+        if c.every_seconds > 0 and since is not None and now.ts - since >= c.every_seconds:
+            self._want("schedule")
+        if c.every_labels > 0 and self.labels_since >= c.every_labels:
+            self._want("new_labels")
+        if not self.pending_reasons:
+            return None
+        on_demand = "on_demand" in self.pending_reasons
+        if not on_demand and self.last_retrain_ts is not None and now.ts - self.last_retrain_ts < c.cooldown_seconds:
+            # cooldown: the incident is the one we already reported; keep evidence, drop the triggers
+            self.pending_reasons.clear()
+            return None
+        if self.change_point is not None:
+            window_from, source = dict(self.change_point), "change_point"
+        else:
+            window_from, source = {"inference_offset": None, "labels_offset": None,
+                                   "ts": now.ts - c.fallback_window_seconds}, "fallback"
+        decision = Decision(list(self.pending_reasons), list(self.evidence), window_from, source)
+        self.pending_reasons.clear()
+        self.evidence.clear()
+        self.change_point = None
+        self.last_retrain_ts = now.ts
+        self.labels_since = 0
+        return decision
+
+    # -- state --------------------------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "last_retrain_ts": self.last_retrain_ts, "labels_since": self.labels_since,
+            "first_seen_ts": self.first_seen_ts, "evidence": list(self.evidence),
+            "change_point": self.change_point, "data_drift_since": self.data_drift_since,
+            "performance_armed": self.performance_armed, "sustained_armed": self.sustained_armed,
+            "recent_errors": list(self.recent_errors), "pending_reasons": list(self.pending_reasons),
+        }
+
+    def load_state(self, s: dict[str, Any]) -> None:
+        self.last_retrain_ts = s["last_retrain_ts"]
+        self.labels_since = s["labels_since"]
+        self.first_seen_ts = s["first_seen_ts"]
+        self.evidence = list(s["evidence"])
+        self.change_point = s["change_point"]
+        self.data_drift_since = s["data_drift_since"]
+        self.performance_armed = s["performance_armed"]
+        self.sustained_armed = s["sustained_armed"]
+        self.recent_errors = deque(s["recent_errors"])
+        self.pending_reasons = list(s["pending_reasons"])

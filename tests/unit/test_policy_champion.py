@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import random
+
+import orjson
+import pytest
+from scipy import stats
+
+from stream.champion import ChampionChallenger
+from stream.policy import Position, RetrainPolicy, RetrainPolicyConfig
+
+
+def pos(ts, i=None, l=None):
+    return Position(i, l, ts)
+
+
+def test_concept_drift_gives_one_retrain_per_incident_with_change_point_window():
+    p = RetrainPolicy(RetrainPolicyConfig(cooldown_seconds=100))
+    p.observe_label(0.0, 0.0)
+    p.observe_warning(pos(10.0, 5, 3))
+    p.observe_concept_drift("d1", pos(12.0, 7, 4))
+    d = p.decide(pos(12.0))
+    assert d.reasons == ["concept_drift"] and d.evidence == ["d1"]
+    assert d.window_source == "change_point" and d.window_from == {"inference_offset": 5, "labels_offset": 3, "ts": 10.0}
+    # a second detector alarming on the same incident, inside the cooldown: no second event
+    p.observe_concept_drift("d2", pos(20.0, 9, 6))
+    assert p.decide(pos(20.0)) is None
+    # after the cooldown a new incident is a new event
+    p.observe_concept_drift("d3", pos(200.0, 90, 60))
+    d = p.decide(pos(200.0))
+    assert d.reasons == ["concept_drift"] and "d3" in d.evidence
+
+
+def test_concept_drift_trigger_can_be_off():
+    p = RetrainPolicy(RetrainPolicyConfig(on_concept_drift=False))
+    p.observe_concept_drift("d1", pos(1.0))
+    assert p.decide(pos(1.0)) is None
+
+
+def test_performance_threshold_fires_once_and_rearms():
+    p = RetrainPolicy(RetrainPolicyConfig(on_concept_drift=False, performance_threshold=0.3, performance_window=10,
+                                          cooldown_seconds=0))
+    fired = []
+    for i in range(60):
+        err = 1.0 if 10 <= i < 30 else 0.0
+        p.observe_label(float(i), err)
+        d = p.decide(pos(float(i)))
+        if d:
+            fired.append((i, d.reasons, d.window_source))
+    assert len(fired) == 1 and fired[0][1] == ["performance"] and fired[0][2] == "fallback"
+    for i in range(60, 80):
+        p.observe_label(float(i), 1.0)
+        if p.decide(pos(float(i))):
+            fired.append(i)
+    assert len(fired) == 2  # re-armed after the error went back under the threshold
+
+
+def test_schedule_and_new_labels():
+    p = RetrainPolicy(RetrainPolicyConfig(on_concept_drift=False, every_seconds=100, cooldown_seconds=0))
+    hits = []
+    for i in range(0, 350, 10):
+        p.observe_label(float(i), 0.0)
+        if p.decide(pos(float(i))):
+            hits.append(i)
+    assert hits == [100, 200, 300]
+    q = RetrainPolicy(RetrainPolicyConfig(on_concept_drift=False, every_labels=25, cooldown_seconds=0))
+    n = 0
+    for i in range(100):
+        q.observe_label(float(i), 0.0)
+        n += q.decide(pos(float(i))) is not None
+    assert n == 4
+
+
+def test_sustained_data_drift_and_on_demand_ignores_cooldown():
+    p = RetrainPolicy(RetrainPolicyConfig(on_concept_drift=False, data_drift_sustained_seconds=50,
+                                          cooldown_seconds=1e9))
+    p.observe_data_drift("f1", 10.0, True)
+    assert p.decide(pos(40.0)) is None
+    d = p.decide(pos(61.0))
+    assert d.reasons == ["data_drift_sustained"] and d.evidence == ["f1"]
+    p.request()
+    assert p.decide(pos(62.0)).reasons == ["on_demand"]
+
+
+def test_policy_state_round_trip():
+    p = RetrainPolicy(RetrainPolicyConfig(performance_threshold=0.5, performance_window=5))
+    for i in range(7):
+        p.observe_label(float(i), float(i % 2))
+    p.observe_warning(pos(3.0, 1, 2))
+    p.observe_data_drift("x", 4.0, True)
+    q = RetrainPolicy(p.cfg)
+    q.load_state(orjson.loads(orjson.dumps(p.to_state())))
+    assert q.to_state() == p.to_state()
+
+
+def test_mcnemar_matches_scipy_and_detects_a_better_challenger():
+    rng = random.Random(1)
+    cc = ChampionChallenger("classification", window=1000, alpha=0.01, min_pairs=100)
+    for _ in range(1000):
+        champ = 1.0 if rng.random() < 0.30 else 0.0
+        chall = 1.0 if rng.random() < 0.20 else 0.0
+        cc.add(champ, chall)
+    r = cc.compare()
+    expected = stats.chi2.sf((abs(r.b - r.c) - 1) ** 2 / (r.b + r.c), 1)
+    assert r.p_value == pytest.approx(expected, rel=1e-9)
+    assert r.challenger_better and r.challenger_error < r.champion_error
+
+
+def test_no_difference_is_not_significant_and_regression_paired_test():
+    rng = random.Random(2)
+    cc = ChampionChallenger("classification", window=500, min_pairs=100)
+    for _ in range(500):
+        cc.add(float(rng.random() < 0.2), float(rng.random() < 0.2))
+    assert not cc.compare().challenger_better
+    reg = ChampionChallenger("regression", window=500, min_pairs=100)
+    for _ in range(500):
+        reg.add(abs(rng.gauss(0, 2.0)), abs(rng.gauss(0, 1.0)))
+    r = reg.compare()
+    assert r.test == "paired_z" and r.challenger_better
+    assert ChampionChallenger("classification", min_pairs=10).compare() is None
