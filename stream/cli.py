@@ -152,6 +152,19 @@ def cmd_state_reset(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retrain_worker(args: argparse.Namespace) -> int:
+    from stream.retrain_worker import run_worker
+
+    cfg = _load(args)
+    setup_logging(cfg)
+    try:
+        store = _store(cfg)
+    except ConfigError:
+        store = None
+        logging.getLogger("driftstream").warning("no HMAC key: evaluating without the current online model")
+    return run_worker(cfg, store, max_events=args.max_events, max_seconds=args.max_seconds)
+
+
 def cmd_config_reference(args: argparse.Namespace) -> int:
     from stream.config_reference import markdown
 
@@ -181,6 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--events", type=int, default=60_000, help="inference events to produce")
     demo.add_argument("--rate", type=float, default=8000.0, help="events per second to produce")
     demo.add_argument("--report", default="reports/demo", help="report path prefix (.png and .html are written)")
+
+    worker = add("retrain-worker", "consume retrain-events, retrain on the recommended window, publish the "
+                                   "evaluation to model-updates (the reference downstream consumer)", cmd_retrain_worker)
+    worker.add_argument("--max-events", type=int, default=None, help="stop after handling this many events")
+    worker.add_argument("--max-seconds", type=float, default=None, help="stop after this long")
 
     add("check-config", "load and validate the config, print it with secrets redacted", cmd_check_config)
     ref = sub.add_parser("config-reference", help="print every config key with type, default and meaning (Markdown)")
