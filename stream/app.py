@@ -189,7 +189,7 @@ class Service:
             try:
                 size = self._save_with_retry(proc)
             except Fenced as exc:
-                log.error("partition %d fenced: %s; dropping it", p, exc)
+                log.error("partition %d fenced: %s; dropping it", p, exc, extra={"partition": p})
                 self.metrics.checkpoint_failures.labels("fenced").inc()
                 self._drop(p)
                 continue
@@ -218,7 +218,8 @@ class Service:
                 self.metrics.checkpoint_failures.labels("redis_unavailable").inc()
                 if self._stopping and delay > 5:
                     raise FatalError(f"Redis unavailable while stopping: {exc}") from exc
-                log.warning("Redis unavailable (%s); retrying the checkpoint in %.1f s", exc, delay)
+                log.warning("Redis unavailable (%s); retrying the checkpoint in %.1f s", exc, delay,
+                            extra={"partition": proc.partition})
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -295,7 +296,8 @@ class Service:
                    "(retention deleted unprocessed data)")
             if self.cfg.processing.on_offset_out_of_range == "fail":
                 raise FatalError(msg + "; set processing.on_offset_out_of_range='reset' to continue from the log start")
-            log.warning("%s; resetting to %d as configured", msg, low)
+            log.warning("%s; resetting to %d as configured", msg, low,
+                        extra={"partition": tp.partition, "topic": tp.topic, "offset": stored})
             self.publisher.send(self.cfg.topics.data_quality, None, {
                 "id": f"{tp.topic}:{tp.partition}:{stored}:offset-reset", "type": "data-quality",
                 "check": "offset_out_of_range", "severity": "critical", "partition": tp.partition,

@@ -45,3 +45,20 @@ def test_state_commands_parse():
     assert args.partition == 3
     args = build_parser().parse_args(["state", "reset", "--all"])
     assert args.all
+
+
+def test_json_logs_carry_partition_context(capsys):
+    import logging
+
+    import orjson
+
+    from stream.cli import setup_logging
+    from stream.config import load_config
+
+    setup_logging(load_config(None, {"DRIFTSTREAM_LOGGING__JSON": "true"}))
+    logging.getLogger("driftstream").error("partition %d fenced", 3, extra={"partition": 3, "offset": 17})
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    rec = orjson.loads(line)
+    assert rec["msg"] == "partition 3 fenced" and rec["partition"] == 3 and rec["offset"] == 17
+    assert rec["level"] == "ERROR"
+    logging.getLogger().handlers.clear()
