@@ -94,6 +94,7 @@ TUNABLE: dict[str, Tunable] = {
     "HDDM_W": Tunable("drift_confidence", "larger", 1e-30, 0.5),
     "FHDDM": Tunable("confidence_level", "larger", 1e-100, 0.5),
 }
+TUNABLE["HDDMA"], TUNABLE["HDDMW"] = TUNABLE["HDDM_A"], TUNABLE["HDDM_W"]  # River's spelling of the names
 
 
 @dataclass(frozen=True)
