@@ -18,6 +18,7 @@ import collections.abc
 import dataclasses
 import os
 import tomllib
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,7 +81,7 @@ class JoinConfig:
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    #: class name in ``detectors`` (ADWIN, PageHinkley, KSWIN, DDM, EDDM, HDDM_A, HDDM_W, FHDDM)
+    #: class name in ``detectors`` (ADWIN, PageHinkley, KSWIN, DDM, EDDM, HDDMA, HDDMW, FHDDM)
     name: str = "ADWIN"
     params: Mapping[str, Any] = field(default_factory=dict)
 
@@ -93,14 +94,66 @@ class OnlineModelConfig:
     learning_rate: float = 0.05
 
 
+FEATURE_TYPES = ("numeric", "categorical", "boolean")
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One declared input feature of a model (``[models.<name>.features.<feature>]``)."""
+
+    #: "numeric", "categorical" or "boolean"
+    type: str = "numeric"
+    nullable: bool = True
+    #: inclusive range for numeric features (None: unbounded)
+    min: float | None = None
+    max: float | None = None
+    #: allowed values of a categorical feature (empty: any value)
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DataQualityConfig:
+    enabled: bool = True
+    #: a feature whose last ``constant_window`` non-null values are all equal is reported as constant
+    constant_window: int = 500
+    #: at most one event per (check, feature) per this many inference events of the model in a partition
+    rate_limit_events: int = 1000
+
+
+@dataclass(frozen=True)
+class DataDriftConfig:
+    """Windowed two-sample tests on features, served predictions/scores and labels."""
+
+    enabled: bool = True
+    #: "ks" or "psi"
+    numeric_test: str = "ks"
+    #: "chi2" or "js" (also used for booleans)
+    categorical_test: str = "chi2"
+    reference_size: int = 1000
+    window_size: int = 500
+    #: values between two tests once the window is full
+    step: int = 100
+    #: significance level of each KS / chi2 test; small because a test runs every ``step`` values forever
+    #: (it is not a family-wise error rate)
+    alpha: float = 1e-4
+    psi_threshold: float = 0.25
+    js_threshold: float = 0.1
+    #: features tracked per model (declared order, else order of first appearance)
+    max_features: int = 32
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """What is monitored for one model name (declared in ``[models.<name>]``)."""
 
     task: str = "classification"
     #: detectors on the served model's error stream (0/1 for classification, |error| for regression)
-    error_detectors: tuple[DetectorConfig, ...] = (DetectorConfig("ADWIN", {}), DetectorConfig("HDDM_A", {}))
+    error_detectors: tuple[DetectorConfig, ...] = (DetectorConfig("ADWIN", {}), DetectorConfig("HDDMA", {}))
     online_model: OnlineModelConfig = OnlineModelConfig()
+    #: declared input schema; empty means "infer from the first event" (and report the model as undeclared)
+    features: Mapping[str, FeatureSpec] = field(default_factory=dict)
+    data_quality: DataQualityConfig = DataQualityConfig()
+    data_drift: DataDriftConfig = DataDriftConfig()
 
 
 @dataclass(frozen=True)
@@ -144,8 +197,9 @@ class AppConfig:
     state: StateConfig = StateConfig()
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()
-    #: the spec used for a model name that is not declared in ``models``
-    default_model: ModelSpec = ModelSpec()
+    #: the spec used for a model name that is not declared in ``models``; data drift is opt-in for it,
+    #: since without a declared schema nobody has said which distributions are meant to be stable
+    default_model: ModelSpec = ModelSpec(data_drift=DataDriftConfig(enabled=False))
     models: Mapping[str, ModelSpec] = field(default_factory=dict)
     #: monitor models that are not declared in ``models`` with ``default_model`` (else dead-letter them)
     accept_undeclared_models: bool = True
@@ -199,7 +253,9 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
+def _build(cls: type, data: Any, where: str, base: Any = None) -> Any:
+    """Build ``cls`` from a table; keys left out keep their value in ``base`` (the field's default
+    instance, e.g. ``AppConfig.default_model``), else the class default."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a table, got {data!r}")
     hints = typing.get_type_hints(cls)
@@ -213,9 +269,14 @@ def _build(cls: type, data: Any, where: str) -> Any:
     for f in dataclasses.fields(cls):
         if f.name not in data:
             continue
-        kwargs[f.name] = _convert(hints[f.name], data[f.name], f"{where}.{f.name}" if where else f.name)
+        at = f"{where}.{f.name}" if where else f.name
+        inner = getattr(base, f.name) if base is not None else f.default
+        if dataclasses.is_dataclass(inner) and not isinstance(inner, type):
+            kwargs[f.name] = _build(type(inner), data[f.name], at, inner)
+        else:
+            kwargs[f.name] = _convert(hints[f.name], data[f.name], at)
     try:
-        return cls(**kwargs)
+        return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
     except TypeError as exc:  # pragma: no cover - defensive
         raise ConfigError(f"{where}: {exc}") from exc
 
@@ -236,6 +297,13 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         if args and dataclasses.is_dataclass(args[1]):
             return {k: _convert(args[1], v, f"{where}.{k}") for k, v in value.items()}
         return dict(value)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None and len(args) < len(typing.get_args(tp)):
+            return None
+        if len(args) == 1:
+            return _convert(args[0], value, where)
+        return value
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true/false, got {value!r}")
@@ -256,7 +324,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
 
 
 def _validate(cfg: AppConfig) -> AppConfig:
-    from detectors import DETECTORS
+    from detectors import ALIASES, DETECTORS
 
     if cfg.processing.start_from not in ("earliest", "latest"):
         raise ConfigError("processing.start_from must be 'earliest' or 'latest'")
@@ -273,11 +341,51 @@ def _validate(cfg: AppConfig) -> AppConfig:
         if spec.task not in ("classification", "regression"):
             raise ConfigError(f"{where}.task must be 'classification' or 'regression'")
         for d in spec.error_detectors:
-            if d.name not in DETECTORS:
+            if d.name not in DETECTORS and d.name not in ALIASES:
                 raise ConfigError(f"{where}.error_detectors: unknown detector {d.name!r}; known: {', '.join(DETECTORS)}")
         if spec.online_model.kind not in ("logistic", "hoeffding_tree", "linear"):
             raise ConfigError(f"{where}.online_model.kind must be logistic, hoeffding_tree or linear")
+        _validate_features(where, spec)
+        _validate_data_drift(where, spec.data_drift)
+        if spec.data_quality.constant_window < 2:
+            raise ConfigError(f"{where}.data_quality.constant_window must be >= 2")
+        if spec.data_quality.rate_limit_events < 1:
+            raise ConfigError(f"{where}.data_quality.rate_limit_events must be >= 1")
     return cfg
+
+
+def _validate_features(where: str, spec: ModelSpec) -> None:
+    for name, f in spec.features.items():
+        at = f"{where}.features.{name}"
+        if not name or len(name) > 128:
+            raise ConfigError(f"{at}: feature names have 1..128 characters")
+        if f.type not in FEATURE_TYPES:
+            raise ConfigError(f"{at}.type must be one of {', '.join(FEATURE_TYPES)}, got {f.type!r}")
+        if f.type != "numeric" and (f.min is not None or f.max is not None):
+            raise ConfigError(f"{at}: min/max only apply to numeric features")
+        if f.min is not None and f.max is not None and f.min > f.max:
+            raise ConfigError(f"{at}: min ({f.min}) is greater than max ({f.max})")
+        if f.categories and f.type != "categorical":
+            raise ConfigError(f"{at}: categories only apply to categorical features")
+        if len(set(f.categories)) != len(f.categories):
+            raise ConfigError(f"{at}.categories has duplicates")
+
+
+def _validate_data_drift(where: str, d: DataDriftConfig) -> None:
+    at = f"{where}.data_drift"
+    if d.numeric_test not in ("ks", "psi"):
+        raise ConfigError(f"{at}.numeric_test must be 'ks' or 'psi', got {d.numeric_test!r}")
+    if d.categorical_test not in ("chi2", "js"):
+        raise ConfigError(f"{at}.categorical_test must be 'chi2' or 'js', got {d.categorical_test!r}")
+    for key in ("reference_size", "window_size", "step", "max_features"):
+        if getattr(d, key) < 1:
+            raise ConfigError(f"{at}.{key} must be >= 1")
+    if not 0.0 < d.alpha < 1.0:
+        raise ConfigError(f"{at}.alpha must be in (0, 1)")
+    if d.psi_threshold <= 0.0:
+        raise ConfigError(f"{at}.psi_threshold must be > 0")
+    if not 0.0 < d.js_threshold <= 1.0:
+        raise ConfigError(f"{at}.js_threshold must be in (0, 1]")
 
 
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> AppConfig:

@@ -34,10 +34,10 @@ def drift_event(proc: "PartitionProcessor", mon: "ModelMonitor", alarm: "Alarm")
         "prediction_offset": j.prediction.offset,
         "statistic": {
             "estimate": alarm.estimate,
-            "served_error_rolling": mon.rolling_served_error(),
-            "online_error_rolling": mon.rolling_online_error(),
+            "served_error_rolling": alarm.served_error_rolling,
+            "online_error_rolling": alarm.online_error_rolling,
         },
-        "joined_count": mon.joined,
+        "joined_count": alarm.joined_count,
     }
 
 

@@ -75,6 +75,9 @@ class Alarm:
     error_index: int
     #: the detector's current estimate, if it has one (ADWIN's mean, DDM's p+s ...)
     estimate: float | None
+    served_error_rolling: float
+    online_error_rolling: float | None
+    joined_count: int
 
 
 class ModelMonitor:
@@ -91,7 +94,8 @@ class ModelMonitor:
         self.online_errors_total = 0.0
         self.recent_served: deque[float] = deque(maxlen=ROLLING)
         self.recent_online: deque[float] = deque(maxlen=ROLLING)
-        self._batch: list[tuple[float, Joined]] = []
+        self._batch: list[tuple[float, float | None, Joined]] = []
+        self._batch_start: tuple[list[float], list[float], int] = ([], [], 0)
 
     # -- per event --------------------------------------------------------------------------------
     def predict_online(self, features: dict[str, Any]) -> Any:
@@ -103,6 +107,9 @@ class ModelMonitor:
 
     def on_joined(self, j: Joined) -> None:
         err = served_error(self.spec.task, j.prediction.prediction, j.label)
+        if not self._batch:
+            self._batch_start = (list(self.recent_served), list(self.recent_online), self.joined)
+        oerr = None
         self.joined += 1
         self.served_errors_total += err
         self.recent_served.append(err)
@@ -113,26 +120,35 @@ class ModelMonitor:
             self.online_errors_total += oerr
             self.recent_online.append(oerr)
             self.online.learn_one(_river_x(j.prediction.features), j.label)
-        self._batch.append((err, j))
+        self._batch.append((err, oerr, j))
 
     # -- per micro-batch ----------------------------------------------------------------------------
     def run_detectors(self) -> list[Alarm]:
         if not self._batch:
             return []
-        errors = np.fromiter((e for e, _ in self._batch), dtype=np.float64, count=len(self._batch))
+        errors = np.fromiter((e for e, _, _ in self._batch), dtype=np.float64, count=len(self._batch))
         alarms: list[Alarm] = []
         for cfg, det in zip(self.spec.error_detectors, self.detectors):
             if cfg.name in BINARY:
                 drifts, warns = det.update_many(errors, warnings=True)
                 for i in warns:
-                    alarms.append(Alarm(cfg.name, True, self._batch[i][1], int(i), None))
+                    alarms.append(self._alarm(cfg.name, True, int(i), None))
             else:
                 drifts = det.update_many(errors)
             for i in drifts:
-                alarms.append(Alarm(cfg.name, False, self._batch[i][1], int(i), _estimate(det)))
+                alarms.append(self._alarm(cfg.name, False, int(i), None))
         self._batch.clear()
         alarms.sort(key=lambda a: (a.error_index, a.detector, a.warning))
         return alarms
+
+    def _alarm(self, name: str, warning: bool, i: int, estimate: float | None) -> Alarm:
+        """An alarm with the rolling errors as they were at the alarming event (not at batch end), so
+        that the content does not depend on where micro-batch boundaries fell."""
+        served0, online0, joined0 = self._batch_start
+        served = (served0 + [e for e, _, _ in self._batch[: i + 1]])[-ROLLING:]
+        online = (online0 + [o for _, o, _ in self._batch[: i + 1] if o is not None])[-ROLLING:]
+        return Alarm(name, warning, self._batch[i][2], i, estimate,
+                     sum(served) / len(served), sum(online) / len(online) if online else None, joined0 + i + 1)
 
     # -- summaries and state ------------------------------------------------------------------------
     def rolling_served_error(self) -> float | None:

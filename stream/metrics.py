@@ -43,6 +43,11 @@ class Metrics:
                          ["topic", "partition"], registry=registry)
         self.batch_seconds = Histogram(f"{NS}_batch_processing_seconds", "Processing time of one micro-batch",
                                        registry=registry, buckets=(.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10))
+        self.data_quality = Counter(f"{NS}_data_quality_issues", "Data-quality issues found (rate-limited or not)",
+                                    ["model", "check"], registry=registry)
+        self.feature_drift_statistic = Gauge(f"{NS}_feature_drift_statistic",
+                                             "Latest statistic of a data-drift test (feature, prediction, score, label)",
+                                             ["model", "feature", "test"], registry=registry)
         self.assigned = Gauge(f"{NS}_assigned_partitions", "Partitions owned by this instance", registry=registry)
 
     def message(self, topic: str, partition: int, outcome: str) -> None:
@@ -73,6 +78,12 @@ class Metrics:
             self.served_error.labels(model).set(served)
         if online is not None:
             self.online_error.labels(model).set(online)
+
+    def quality_issue(self, model: str, check: str) -> None:
+        self.data_quality.labels(model, check).inc()
+
+    def drift_statistic(self, model: str, feature: str, test: str, value: float) -> None:
+        self.feature_drift_statistic.labels(model, feature, test).set(value)
 
     def checkpoint(self, partition: int, seconds: float, size: int) -> None:
         self.checkpoint_seconds.observe(seconds)

@@ -1,7 +1,8 @@
 """The per-partition processor: owns everything about partition *i* of both input topics.
 
 A message's path reads top to bottom in :meth:`PartitionProcessor.process_record`:
-decode → validate → (online model predicts) → join → detect (micro-batch) → decide → publish.
+decode → validate → data quality → (online model predicts) → join → detect (micro-batch: concept drift, then
+feature / prediction / label drift) → decide → publish.
 
 Ordering. Inference and label messages of a partition come from two topics whose interleaving in a
 fetch is an accident of timing. To make a replay after a crash produce exactly the same joins, alarms and
@@ -21,12 +22,14 @@ from typing import Any, Callable
 import orjson
 
 from stream.config import AppConfig
+from stream.datadrift import DataDriftMonitor, Position
 from stream.decide import drift_event, label_missing_event, online_prediction_event
 from stream.decode import decode
 from stream.detect import ModelMonitor
 from stream.errors import InvalidMessage, StateRefused
 from stream.events import Record
 from stream.join import Joined, LabelJoin, MismatchedLabel, PendingLabel, PendingPrediction
+from stream.quality import DataQualityChecker
 from stream.validate import validate_inference, validate_label
 
 STATE_FORMAT = 1
@@ -50,6 +53,8 @@ class PartitionProcessor:
         self.next_offsets: dict[str, int] = {}
         self.join = LabelJoin(cfg.join.max_pending, cfg.join.ttl_seconds, cfg.join.remember_joined)
         self.monitors: dict[str, ModelMonitor] = {}
+        self.quality: dict[str, DataQualityChecker] = {}
+        self.data_drift: dict[str, DataDriftMonitor] = {}
         self.expired_predictions = 0
         self.unmatched_labels = 0
         self.processed_since_checkpoint = 0
@@ -112,12 +117,30 @@ class PartitionProcessor:
                 raise InvalidMessage("unknown_model", f"model {model!r} is not declared in the config")
             if len(self.monitors) >= MAX_MODELS_PER_PARTITION:
                 raise InvalidMessage("too_many_models", f"more than {MAX_MODELS_PER_PARTITION} models in one partition")
-            mon = self.monitors[model] = ModelMonitor(model, self.cfg.model_spec(model))
+            spec = self.cfg.model_spec(model)
+            mon = self.monitors[model] = ModelMonitor(model, spec)
+            self.quality[model] = DataQualityChecker(model, dict(spec.features), spec.data_quality)
+            self.data_drift[model] = DataDriftMonitor(model, spec.task, spec.data_drift)
         return mon
+
+    def _check_quality(self, r: Record, ev: Any) -> None:
+        """Data-quality checks, then the event's values into the data-drift tests of its model."""
+        spec = self.cfg.model_spec(ev.model)
+        checker = self.quality[ev.model]
+        valid = True
+        if spec.data_quality.enabled:
+            valid, issues = checker.check(ev)
+            for issue in issues:
+                self.metrics.quality_issue(ev.model, issue.check)
+                self.publisher.send(self.cfg.topics.data_quality, ev.id,
+                                    checker.event(issue, r.topic, r.partition, r.offset, ev.ts, ev.id))
+        self.data_drift[ev.model].add_inference(ev.features, checker.types, valid, ev.prediction, ev.score,
+                                                Position(r.topic, r.offset, ev.ts, ev.id))
 
     def _on_inference(self, r: Record, obj: dict[str, Any]) -> None:
         ev = validate_inference(obj)
         mon = self._monitor(ev.model)
+        self._check_quality(r, ev)
         online = mon.predict_online(ev.features)
         pending = PendingPrediction(r.offset, ev.ts, ev.model, ev.prediction, online, ev.features)
         try:
@@ -139,6 +162,7 @@ class PartitionProcessor:
     def _on_label(self, r: Record, obj: dict[str, Any]) -> None:
         ev = validate_label(obj)
         mon = self._monitor(ev.model)
+        self.data_drift[ev.model].add_label(ev.label, Position(r.topic, r.offset, ev.ts, ev.id))
         raw = (r.value or b"").decode("utf-8", "replace")
         joined = self.join.add_label(ev.id, PendingLabel(r.offset, ev.ts, ev.model, ev.label, raw))
         if joined is not None:
@@ -182,6 +206,12 @@ class PartitionProcessor:
                 ev = drift_event(self, mon, alarm)
                 self.publisher.send(self.cfg.topics.drift_events, model, ev)
             self.metrics.model_errors(model, mon.rolling_served_error(), mon.rolling_online_error())
+            dd = self.data_drift[model]
+            for finding in dd.run_tests():
+                self.metrics.alarm(model, finding.kind, finding.detector, False)
+                self.publisher.send(self.cfg.topics.drift_events, model, dd.event(finding, self.partition))
+            for (_, signal, detector), value in dd.latest.items():
+                self.metrics.drift_statistic(model, signal, detector, value)
         self.metrics.pending(self.partition, self.join.pending_predictions, self.join.pending_labels)
 
     # -- state -------------------------------------------------------------------------------------
@@ -193,6 +223,8 @@ class PartitionProcessor:
                 models[name] = base64.b64encode(pickle.dumps(mon.online, protocol=5)).decode()
         state = {
             "format": STATE_FORMAT,
+            "quality": {name: q.to_state() for name, q in self.quality.items()},
+            "data_drift": {name: d.to_state() for name, d in self.data_drift.items()},
             "partition": self.partition,
             "next_offsets": self.next_offsets,
             "join": self.join.to_state(),
@@ -219,6 +251,14 @@ class PartitionProcessor:
             model = pickle.loads(base64.b64decode(blob)) if blob is not None and mon.online is not None else None
             mon.load_state(mstate, model)
             self.monitors[name] = mon
+            spec = self.cfg.model_spec(name)
+            self.quality[name] = DataQualityChecker(name, dict(spec.features), spec.data_quality)
+            self.data_drift[name] = DataDriftMonitor(name, spec.task, spec.data_drift)
+            # checkpoints written before data quality / data drift existed have no such state: start fresh
+            if name in state.get("quality", {}):
+                self.quality[name].load_state(state["quality"][name])
+            if name in state.get("data_drift", {}):
+                self.data_drift[name].load_state(state["data_drift"][name])
         self.expired_predictions = state["expired_predictions"]
         self.unmatched_labels = state["unmatched_labels"]
 

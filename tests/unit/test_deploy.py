@@ -145,6 +145,8 @@ def exercised_registry() -> CollectorRegistry:
     m.lag.labels("inference", "0").set(10)
     m.batch_seconds.observe(0.01)
     m.assigned.set(1)
+    m.quality_issue("fraud", "missing_feature")
+    m.drift_statistic("fraud", "amount", "KS", 0.2)
     return registry
 
 

@@ -1,0 +1,202 @@
+"""Stage 4b, data drift: windowed two-sample tests on features, served predictions / scores and labels.
+
+One :class:`DataDriftMonitor` per (partition, model). Each signal has one test:
+
+* ``feature`` -- every declared feature (or, for an undeclared model, every inferred one, in order of
+  first appearance), at most ``max_features``: numeric -> KS or PSI, categorical / boolean -> chi2 or JS.
+  Only valid rows (no schema violation) and non-null values feed it.
+* ``prediction`` -- the served prediction (categorical test on ``str(prediction)`` for classification,
+  numeric test for regression) and ``score`` (numeric test) when the event has one.
+* ``label`` -- labels as they arrive (categorical for classification, numeric for regression).
+
+Values are buffered during a micro-batch and fed to the tests with ``update_many`` at its end, like
+:meth:`stream.detect.ModelMonitor.run_detectors`; each result's ``position`` maps back to the input
+position of the value that triggered it, so events do not depend on where batch boundaries fell.
+To avoid alarm floods an event is emitted only on a test's transition from no-drift to drift; the test
+must report no drift again before it can alarm again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from detectors.chi2_test import ChiSquaredDrift
+from detectors.js_distance import JSDrift
+from detectors.ks_test import KSDrift
+from detectors.psi import PSIDrift
+from detectors.window import DriftTestResult, WindowedDriftTest
+from stream.config import DataDriftConfig
+from stream.events import output_id
+
+#: short detector names used in events, ids and metrics
+DETECTOR_NAMES = {"KSDrift": "KS", "PSIDrift": "PSI", "ChiSquaredDrift": "chi2", "JSDrift": "JS"}
+_CLASSES = {c.__name__: c for c in (KSDrift, PSIDrift, ChiSquaredDrift, JSDrift)}
+
+
+@dataclass(slots=True)
+class Position:
+    """Where a value came from: the input record and its event."""
+
+    topic: str
+    offset: int
+    ts: float
+    event_id: str
+
+
+@dataclass(slots=True)
+class DriftFinding:
+    kind: str
+    signal: str
+    detector: str
+    result: DriftTestResult
+    at: Position
+
+
+class _Signal:
+    """One test plus its batch buffer and its alarm state."""
+
+    __slots__ = ("kind", "signal", "test", "in_drift", "values", "positions")
+
+    def __init__(self, kind: str, signal: str, test: WindowedDriftTest, in_drift: bool = False) -> None:
+        self.kind = kind
+        self.signal = signal
+        self.test = test
+        self.in_drift = in_drift
+        self.values: list[Any] = []
+        self.positions: list[Position] = []
+
+    @property
+    def detector(self) -> str:
+        return DETECTOR_NAMES[type(self.test).__name__]
+
+
+class DataDriftMonitor:
+    """Feature, prediction and label drift of one model in one partition (see the module docstring)."""
+
+    def __init__(self, model: str, task: str, cfg: DataDriftConfig) -> None:
+        self.model = model
+        self.task = task
+        self.cfg = cfg
+        #: "kind\x00signal" -> signal; insertion order is the order signals first appeared
+        self.signals: dict[str, _Signal] = {}
+        self.features_tracked = 0
+        #: the latest test result per signal, for the statistic gauge
+        self.latest: dict[tuple[str, str, str], float] = {}
+
+    def _make_test(self, numeric: bool) -> WindowedDriftTest:
+        c = self.cfg
+        common = {"reference_size": c.reference_size, "window_size": c.window_size, "step": c.step}
+        if numeric:
+            if c.numeric_test == "psi":
+                return PSIDrift(threshold=c.psi_threshold, **common)
+            return KSDrift(alpha=c.alpha, **common)
+        if c.categorical_test == "js":
+            return JSDrift(threshold=c.js_threshold, **common)
+        return ChiSquaredDrift(alpha=c.alpha, **common)
+
+    def _signal(self, kind: str, signal: str, numeric: bool) -> _Signal | None:
+        key = f"{kind}\x00{signal}"
+        s = self.signals.get(key)
+        if s is None:
+            if kind == "feature":
+                if self.features_tracked >= self.cfg.max_features:
+                    return None
+                self.features_tracked += 1
+            s = self.signals[key] = _Signal(kind, signal, self._make_test(numeric))
+        return s
+
+    # -- per event ----------------------------------------------------------------------------------
+    def add_inference(self, features: dict[str, Any], types: dict[str, str | None], valid: bool,
+                      prediction: Any, score: float | None, at: Position) -> None:
+        if not self.cfg.enabled:
+            return
+        if valid:
+            for name, v in features.items():
+                tp = types.get(name)
+                if v is None or tp is None:
+                    continue
+                s = self._signal("feature", name, tp == "numeric")
+                if s is not None:
+                    s.values.append(float(v) if tp == "numeric" else v)
+                    s.positions.append(at)
+        self._add_target("prediction", "prediction", prediction, at)
+        if score is not None:
+            s = self._signal("prediction", "score", True)
+            s.values.append(float(score))
+            s.positions.append(at)
+
+    def add_label(self, label: Any, at: Position) -> None:
+        if self.cfg.enabled:
+            self._add_target("label", "label", label, at)
+
+    def _add_target(self, kind: str, signal: str, v: Any, at: Position) -> None:
+        if self.task == "regression":
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                return  # reported elsewhere (non_numeric_regression); nothing to test
+            s = self._signal(kind, signal, True)
+            v = float(v)
+        else:
+            s = self._signal(kind, signal, False)
+            v = str(v)
+        s.values.append(v)
+        s.positions.append(at)
+
+    # -- per micro-batch ----------------------------------------------------------------------------
+    def run_tests(self) -> list[DriftFinding]:
+        """Feed the batch to the tests; return the no-drift -> drift transitions, in input order."""
+        found: list[DriftFinding] = []
+        for s in self.signals.values():
+            if not s.values:
+                continue
+            n0 = s.test.n_seen
+            results = s.test.update_many(s.values)
+            for r in results:
+                at = s.positions[r.position - n0 - 1]
+                if r.drift and not s.in_drift:
+                    found.append(DriftFinding(s.kind, s.signal, s.detector, r, at))
+                s.in_drift = r.drift
+            if results:
+                self.latest[(s.kind, s.signal, s.detector)] = results[-1].statistic
+            s.values.clear()
+            s.positions.clear()
+        found.sort(key=lambda f: (f.at.topic, f.at.offset, f.kind, f.signal))
+        return found
+
+    def event(self, f: DriftFinding, partition: int) -> dict[str, Any]:
+        r = f.result
+        return {
+            "id": output_id(f.at.topic, partition, f.at.offset, f"drift:{f.kind}:{f.signal}:{f.detector}"),
+            "type": "drift",
+            "kind": f.kind,
+            "signal": f.signal,
+            "model": self.model,
+            "partition": partition,
+            "detector": f.detector,
+            "severity": "warning",
+            "offset": f.at.offset,
+            "topic": f.at.topic,
+            "ts": f.at.ts,
+            "event_id": f.at.event_id,
+            "statistic": r.statistic,
+            "p_value": r.p_value,
+            "distance": r.distance,
+            "threshold": r.threshold,
+            "windows": {"reference_size": r.reference_size, "current_size": r.current_size},
+            "values_seen": r.position,
+        }
+
+    # -- state --------------------------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        assert not any(s.values for s in self.signals.values()), "state is taken between micro-batches"
+        return {
+            "signals": [[s.kind, s.signal, s.in_drift, s.test.to_state()] for s in self.signals.values()],
+            "features_tracked": self.features_tracked,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.signals = {}
+        for kind, signal, in_drift, tstate in state["signals"]:
+            test = _CLASSES[tstate["type"]].from_state(tstate)
+            self.signals[f"{kind}\x00{signal}"] = _Signal(kind, signal, test, bool(in_drift))
+        self.features_tracked = int(state["features_tracked"])
