@@ -84,6 +84,11 @@ class DetectorConfig:
     #: class name in ``detectors`` (ADWIN, PageHinkley, KSWIN, DDM, EDDM, HDDMA, HDDMW, FHDDM)
     name: str = "ADWIN"
     params: Mapping[str, Any] = field(default_factory=dict)
+    #: if > 0: calibrate the detector's threshold so that, on data like the first ``calibration_window``
+    #: errors, false alarms come on average once every this many events (see detectors.calibrate)
+    false_alarm_every: int = 0
+    calibration_window: int = 2000
+    calibration_seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,48 @@ class OnlineModelConfig:
     #: "logistic" (scaled logistic regression, one-hot for categoricals) or "hoeffding_tree" or "linear"
     kind: str = "logistic"
     learning_rate: float = 0.05
+    #: warn -> background model -> swap on drift, watching the online model's own error
+    adapt: bool = True
+    #: detector on the online model's error; a binary one gives the warnings that start the background model.
+    #: "auto": HDDMA for classification, ADWIN for regression
+    drift_detector: str = "auto"
+    drift_params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChallengerConfig:
+    """Champion (served model) vs challenger (online model) on the same labels."""
+
+    enabled: bool = True
+    #: sliding window of paired outcomes
+    window: int = 2000
+    #: significance level of the paired test (McNemar / paired z)
+    alpha: float = 0.01
+    min_pairs: int = 200
+    #: run the test every this many joined events
+    every: int = 100
+
+
+@dataclass(frozen=True)
+class RetrainPolicyConfig:
+    enabled: bool = True
+    #: retrain on confirmed concept drift of the served model's error
+    on_concept_drift: bool = True
+    #: retrain when data drift (feature/prediction/label) stays active this long (event seconds); 0 = off
+    data_drift_sustained_seconds: float = 0.0
+    #: retrain when the served model's error over ``performance_window`` labels exceeds this; 0 = off
+    performance_threshold: float = 0.0
+    performance_window: int = 1000
+    #: scheduled retraining every this many event seconds; 0 = off
+    every_seconds: float = 0.0
+    #: scheduled retraining after this many new labels (volume of new labelled data); 0 = off
+    every_labels: int = 0
+    #: a schema change (missing/unexpected feature, wrong type) triggers retraining (else it only alerts)
+    on_schema_change: bool = False
+    #: after a retrain event, triggers only collect evidence for this long (event seconds)
+    cooldown_seconds: float = 3600.0
+    #: recommended window when no change point is known: this many seconds before the trigger
+    fallback_window_seconds: float = 86400.0
 
 
 FEATURE_TYPES = ("numeric", "categorical", "boolean")
@@ -154,6 +201,8 @@ class ModelSpec:
     features: Mapping[str, FeatureSpec] = field(default_factory=dict)
     data_quality: DataQualityConfig = DataQualityConfig()
     data_drift: DataDriftConfig = DataDriftConfig()
+    retrain: RetrainPolicyConfig = RetrainPolicyConfig()
+    challenger: ChallengerConfig = ChallengerConfig()
 
 
 @dataclass(frozen=True)
@@ -345,6 +394,29 @@ def _validate(cfg: AppConfig) -> AppConfig:
                 raise ConfigError(f"{where}.error_detectors: unknown detector {d.name!r}; known: {', '.join(DETECTORS)}")
         if spec.online_model.kind not in ("logistic", "hoeffding_tree", "linear"):
             raise ConfigError(f"{where}.online_model.kind must be logistic, hoeffding_tree or linear")
+        od = spec.online_model.drift_detector
+        if od != "auto" and od not in DETECTORS and od not in ALIASES:
+            raise ConfigError(f"{where}.online_model.drift_detector: unknown detector {od!r}")
+        binary = {"DDM", "EDDM", "HDDMA", "HDDMW", "FHDDM", "HDDM_A", "HDDM_W"}
+        if spec.task == "regression":
+            for d in spec.error_detectors:
+                if d.name in binary:
+                    raise ConfigError(f"{where}.error_detectors: {d.name} takes 0/1 errors; a regression model's "
+                                      "absolute errors need ADWIN, PageHinkley or KSWIN")
+            if spec.online_model.adapt and od in binary:
+                raise ConfigError(f"{where}.online_model.drift_detector: {od} takes 0/1 errors; use ADWIN or "
+                                  "PageHinkley for regression")
+        for d in spec.error_detectors:
+            if d.false_alarm_every < 0 or (d.false_alarm_every and d.calibration_window < 100):
+                raise ConfigError(f"{where}.error_detectors: false_alarm_every must be >= 0 and "
+                                  "calibration_window >= 100")
+        r = spec.retrain
+        if min(r.data_drift_sustained_seconds, r.performance_threshold, r.every_seconds, r.every_labels,
+               r.cooldown_seconds) < 0 or r.performance_window < 1:
+            raise ConfigError(f"{where}.retrain: thresholds must be >= 0 and performance_window >= 1")
+        c = spec.challenger
+        if not (0 < c.alpha < 1) or c.window < c.min_pairs or c.every < 1:
+            raise ConfigError(f"{where}.challenger: need 0 < alpha < 1, window >= min_pairs, every >= 1")
         _validate_features(where, spec)
         _validate_data_drift(where, spec.data_drift)
         if spec.data_quality.constant_window < 2:

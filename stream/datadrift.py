@@ -146,6 +146,8 @@ class DataDriftMonitor:
     def run_tests(self) -> list[DriftFinding]:
         """Feed the batch to the tests; return the no-drift -> drift transitions, in input order."""
         found: list[DriftFinding] = []
+        #: drift -> no-drift transitions of this batch (the retrain policy needs them; no event is published)
+        self.recoveries: list[DriftFinding] = []
         for s in self.signals.values():
             if not s.values:
                 continue
@@ -155,6 +157,8 @@ class DataDriftMonitor:
                 at = s.positions[r.position - n0 - 1]
                 if r.drift and not s.in_drift:
                     found.append(DriftFinding(s.kind, s.signal, s.detector, r, at))
+                elif s.in_drift and not r.drift:
+                    self.recoveries.append(DriftFinding(s.kind, s.signal, s.detector, r, at))
                 s.in_drift = r.drift
             if results:
                 self.latest[(s.kind, s.signal, s.detector)] = results[-1].statistic

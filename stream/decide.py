@@ -38,6 +38,7 @@ def drift_event(proc: "PartitionProcessor", mon: "ModelMonitor", alarm: "Alarm")
             "online_error_rolling": alarm.online_error_rolling,
         },
         "joined_count": alarm.joined_count,
+        "calibration": alarm.calibration,
     }
 
 
@@ -70,4 +71,66 @@ def label_missing_event(proc: "PartitionProcessor", event_id: str, pred: Any, wh
         "ts": pred.ts,
         "reason": why,
         "pending_predictions": proc.join.pending_predictions,
+    }
+
+
+def retrain_event(proc: "PartitionProcessor", model: str, key: tuple[str, int], here: Any, decision: Any,
+                  comparison: Any) -> dict[str, Any]:
+    topic, offset = key
+    return {
+        "id": output_id(topic, proc.partition, offset, f"retrain:{model}"),
+        "type": "retrain",
+        "model": model,
+        "partition": proc.partition,
+        "reasons": decision.reasons,
+        "evidence": decision.evidence,
+        "window": {
+            "source": decision.window_source,
+            "from": decision.window_from,
+            "to": {"inference_offset": here.inference_offset, "labels_offset": here.labels_offset, "ts": here.ts},
+        },
+        "champion_challenger": None if comparison is None else _comparison(comparison),
+        "ts": here.ts,
+        "offset": offset,
+        "topic": topic,
+    }
+
+
+def _comparison(c: Any) -> dict[str, Any]:
+    return {"test": c.test, "n": c.n, "statistic": c.statistic, "p_value": c.p_value,
+            "champion_error": c.champion_error, "challenger_error": c.challenger_error,
+            "challenger_better": c.challenger_better, "b": c.b, "c": c.c}
+
+
+def challenger_event(proc: "PartitionProcessor", mon: "ModelMonitor", key: tuple[str, int], here: Any,
+                     comparison: Any) -> dict[str, Any]:
+    topic, offset = key
+    return {
+        "id": output_id(topic, proc.partition, offset, f"challenger-better:{mon.model}"),
+        "type": "challenger-better",
+        "model": mon.model,
+        "partition": proc.partition,
+        "model_version": mon.model_version,
+        "evidence": _comparison(comparison),
+        "ts": here.ts,
+        "offset": offset,
+        "topic": topic,
+    }
+
+
+def swap_event(proc: "PartitionProcessor", mon: "ModelMonitor", swap: Any) -> dict[str, Any]:
+    j = swap.joined
+    topic = proc.inference_topic if j.completed_by == "inference" else proc.labels_topic
+    return {
+        "id": output_id(topic, proc.partition, j.completed_offset, f"model-swap:{mon.model}"),
+        "type": "model-swap",
+        "model": mon.model,
+        "partition": proc.partition,
+        "model_version": swap.version,
+        "reason": "online_error_drift",
+        "detector": swap.detector,
+        "background_trained_on": swap.background_trained_on,
+        "ts": max(j.label_ts, j.prediction.ts),
+        "offset": j.completed_offset,
+        "topic": topic,
     }

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors import BINARY, DriftDetector, detector_from_state, make_detector
+from detectors import BINARY, DriftDetector, detector_class, detector_from_state, make_detector
 from stream.config import ModelSpec, OnlineModelConfig
 from stream.errors import InvalidMessage
 from stream.join import Joined
@@ -78,6 +78,27 @@ class Alarm:
     served_error_rolling: float
     online_error_rolling: float | None
     joined_count: int
+    #: threshold calibration used by the detector, if it was calibrated (see detectors.calibrate)
+    calibration: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class Swap:
+    """The online model was replaced after its own error drifted."""
+
+    joined: Joined
+    detector: str
+    version: int
+    background_trained_on: int
+
+
+@dataclass(slots=True)
+class JoinedOutcome:
+    """One joined event as the decision pass sees it."""
+
+    joined: Joined
+    served_error: float
+    online_error: float | None
 
 
 class ModelMonitor:
@@ -86,8 +107,21 @@ class ModelMonitor:
     def __init__(self, model: str, spec: ModelSpec) -> None:
         self.model = model
         self.spec = spec
-        self.detectors: list[DriftDetector] = [make_detector(d.name, **dict(d.params)) for d in spec.error_detectors]
-        self.online = build_online_model(spec.online_model, spec.task) if spec.online_model.enabled else None
+        #: one per configured error detector; None while a detector waits for its calibration window
+        self.detectors: list[DriftDetector | None] = [
+            None if d.false_alarm_every else make_detector(d.name, **dict(d.params)) for d in spec.error_detectors
+        ]
+        self.calibrations: list[dict[str, Any] | None] = [None] * len(spec.error_detectors)
+        self._calibration_buffers: list[list[float]] = [[] for _ in spec.error_detectors]
+        om = spec.online_model
+        self.online = build_online_model(om, spec.task) if om.enabled else None
+        self.background: Any = None
+        self.background_trained_on = 0
+        self.online_detector_name = (("HDDMA" if spec.task == "classification" else "ADWIN")
+                                     if om.drift_detector == "auto" else om.drift_detector)
+        self.online_detector: DriftDetector | None = (
+            make_detector(self.online_detector_name, **dict(om.drift_params)) if om.enabled and om.adapt else None
+        )
         self.model_version = 1
         self.joined = 0
         self.served_errors_total = 0.0
@@ -105,11 +139,12 @@ class ModelMonitor:
             return self.online.predict_one(_river_x(features))
         return float(self.online.predict_one(_river_x(features)))
 
-    def on_joined(self, j: Joined) -> None:
+    def on_joined(self, j: Joined) -> Swap | None:
         err = served_error(self.spec.task, j.prediction.prediction, j.label)
         if not self._batch:
             self._batch_start = (list(self.recent_served), list(self.recent_online), self.joined)
         oerr = None
+        swap = None
         self.joined += 1
         self.served_errors_total += err
         self.recent_served.append(err)
@@ -119,36 +154,95 @@ class ModelMonitor:
                 else abs(float(op) - float(j.label))
             self.online_errors_total += oerr
             self.recent_online.append(oerr)
-            self.online.learn_one(_river_x(j.prediction.features), j.label)
+            x = _river_x(j.prediction.features)
+            self.online.learn_one(x, j.label)
+            if self.background is not None:
+                self.background.learn_one(x, j.label)
+                self.background_trained_on += 1
+            swap = self._adapt(oerr, j)
         self._batch.append((err, oerr, j))
+        return swap
+
+    def _adapt(self, oerr: float, j: Joined) -> Swap | None:
+        """Warn -> start a background model; drift -> the background model replaces the foreground."""
+        det = self.online_detector
+        if det is None:
+            return None
+        det.update(oerr)
+        if getattr(det, "warning_detected", False) and self.background is None:
+            self.background = build_online_model(self.spec.online_model, self.spec.task)
+            self.background_trained_on = 0
+        if not det.drift_detected:
+            return None
+        trained = self.background_trained_on
+        self.online = self.background if self.background is not None else build_online_model(
+            self.spec.online_model, self.spec.task)
+        self.background = None
+        self.background_trained_on = 0
+        self.model_version += 1
+        return Swap(j, self.online_detector_name, self.model_version, trained)
 
     # -- per micro-batch ----------------------------------------------------------------------------
+    def batch_outcomes(self) -> list[JoinedOutcome]:
+        return [JoinedOutcome(j, e, o) for e, o, j in self._batch]
+
     def run_detectors(self) -> list[Alarm]:
         if not self._batch:
             return []
         errors = np.fromiter((e for e, _, _ in self._batch), dtype=np.float64, count=len(self._batch))
         alarms: list[Alarm] = []
-        for cfg, det in zip(self.spec.error_detectors, self.detectors):
+        for k, cfg in enumerate(self.spec.error_detectors):
+            base = 0
+            if self.detectors[k] is None:
+                base = self._calibrate(k, cfg, errors)
+                if self.detectors[k] is None:
+                    continue
+            det = self.detectors[k]
+            xs = errors[base:]
             if cfg.name in BINARY:
-                drifts, warns = det.update_many(errors, warnings=True)
+                drifts, warns = det.update_many(xs, warnings=True)
                 for i in warns:
-                    alarms.append(self._alarm(cfg.name, True, int(i), None))
+                    alarms.append(self._alarm(cfg.name, True, base + int(i), None, self.calibrations[k]))
             else:
-                drifts = det.update_many(errors)
+                drifts = det.update_many(xs)
             for i in drifts:
-                alarms.append(self._alarm(cfg.name, False, int(i), None))
+                alarms.append(self._alarm(cfg.name, False, base + int(i), None, self.calibrations[k]))
         self._batch.clear()
         alarms.sort(key=lambda a: (a.error_index, a.detector, a.warning))
         return alarms
 
-    def _alarm(self, name: str, warning: bool, i: int, estimate: float | None) -> Alarm:
+    def _calibrate(self, k: int, cfg: Any, errors: np.ndarray) -> int:
+        """Collect the calibration window; once full, choose the threshold. Returns how many of ``errors``
+        were used as reference (detection starts after them)."""
+        from detectors import detector_class
+        from detectors.calibrate import calibrate
+
+        buf = self._calibration_buffers[k]
+        need = cfg.calibration_window - len(buf)
+        take = min(need, len(errors))
+        buf.extend(float(e) for e in errors[:take])
+        if len(buf) < cfg.calibration_window:
+            return len(errors)
+        cls = detector_class(cfg.name)
+        fixed = dict(cfg.params)
+        cal = calibrate(lambda **p: cls(**{**fixed, **p}), np.asarray(buf), cfg.false_alarm_every,
+                        seed=cfg.calibration_seed)
+        self.detectors[k] = cls(**{**fixed, **cal.params})
+        self.calibrations[k] = {"param": cal.param, "value": cal.value, "target_ert": cal.target_ert,
+                                "estimated_ert": cal.estimated_ert, "reference_size": len(buf)}
+        self._calibration_buffers[k] = []
+        return take
+
+    def _alarm(self, name: str, warning: bool, i: int, estimate: float | None,
+               calibration: dict[str, Any] | None = None) -> Alarm:
         """An alarm with the rolling errors as they were at the alarming event (not at batch end), so
         that the content does not depend on where micro-batch boundaries fell."""
         served0, online0, joined0 = self._batch_start
         served = (served0 + [e for e, _, _ in self._batch[: i + 1]])[-ROLLING:]
         online = (online0 + [o for _, o, _ in self._batch[: i + 1] if o is not None])[-ROLLING:]
         return Alarm(name, warning, self._batch[i][2], i, estimate,
-                     sum(served) / len(served), sum(online) / len(online) if online else None, joined0 + i + 1)
+                     sum(served) / len(served), sum(online) / len(online) if online else None, joined0 + i + 1,
+                     calibration)
 
     # -- summaries and state ------------------------------------------------------------------------
     def rolling_served_error(self) -> float | None:
@@ -160,7 +254,11 @@ class ModelMonitor:
     def to_state(self) -> dict[str, Any]:
         assert not self._batch, "state is taken between micro-batches"
         return {
-            "detectors": [d.to_state() for d in self.detectors],
+            "detectors": [None if d is None else d.to_state() for d in self.detectors],
+            "calibrations": self.calibrations,
+            "calibration_buffers": self._calibration_buffers,
+            "online_detector": None if self.online_detector is None else self.online_detector.to_state(),
+            "background_trained_on": self.background_trained_on,
             "model_version": self.model_version,
             "joined": self.joined,
             "served_errors_total": self.served_errors_total,
@@ -169,8 +267,19 @@ class ModelMonitor:
             "recent_online": list(self.recent_online),
         }
 
-    def load_state(self, state: dict[str, Any], online_model: Any) -> None:
-        self.detectors = [detector_from_state(s) for s in state["detectors"]]
+    def load_state(self, state: dict[str, Any], online_model: Any, background: Any = None) -> None:
+        stored = state["detectors"]
+        names = [None if s is None else s["type"] for s in stored]
+        wanted = [d.name for d in self.spec.error_detectors]
+        if len(names) == len(wanted) and all(n is None or n == w or detector_class(w).__name__ == n
+                                             for n, w in zip(names, wanted)):
+            self.detectors = [None if s is None else detector_from_state(s) for s in stored]
+            self.calibrations = list(state.get("calibrations") or [None] * len(stored))
+            self._calibration_buffers = [list(b) for b in state.get("calibration_buffers") or [[] for _ in stored]]
+        # else: the configured detectors changed since the checkpoint; the fresh ones from __init__ are kept
+        if state.get("online_detector") is not None and self.online_detector is not None:
+            self.online_detector = detector_from_state(state["online_detector"])
+        self.background_trained_on = state.get("background_trained_on", 0)
         self.model_version = state["model_version"]
         self.joined = state["joined"]
         self.served_errors_total = state["served_errors_total"]
@@ -179,6 +288,7 @@ class ModelMonitor:
         self.recent_online = deque(state["recent_online"], maxlen=ROLLING)
         if online_model is not None:
             self.online = online_model
+        self.background = background
 
 
 def _estimate(det: DriftDetector) -> float | None:

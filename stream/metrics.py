@@ -48,6 +48,10 @@ class Metrics:
         self.feature_drift_statistic = Gauge(f"{NS}_feature_drift_statistic",
                                              "Latest statistic of a data-drift test (feature, prediction, score, label)",
                                              ["model", "feature", "test"], registry=registry)
+        self.retrain_events = Counter(f"{NS}_retrain_events", "Retrain events by reason", ["model", "reason"],
+                                      registry=registry)
+        self.model_swaps = Counter(f"{NS}_model_swaps", "Online model replaced by its background model",
+                                   ["model"], registry=registry)
         self.assigned = Gauge(f"{NS}_assigned_partitions", "Partitions owned by this instance", registry=registry)
 
     def message(self, topic: str, partition: int, outcome: str) -> None:
@@ -84,6 +88,13 @@ class Metrics:
 
     def drift_statistic(self, model: str, feature: str, test: str, value: float) -> None:
         self.feature_drift_statistic.labels(model, feature, test).set(value)
+
+    def retrain(self, model: str, reasons: list[str]) -> None:
+        for r in reasons:
+            self.retrain_events.labels(model, r).inc()
+
+    def model_swap(self, model: str) -> None:
+        self.model_swaps.labels(model).inc()
 
     def checkpoint(self, partition: int, seconds: float, size: int) -> None:
         self.checkpoint_seconds.observe(seconds)

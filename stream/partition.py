@@ -21,19 +21,24 @@ from typing import Any, Callable
 
 import orjson
 
+from stream.champion import ChampionChallenger
 from stream.config import AppConfig
 from stream.datadrift import DataDriftMonitor, Position
-from stream.decide import drift_event, label_missing_event, online_prediction_event
+from stream.decide import (challenger_event, drift_event, label_missing_event, online_prediction_event,
+                           retrain_event, swap_event)
 from stream.decode import decode
 from stream.detect import ModelMonitor
 from stream.errors import InvalidMessage, StateRefused
 from stream.events import Record
 from stream.join import Joined, LabelJoin, MismatchedLabel, PendingLabel, PendingPrediction
+from stream.policy import Position as PolicyPosition
+from stream.policy import RetrainPolicy
 from stream.quality import DataQualityChecker
 from stream.validate import validate_inference, validate_label
 
 STATE_FORMAT = 1
 MAX_MODELS_PER_PARTITION = 100
+SCHEMA_CHECKS = frozenset({"missing_feature", "unexpected_feature", "wrong_type"})
 
 
 class PartitionProcessor:
@@ -55,6 +60,15 @@ class PartitionProcessor:
         self.monitors: dict[str, ModelMonitor] = {}
         self.quality: dict[str, DataQualityChecker] = {}
         self.data_drift: dict[str, DataDriftMonitor] = {}
+        self.policies: dict[str, RetrainPolicy] = {}
+        self.challengers: dict[str, ChampionChallenger] = {}
+        #: per record of the current micro-batch: (topic, offset) -> (sequence number, next inference
+        #: offset, next labels offset, event time); the decision pass replays the batch in this order
+        self._batch_positions: dict[tuple[str, int], tuple[int, int | None, int | None, float]] = {}
+        #: policy inputs that arrive outside the joined stream (schema changes), by sequence number
+        self._policy_inputs: dict[str, list[tuple[int, int, str, Any]]] = {}
+        self.seq = 0
+        self.last_ts = 0.0
         self.expired_predictions = 0
         self.unmatched_labels = 0
         self.processed_since_checkpoint = 0
@@ -108,6 +122,9 @@ class PartitionProcessor:
             self._dead_letter(r, exc.reason, exc.detail)
         self.next_offsets[r.topic] = r.offset + 1
         self.processed_since_checkpoint += 1
+        self.seq += 1
+        self._batch_positions[(r.topic, r.offset)] = (
+            self.seq, self.next_offsets.get(self.inference_topic), self.next_offsets.get(self.labels_topic), self.last_ts)
         self._expire()
 
     def _monitor(self, model: str) -> ModelMonitor:
@@ -119,9 +136,17 @@ class PartitionProcessor:
                 raise InvalidMessage("too_many_models", f"more than {MAX_MODELS_PER_PARTITION} models in one partition")
             spec = self.cfg.model_spec(model)
             mon = self.monitors[model] = ModelMonitor(model, spec)
-            self.quality[model] = DataQualityChecker(model, dict(spec.features), spec.data_quality)
-            self.data_drift[model] = DataDriftMonitor(model, spec.task, spec.data_drift)
+            self._attach(model)
         return mon
+
+    def _attach(self, model: str) -> None:
+        spec = self.cfg.model_spec(model)
+        self.quality[model] = DataQualityChecker(model, dict(spec.features), spec.data_quality)
+        self.data_drift[model] = DataDriftMonitor(model, spec.task, spec.data_drift)
+        self.policies[model] = RetrainPolicy(spec.retrain)
+        c = spec.challenger
+        self.challengers[model] = ChampionChallenger(spec.task, c.window, c.alpha, c.min_pairs)
+        self._policy_inputs[model] = []
 
     def _check_quality(self, r: Record, ev: Any) -> None:
         """Data-quality checks, then the event's values into the data-drift tests of its model."""
@@ -132,14 +157,17 @@ class PartitionProcessor:
             valid, issues = checker.check(ev)
             for issue in issues:
                 self.metrics.quality_issue(ev.model, issue.check)
-                self.publisher.send(self.cfg.topics.data_quality, ev.id,
-                                    checker.event(issue, r.topic, r.partition, r.offset, ev.ts, ev.id))
+                dq = checker.event(issue, r.topic, r.partition, r.offset, ev.ts, ev.id)
+                self.publisher.send(self.cfg.topics.data_quality, ev.id, dq)
+                if issue.check in SCHEMA_CHECKS:
+                    self._policy_inputs[ev.model].append((self.seq + 1, 1, "schema", dq["id"]))
         self.data_drift[ev.model].add_inference(ev.features, checker.types, valid, ev.prediction, ev.score,
                                                 Position(r.topic, r.offset, ev.ts, ev.id))
 
     def _on_inference(self, r: Record, obj: dict[str, Any]) -> None:
         ev = validate_inference(obj)
         mon = self._monitor(ev.model)
+        self.last_ts = max(self.last_ts, ev.ts)
         self._check_quality(r, ev)
         online = mon.predict_online(ev.features)
         pending = PendingPrediction(r.offset, ev.ts, ev.model, ev.prediction, online, ev.features)
@@ -162,6 +190,7 @@ class PartitionProcessor:
     def _on_label(self, r: Record, obj: dict[str, Any]) -> None:
         ev = validate_label(obj)
         mon = self._monitor(ev.model)
+        self.last_ts = max(self.last_ts, ev.ts)
         self.data_drift[ev.model].add_label(ev.label, Position(r.topic, r.offset, ev.ts, ev.id))
         raw = (r.value or b"").decode("utf-8", "replace")
         joined = self.join.add_label(ev.id, PendingLabel(r.offset, ev.ts, ev.model, ev.label, raw))
@@ -169,8 +198,11 @@ class PartitionProcessor:
             self._joined(mon, joined)
 
     def _joined(self, mon: ModelMonitor, j: Joined) -> None:
-        mon.on_joined(j)
+        swap = mon.on_joined(j)
         self.metrics.joined(mon.model, j.label_ts - j.prediction.ts)
+        if swap is not None:
+            self.metrics.model_swap(mon.model)
+            self.publisher.send(self.cfg.topics.model_updates, mon.model, swap_event(self, mon, swap))
 
     def _expire(self) -> None:
         preds, labels = self.join.expire()
@@ -199,28 +231,123 @@ class PartitionProcessor:
 
     def detect_and_decide(self) -> None:
         for model, mon in self.monitors.items():
+            outcomes = mon.batch_outcomes()
+            inputs: list[tuple[int, int, str, Any]] = self._policy_inputs[model]
+            self._policy_inputs[model] = []
+            for o in outcomes:
+                inputs.append((self._seq_of(o.joined), 0, "label", o))
             for alarm in mon.run_detectors():
                 self.metrics.alarm(model, "concept", alarm.detector, alarm.warning)
+                seq = self._seq_of(alarm.joined)
                 if alarm.warning:
+                    inputs.append((seq, 2, "warning", alarm))
                     continue
                 ev = drift_event(self, mon, alarm)
                 self.publisher.send(self.cfg.topics.drift_events, model, ev)
+                inputs.append((seq, 3, "drift", (ev["id"], alarm)))
             self.metrics.model_errors(model, mon.rolling_served_error(), mon.rolling_online_error())
             dd = self.data_drift[model]
             for finding in dd.run_tests():
                 self.metrics.alarm(model, finding.kind, finding.detector, False)
-                self.publisher.send(self.cfg.topics.drift_events, model, dd.event(finding, self.partition))
+                ev = dd.event(finding, self.partition)
+                self.publisher.send(self.cfg.topics.drift_events, model, ev)
+                inputs.append((self._seq_at(finding.at.topic, finding.at.offset), 1, "data_drift", (ev["id"], finding)))
+            for finding in getattr(dd, "recoveries", []):
+                inputs.append((self._seq_at(finding.at.topic, finding.at.offset), 1, "data_drift_end", finding))
             for (_, signal, detector), value in dd.latest.items():
                 self.metrics.drift_statistic(model, signal, detector, value)
+            inputs.sort(key=lambda t: (t[0], t[1]))
+            self._decide(model, mon, inputs)
+        self._batch_positions.clear()
         self.metrics.pending(self.partition, self.join.pending_predictions, self.join.pending_labels)
+
+    def _seq_at(self, topic: str, offset: int) -> int:
+        return self._batch_positions[(topic, offset)][0]
+
+    def _seq_of(self, j: Joined) -> int:
+        topic = self.inference_topic if j.completed_by == "inference" else self.labels_topic
+        return self._seq_at(topic, j.completed_offset)
+
+    def _position(self, seq_key: tuple[str, int]) -> PolicyPosition:
+        _, inf, lab, ts = self._batch_positions[seq_key]
+        return PolicyPosition(inf, lab, ts)
+
+    def _decide(self, model: str, mon: ModelMonitor, inputs: list[tuple[int, int, str, Any]]) -> None:
+        """Replay the batch's policy inputs in input order, so that decisions (and their windows) do not
+        depend on where micro-batch boundaries fell."""
+        policy, cc = self.policies[model], self.challengers[model]
+        by_seq = {v[0]: k for k, v in self._batch_positions.items()}
+        spec = mon.spec
+        for seq, order, kind, payload in inputs:
+            key = by_seq.get(seq)
+            if key is None:  # belongs to a record of a later batch (an on-demand request): keep it
+                self._policy_inputs[model].append((seq, order, kind, payload))
+                continue
+            here = self._position(key)
+            if kind == "label":
+                o = payload
+                policy.observe_label(max(o.joined.label_ts, o.joined.prediction.ts), o.served_error)
+                if spec.challenger.enabled and o.online_error is not None:
+                    cc.add(o.served_error, o.online_error)
+                    if len(cc._pairs) % spec.challenger.every == 0:
+                        self._challenge(model, mon, cc, key)
+            elif kind == "warning":
+                policy.observe_warning(self._change_point(payload.joined))
+            elif kind == "drift":
+                event_id, alarm = payload
+                policy.observe_concept_drift(event_id, self._change_point(alarm.joined))
+            elif kind == "data_drift":
+                event_id, f = payload
+                policy.observe_data_drift(f"{f.kind}:{f.signal}:{f.detector}", event_id, f.at.ts, True)
+            elif kind == "data_drift_end":
+                f = payload
+                policy.observe_data_drift(f"{f.kind}:{f.signal}:{f.detector}", None, f.at.ts, False)
+            elif kind == "schema":
+                policy.observe_schema_change(payload)
+            elif kind == "request":
+                policy.request(payload)
+            decision = policy.decide(here)
+            if decision is not None:
+                comparison = cc.compare() if spec.challenger.enabled else None
+                ev = retrain_event(self, model, key, here, decision, comparison)
+                self.metrics.retrain(model, decision.reasons)
+                self.publisher.send(self.cfg.topics.retrain_events, model, ev)
+
+    def _change_point(self, j: Joined) -> PolicyPosition:
+        _, _, lab, _ = self._batch_positions[(self.inference_topic if j.completed_by == "inference"
+                                              else self.labels_topic, j.completed_offset)]
+        labels_offset = j.completed_offset if j.completed_by == "labels" else lab
+        return PolicyPosition(j.prediction.offset, labels_offset, j.prediction.ts)
+
+    def _challenge(self, model: str, mon: ModelMonitor, cc: ChampionChallenger, key: tuple[str, int]) -> None:
+        result = cc.compare()
+        if result is None:
+            return
+        if result.challenger_better and not cc.better:
+            cc.better = True
+            self.publisher.send(self.cfg.topics.model_updates, model,
+                                challenger_event(self, mon, key, self._position(key), result))
+        elif not result.challenger_better:
+            cc.better = False
+
+    def request_retrain(self, model: str | None, reason: str = "on_demand") -> int:
+        """An on-demand retrain (control topic): decided at the next record of the model's stream."""
+        n = 0
+        for name in self.monitors:
+            if model is None or name == model:
+                self._policy_inputs[name].append((self.seq + 1, 1, "request", reason))
+                n += 1
+        return n
 
     # -- state -------------------------------------------------------------------------------------
     def to_payload(self) -> bytes:
-        monitors, models = {}, {}
+        monitors, models, backgrounds = {}, {}, {}
         for name, mon in self.monitors.items():
             monitors[name] = mon.to_state()
             if mon.online is not None:
                 models[name] = base64.b64encode(pickle.dumps(mon.online, protocol=5)).decode()
+            if mon.background is not None:
+                backgrounds[name] = base64.b64encode(pickle.dumps(mon.background, protocol=5)).decode()
         state = {
             "format": STATE_FORMAT,
             "quality": {name: q.to_state() for name, q in self.quality.items()},
@@ -230,6 +357,12 @@ class PartitionProcessor:
             "join": self.join.to_state(),
             "monitors": monitors,
             "models": models,
+            "backgrounds": backgrounds,
+            "policies": {name: p.to_state() for name, p in self.policies.items()},
+            "challengers": {name: c.to_state() for name, c in self.challengers.items()},
+            "policy_inputs": {name: [list(i) for i in v] for name, v in self._policy_inputs.items() if v},
+            "seq": self.seq,
+            "last_ts": self.last_ts,
             "expired_predictions": self.expired_predictions,
             "unmatched_labels": self.unmatched_labels,
         }
@@ -249,16 +382,23 @@ class PartitionProcessor:
             mon = ModelMonitor(name, self.cfg.model_spec(name))
             blob = state["models"].get(name)
             model = pickle.loads(base64.b64decode(blob)) if blob is not None and mon.online is not None else None
-            mon.load_state(mstate, model)
+            bblob = state.get("backgrounds", {}).get(name)
+            background = pickle.loads(base64.b64decode(bblob)) if bblob is not None and mon.online is not None else None
+            mon.load_state(mstate, model, background)
             self.monitors[name] = mon
-            spec = self.cfg.model_spec(name)
-            self.quality[name] = DataQualityChecker(name, dict(spec.features), spec.data_quality)
-            self.data_drift[name] = DataDriftMonitor(name, spec.task, spec.data_drift)
+            self._attach(name)
+            if name in state.get("policies", {}):
+                self.policies[name].load_state(state["policies"][name])
+            if name in state.get("challengers", {}):
+                self.challengers[name].load_state(state["challengers"][name])
+            self._policy_inputs[name] = [tuple(i) for i in state.get("policy_inputs", {}).get(name, [])]
             # checkpoints written before data quality / data drift existed have no such state: start fresh
             if name in state.get("quality", {}):
                 self.quality[name].load_state(state["quality"][name])
             if name in state.get("data_drift", {}):
                 self.data_drift[name].load_state(state["data_drift"][name])
+        self.seq = state.get("seq", 0)
+        self.last_ts = state.get("last_ts", 0.0)
         self.expired_predictions = state["expired_predictions"]
         self.unmatched_labels = state["unmatched_labels"]
 
@@ -278,6 +418,10 @@ class PartitionProcessor:
                     "online_error_rolling": m.rolling_online_error(),
                     "model_version": m.model_version,
                     "detectors": [repr(d) for d in m.detectors],
+                    "calibrations": m.calibrations,
+                    "background_model": m.background is not None,
+                    "retrain_policy": self.policies[name].to_state() if name in self.policies else None,
+                    "challenger_better": self.challengers[name].better if name in self.challengers else None,
                 }
                 for name, m in self.monitors.items()
             },

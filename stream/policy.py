@@ -20,27 +20,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from stream.config import RetrainPolicyConfig
 
-@dataclass(frozen=True)
-class RetrainPolicyConfig:
-    enabled: bool = True
-    #: retrain on confirmed concept drift of the served model's error
-    on_concept_drift: bool = True
-    #: retrain when data drift (feature/prediction/label) stays active this long (event seconds); 0 = off
-    data_drift_sustained_seconds: float = 0.0
-    #: retrain when the served model's error over ``performance_window`` labels exceeds this; 0 = off
-    performance_threshold: float = 0.0
-    performance_window: int = 1000
-    #: scheduled retraining every this many event seconds; 0 = off
-    every_seconds: float = 0.0
-    #: scheduled retraining after this many new labels (volume of new labelled data); 0 = off
-    every_labels: int = 0
-    #: a schema change (missing/unexpected feature, wrong type) triggers retraining (else it only alerts)
-    on_schema_change: bool = False
-    #: after a retrain event, triggers only collect evidence for this long (event seconds)
-    cooldown_seconds: float = 3600.0
-    #: recommended window when no change point is known: this many seconds before the trigger
-    fallback_window_seconds: float = 86400.0
+__all__ = ["Decision", "Position", "RetrainPolicy", "RetrainPolicyConfig"]
 
 
 @dataclass
@@ -69,7 +51,8 @@ class RetrainPolicy:
     first_seen_ts: float | None = None
     evidence: list[str] = field(default_factory=list)
     change_point: dict[str, Any] | None = None
-    data_drift_since: float | None = None
+    #: data-drift signals currently in drift -> event time they entered it
+    data_drift_active: dict = field(default_factory=dict)
     performance_armed: bool = True
     sustained_armed: bool = True
     recent_errors: deque = field(default_factory=deque)
@@ -98,14 +81,15 @@ class RetrainPolicy:
         if self.cfg.on_concept_drift:
             self._want("concept_drift")
 
-    def observe_data_drift(self, event_id: str, ts: float, active: bool) -> None:
+    def observe_data_drift(self, signal: str, event_id: str | None, ts: float, active: bool) -> None:
         if active:
-            self._evidence(event_id)
-            if self.data_drift_since is None:
-                self.data_drift_since = ts
+            if event_id is not None:
+                self._evidence(event_id)
+            self.data_drift_active.setdefault(signal, ts)
         else:
-            self.data_drift_since = None
-            self.sustained_armed = True
+            self.data_drift_active.pop(signal, None)
+            if not self.data_drift_active:
+                self.sustained_armed = True
 
     def observe_schema_change(self, event_id: str) -> None:
         self._evidence(event_id)
@@ -131,8 +115,9 @@ class RetrainPolicy:
             self.pending_reasons.clear()
             return None
         c = self.cfg
-        if c.data_drift_sustained_seconds > 0 and self.data_drift_since is not None and self.sustained_armed \
-                and now.ts - self.data_drift_since >= c.data_drift_sustained_seconds:
+        oldest = min(self.data_drift_active.values(), default=None)
+        if c.data_drift_sustained_seconds > 0 and oldest is not None and self.sustained_armed \
+                and now.ts - oldest >= c.data_drift_sustained_seconds:
             self.sustained_armed = False
             self._want("data_drift_sustained")
         if c.performance_threshold > 0 and len(self.recent_errors) >= c.performance_window:
@@ -172,7 +157,7 @@ class RetrainPolicy:
         return {
             "last_retrain_ts": self.last_retrain_ts, "labels_since": self.labels_since,
             "first_seen_ts": self.first_seen_ts, "evidence": list(self.evidence),
-            "change_point": self.change_point, "data_drift_since": self.data_drift_since,
+            "change_point": self.change_point, "data_drift_active": dict(self.data_drift_active),
             "performance_armed": self.performance_armed, "sustained_armed": self.sustained_armed,
             "recent_errors": list(self.recent_errors), "pending_reasons": list(self.pending_reasons),
         }
@@ -183,7 +168,7 @@ class RetrainPolicy:
         self.first_seen_ts = s["first_seen_ts"]
         self.evidence = list(s["evidence"])
         self.change_point = s["change_point"]
-        self.data_drift_since = s["data_drift_since"]
+        self.data_drift_active = dict(s["data_drift_active"])
         self.performance_armed = s["performance_armed"]
         self.sustained_armed = s["sustained_armed"]
         self.recent_errors = deque(s["recent_errors"])

@@ -147,6 +147,8 @@ def exercised_registry() -> CollectorRegistry:
     m.assigned.set(1)
     m.quality_issue("fraud", "missing_feature")
     m.drift_statistic("fraud", "amount", "KS", 0.2)
+    m.retrain("fraud", ["concept_drift"])
+    m.model_swap("fraud")
     return registry
 
 

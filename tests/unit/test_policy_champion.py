@@ -74,7 +74,7 @@ def test_schedule_and_new_labels():
 def test_sustained_data_drift_and_on_demand_ignores_cooldown():
     p = RetrainPolicy(RetrainPolicyConfig(on_concept_drift=False, data_drift_sustained_seconds=50,
                                           cooldown_seconds=1e9))
-    p.observe_data_drift("f1", 10.0, True)
+    p.observe_data_drift("feature:amount", "f1", 10.0, True)
     assert p.decide(pos(40.0)) is None
     d = p.decide(pos(61.0))
     assert d.reasons == ["data_drift_sustained"] and d.evidence == ["f1"]
@@ -87,7 +87,7 @@ def test_policy_state_round_trip():
     for i in range(7):
         p.observe_label(float(i), float(i % 2))
     p.observe_warning(pos(3.0, 1, 2))
-    p.observe_data_drift("x", 4.0, True)
+    p.observe_data_drift("feature:x", "x", 4.0, True)
     q = RetrainPolicy(p.cfg)
     q.load_state(orjson.loads(orjson.dumps(p.to_state())))
     assert q.to_state() == p.to_state()
