@@ -17,7 +17,8 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, 
 
 from stream.checkpoint import CheckpointStore
 from stream.config import AppConfig
-from stream.errors import FatalError, Fenced, StateRefused
+from stream.decode import decode
+from stream.errors import FatalError, Fenced, InvalidMessage, StateRefused
 from stream.events import Record
 from stream.metrics import Metrics
 from stream.partition import PartitionProcessor
@@ -51,9 +52,10 @@ class Service:
     """Runs until :meth:`stop` (SIGTERM/SIGINT) or a fatal error; ``run`` returns the exit code."""
 
     def __init__(self, cfg: AppConfig, consumer: Any, producer: Any, store: CheckpointStore, metrics: Metrics,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, control_consumer: Any = None) -> None:
         self.cfg = cfg
         self.consumer = consumer
+        self.control = control_consumer
         self.publisher = Publisher(producer, on_produced=metrics.output)
         self.store = store
         self.metrics = metrics
@@ -80,6 +82,7 @@ class Service:
                                 on_lost=self.on_lost)
         deadline = None if max_seconds is None else self.clock() + max_seconds
         try:
+            self._start_control()
             while not self._stopping and self._fatal is None:
                 if deadline is not None and self.clock() >= deadline:
                     break
@@ -92,10 +95,12 @@ class Service:
             log.error("stopping without checkpoint: %s", exc)
             return 1
         finally:
-            try:
-                self.consumer.close()
-            except Exception:  # pragma: no cover - closing a broken consumer
-                pass
+            for c in (self.consumer, self.control):
+                try:
+                    if c is not None:
+                        c.close()
+                except Exception:  # pragma: no cover - closing a broken consumer
+                    pass
 
     # -- the loop -------------------------------------------------------------------------------------
     def step(self) -> None:
@@ -119,10 +124,57 @@ class Service:
             if records:
                 proc.process(records)
             self._flow_control(proc)
+        self._poll_control()
         self.publisher.poll()
         if msgs:
             self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self._checkpoint_due(now)
+
+    # -- the control topic: on-demand commands ---------------------------------------------------------
+    def _start_control(self) -> None:
+        """Every instance reads every control partition from its end at start-up (no group, no commits):
+        a command reaches the instances that own the data. Commands sent while no instance runs are not
+        replayed (they are requests, not state)."""
+        if self.control is None:
+            return
+        topic = self.cfg.topics.control
+        md = self.control.list_topics(topic, timeout=10)
+        if topic not in md.topics or md.topics[topic].error is not None:
+            log.warning("control topic %s not found: on-demand commands are disabled", topic)
+            self.control = None
+            return
+        tps = []
+        for p in md.topics[topic].partitions:
+            tp = TopicPartition(topic, p)
+            tp.offset = watermarks(self.control, tp)[1]
+            tps.append(tp)
+        self.control.assign(tps)
+
+    def _poll_control(self) -> None:
+        if self.control is None:
+            return
+        for m in self.control.consume(100, 0):
+            if m.error() is not None:
+                continue
+            rec = Record(m.topic(), m.partition(), m.offset(), m.timestamp()[1], m.key(), m.value())
+            try:
+                cmd = decode(rec.value, self.cfg.processing.max_message_bytes)
+                if cmd.get("command") != "retrain":
+                    raise InvalidMessage("unknown_command", f"unknown control command {cmd.get('command')!r}; "
+                                                           "known: retrain")
+                model = cmd.get("model")
+                part = cmd.get("partition")
+                if model is not None and not isinstance(model, str) or part is not None and not isinstance(part, int):
+                    raise InvalidMessage("bad_command", "'model' must be a string and 'partition' an integer")
+            except InvalidMessage as exc:
+                self.publisher.dead_letter(self.cfg.topics.dead_letter, rec, exc.reason, exc.detail)
+                self.metrics.dead_letter(rec.topic, exc.reason)
+                continue
+            n = 0
+            for p, proc in self.processors.items():
+                if part is None or part == p:
+                    n += proc.request_retrain(model)
+            log.info("control: retrain requested for model %s partition %s (%d monitors here)", model, part, n)
 
     def _on_consume_error(self, err: KafkaError) -> None:
         if err.code() == KafkaError._PARTITION_EOF:
@@ -362,4 +414,5 @@ def build_service(cfg: AppConfig, metrics: Metrics, redis_client: Any | None = N
     store = CheckpointStore(redis_client, cfg.state.key_prefix, cfg.processing.group_id, key)
     consumer = Consumer(consumer_config(cfg))
     producer = Producer(producer_config(cfg))
-    return Service(cfg, consumer, producer, store, metrics)
+    control = Consumer({**consumer_config(cfg), "group.id": f"{cfg.processing.group_id}-control"})
+    return Service(cfg, consumer, producer, store, metrics, control_consumer=control)

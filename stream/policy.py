@@ -6,10 +6,12 @@ on demand (a command on the control topic); a schema change. One incident gives 
 an event the policy is in cooldown (event time) and only collects evidence; triggers that stay true
 (performance, sustained drift) re-arm only after they have become false again.
 
-The recommended training window starts at the change point estimate: the earliest warning or alarm of the
-current incident (binary detectors warn before they alarm), expressed as input offsets of this partition
-and an event timestamp. Without a change point (schedule, on demand, performance) the configured fixed
-window (``fallback_window_seconds`` before the trigger) is recommended.
+For concept drift the recommended training window starts at the change point estimate: the first warning
+of the warning episode that led to the alarm (binary detectors warn before they alarm; a warning more than
+``WARNING_GAP`` labels before the alarm is another, false episode), else the alarm itself, expressed as
+input offsets of this partition and an event timestamp. For the other triggers (schedule, new labels, on
+demand, performance, sustained data drift) the configured fixed window (``fallback_window_seconds`` before
+the trigger) is recommended.
 
 Event time, never wall-clock time, drives every decision, so a replay decides exactly the same.
 """
@@ -57,26 +59,35 @@ class RetrainPolicy:
     sustained_armed: bool = True
     recent_errors: deque = field(default_factory=deque)
     pending_reasons: list[str] = field(default_factory=list)
+    labels_total: int = 0
+    last_warning_at: int | None = None
 
     MAX_EVIDENCE = 50
+    #: a warning more than this many labels before the alarm belongs to another (false) episode
+    WARNING_GAP = 200
 
     # -- inputs -----------------------------------------------------------------------------------
     def observe_label(self, ts: float, served_error: float) -> None:
         if self.first_seen_ts is None:
             self.first_seen_ts = ts
         self.labels_since += 1
+        self.labels_total += 1
         if self.cfg.performance_threshold > 0:
             self.recent_errors.append(served_error)
             while len(self.recent_errors) > self.cfg.performance_window:
                 self.recent_errors.popleft()
 
+    def _warning_is_recent(self) -> bool:
+        return self.last_warning_at is not None and self.labels_total - self.last_warning_at <= self.WARNING_GAP
+
     def observe_warning(self, position: Position) -> None:
-        if self.change_point is None:
-            self.change_point = position.to_json()
+        if self.change_point is None or not self._warning_is_recent():
+            self.change_point = position.to_json()  # a new warning episode starts here
+        self.last_warning_at = self.labels_total
 
     def observe_concept_drift(self, event_id: str, position: Position) -> None:
         self._evidence(event_id)
-        if self.change_point is None:
+        if self.change_point is None or not self._warning_is_recent():
             self.change_point = position.to_json()
         if self.cfg.on_concept_drift:
             self._want("concept_drift")
@@ -136,10 +147,13 @@ class RetrainPolicy:
             return None
         on_demand = "on_demand" in self.pending_reasons
         if not on_demand and self.last_retrain_ts is not None and now.ts - self.last_retrain_ts < c.cooldown_seconds:
-            # cooldown: the incident is the one we already reported; keep evidence, drop the triggers
+            # cooldown: these alarms belong to the incident already reported; they must not become the
+            # evidence or the change point of the next one
             self.pending_reasons.clear()
+            self.evidence.clear()
+            self.change_point = None
             return None
-        if self.change_point is not None:
+        if self.change_point is not None and "concept_drift" in self.pending_reasons:
             window_from, source = dict(self.change_point), "change_point"
         else:
             window_from, source = {"inference_offset": None, "labels_offset": None,
@@ -148,6 +162,7 @@ class RetrainPolicy:
         self.pending_reasons.clear()
         self.evidence.clear()
         self.change_point = None
+        self.last_warning_at = None
         self.last_retrain_ts = now.ts
         self.labels_since = 0
         return decision
@@ -160,6 +175,7 @@ class RetrainPolicy:
             "change_point": self.change_point, "data_drift_active": dict(self.data_drift_active),
             "performance_armed": self.performance_armed, "sustained_armed": self.sustained_armed,
             "recent_errors": list(self.recent_errors), "pending_reasons": list(self.pending_reasons),
+            "labels_total": self.labels_total, "last_warning_at": self.last_warning_at,
         }
 
     def load_state(self, s: dict[str, Any]) -> None:
@@ -173,3 +189,5 @@ class RetrainPolicy:
         self.sustained_armed = s["sustained_armed"]
         self.recent_errors = deque(s["recent_errors"])
         self.pending_reasons = list(s["pending_reasons"])
+        self.labels_total = s["labels_total"]
+        self.last_warning_at = s["last_warning_at"]

@@ -2,8 +2,8 @@
 
 It shows how a downstream service uses driftstream's alerts. For each retrain event it
 
-1. reads the recommended window back from Kafka: the partition's inference and label messages between the
-   window's start (offsets, or a timestamp looked up with ``offsets_for_times``) and its end;
+1. reads the recommended window back from Kafka: the partition's inference and label messages from the
+   window's start (offsets, or a timestamp looked up with ``offsets_for_times``) to the newest message;
 2. joins them by id and splits them in time: the newest ``holdout_fraction`` of labelled events is the
    evaluation slice, the rest the training set;
 3. trains a fresh River model (the same pipeline as the online model) on the training set;
@@ -81,14 +81,21 @@ def _offset_for_time(cfg: AppConfig, topic: str, partition: int, ts: float) -> i
 
 
 def _window_offsets(cfg: AppConfig, ev: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """From the recommended start to the newest data: the window opens where the new concept begins,
+    and everything that arrived since the decision reflects it too."""
     p = ev["partition"]
     win = ev["window"]
     out = {}
-    for topic, key in ((cfg.topics.inference, "inference_offset"), (cfg.topics.labels, "labels_offset")):
-        start = win["from"].get(key)
-        if start is None:
-            start = _offset_for_time(cfg, topic, p, win["from"]["ts"])
-        out[topic] = (int(start), int(win["to"][key]))
+    c = Consumer({**consumer_config(cfg), "group.id": f"{cfg.processing.group_id}-retrain-reader"})
+    try:
+        for topic, key in ((cfg.topics.inference, "inference_offset"), (cfg.topics.labels, "labels_offset")):
+            start = win["from"].get(key)
+            if start is None:
+                start = _offset_for_time(cfg, topic, p, win["from"]["ts"])
+            end = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            out[topic] = (int(start), max(int(end), int(win["to"][key] or 0)))
+    finally:
+        c.close()
     return out
 
 

@@ -25,10 +25,12 @@ def test_concept_drift_gives_one_retrain_per_incident_with_change_point_window()
     # a second detector alarming on the same incident, inside the cooldown: no second event
     p.observe_concept_drift("d2", pos(20.0, 9, 6))
     assert p.decide(pos(20.0)) is None
-    # after the cooldown a new incident is a new event
+    # after the cooldown a new incident is a new event, with its own change point and evidence only
+    # (regression: the cooldown alarm's change point and evidence leaked into the next incident)
     p.observe_concept_drift("d3", pos(200.0, 90, 60))
     d = p.decide(pos(200.0))
-    assert d.reasons == ["concept_drift"] and "d3" in d.evidence
+    assert d.reasons == ["concept_drift"] and d.evidence == ["d3"]
+    assert d.window_from == {"inference_offset": 90, "labels_offset": 60, "ts": 200.0}
 
 
 def test_concept_drift_trigger_can_be_off():
@@ -118,3 +120,21 @@ def test_no_difference_is_not_significant_and_regression_paired_test():
     r = reg.compare()
     assert r.test == "paired_z" and r.challenger_better
     assert ChampionChallenger("classification", min_pairs=10).compare() is None
+
+
+def test_stale_warning_is_not_the_change_point_and_schedules_use_the_fallback_window():
+    # regression: an old warning episode without drift became the window of a later, unrelated retrain
+    p = RetrainPolicy(RetrainPolicyConfig(every_labels=1000, cooldown_seconds=0, fallback_window_seconds=50))
+    p.observe_warning(pos(1.0, 1, 1))
+    for i in range(500):
+        p.observe_label(float(i), 0.0)
+        assert p.decide(pos(float(i))) is None
+    p.observe_concept_drift("d", pos(600.0, 60, 50))
+    d = p.decide(pos(600.0))
+    assert d.window_from == {"inference_offset": 60, "labels_offset": 50, "ts": 600.0}
+    p.observe_warning(pos(700.0, 70, 70))
+    for i in range(1000):
+        p.observe_label(700.0 + i, 0.0)
+        d = p.decide(pos(700.0 + i))
+    assert d is not None and d.reasons == ["new_labels"] and d.window_source == "fallback"
+    assert d.window_from["ts"] == 1699.0 - 50
