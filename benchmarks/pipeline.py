@@ -1,0 +1,589 @@
+"""End-to-end pipeline benchmark: driftstream against the Quix Streams + River job a user would write.
+
+    python benchmarks/pipeline.py                 # 1M inference events + 1M labels over 8 partitions
+    python benchmarks/pipeline.py --quick         # 100k events: a smoke run
+    python benchmarks/pipeline.py --events 20000 --variants ceiling,driftstream --no-resume
+    python benchmarks/pipeline.py --quick --profile   # + a cProfile run of variant 2, top hotspots
+    python benchmarks/pipeline.py --markdown      # the tables as Markdown, for the README
+
+One run, one machine, the shared broker. The workload (``stream.workload.Workload`` with 8 extra numeric
+features, the concept changing half way) is produced once into fresh topics of this run; then every
+variant reads it from the beginning with a fresh consumer group, each in its own subprocess, until it has
+consumed every input message:
+
+1. ``ceiling``: confluent-kafka ``consume(num_messages=...)`` + ``orjson.loads`` of every value, nothing else;
+2. ``driftstream``: ``stream.app.Service`` in-process, online model off (join + data quality + concept and
+   feature drift), checkpoints every 1 s (time-based only); stop when ``driftstream_messages_total``
+   reaches the count;
+   2b. ``driftstream-nockpt``: the same with checkpoints off (one final checkpoint, after the window);
+3. ``driftstream+model``: as 2 with the per-partition River online model on;
+4. ``quix``: ``benchmarks/quix_baseline.py`` (Quix Streams join in state + River ``ADWIN``/``HDDMA``
+   ``update`` per joined event).
+
+An *event* in the tables is one input message (an inference event or a label). Throughput and CPU are
+measured over the processing window, from the first consumed message to the last, so group joins and
+imports are excluded (they show as "start s", from spawn to the first message). CPU seconds are the
+process's (all threads, librdkafka's included) over the window; peak RSS is the subprocess's maximum
+resident set size, from ``os.wait4``.
+
+Also measured: the time ``driftstream run`` takes to produce its first new output after a SIGKILL (a
+checkpointed, partially processed workload; restart; first message appended to the online-predictions
+topic), and the state bytes per partition (the Redis ``size`` field of each checkpoint of variants 2 and 3).
+The targets are printed next to the measured ratios; nothing is asserted. Every topic and Redis key this
+run creates is deleted at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import pstats
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+# detectors.py in this folder would shadow the ``detectors`` package: put the repository first instead.
+_HERE = Path(__file__).resolve().parent
+REPO = _HERE.parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(REPO))
+
+import orjson  # noqa: E402
+
+from stream.config import AppConfig, DataDriftConfig, OnlineModelConfig, load_config  # noqa: E402
+
+PARTITIONS = 8
+EXTRA_FEATURES = 8
+CHECKPOINT_SECONDS = 1.0
+NEVER = 10**12
+DEFAULT_EVENTS = 1_000_000
+QUICK_EVENTS = 100_000
+HMAC_KEY = "pipeline-bench-hmac-key"
+
+# name -> (table label, what it is)
+VARIANTS: dict[str, tuple[str, str]] = {
+    "ceiling": ("1 ceiling", "confluent-kafka batch consume + orjson decode"),
+    "driftstream": ("2 driftstream", "Service: join + data quality + concept/feature drift, ckpt 1 s"),
+    "driftstream-nockpt": ("2b driftstream", "as 2, checkpoints off"),
+    "driftstream+model": ("3 driftstream+model", "as 2 + per-partition River online model"),
+    "quix": ("4 Quix + River", "Quix Streams join in state + River ADWIN/HDDMA update per event"),
+}
+ORDER = tuple(VARIANTS)
+TARGET_VS_BASELINE = 5.0
+TARGET_VS_CEILING = 0.5
+TARGET_CHECKPOINT_OVERHEAD = 0.10
+
+
+# -- configuration -------------------------------------------------------------------------------
+def bench_config(base: AppConfig, run_id: str) -> AppConfig:
+    """The run's own topics (input and output), with the benchmark's partition count."""
+    names = {f.name: f"{run_id}.{getattr(base.topics, f.name)}"
+             for f in dataclasses.fields(base.topics) if isinstance(getattr(base.topics, f.name), str)}
+    topics = dataclasses.replace(base.topics, partitions=PARTITIONS, **names)
+    state = dataclasses.replace(base.state, hmac_key=HMAC_KEY, key_prefix=run_id)
+    return dataclasses.replace(base, topics=topics, state=state)
+
+
+def variant_config(cfg: AppConfig, variant: str, group: str) -> AppConfig:
+    """Config of a driftstream variant: its own group, checkpoint cadence and model spec."""
+    ckpt = NEVER if variant == "driftstream-nockpt" else CHECKPOINT_SECONDS
+    processing = dataclasses.replace(cfg.processing, group_id=group,
+                                     checkpoint_every_seconds=float(ckpt), checkpoint_every_messages=NEVER)
+    dm = cfg.default_model
+    model = dataclasses.replace(
+        dm,
+        online_model=dataclasses.replace(dm.online_model, enabled=variant == "driftstream+model"),
+        # feature drift is opt-in for undeclared models; the benchmark measures it
+        data_drift=dataclasses.replace(dm.data_drift, enabled=True),
+    )
+    return dataclasses.replace(cfg, processing=processing, default_model=model)
+
+
+def group_of(run_id: str, variant: str) -> str:
+    return f"{run_id}.{variant}"
+
+
+# -- workers (each runs in its own subprocess) -----------------------------------------------------
+def worker_ceiling(cfg: AppConfig, spec: dict[str, Any]) -> dict[str, Any]:
+    from confluent_kafka import Consumer
+
+    c = Consumer({**cfg.kafka, "group.id": group_of(spec["run_id"], "ceiling"), "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False, "partition.assignment.strategy": "range"})
+    c.subscribe([cfg.topics.inference, cfg.topics.labels])
+    expect, consumed = spec["expect"], 0
+    first_at = first_cpu = None
+    deadline = time.monotonic() + spec["timeout"]
+    try:
+        while consumed < expect and time.monotonic() < deadline:
+            for m in c.consume(num_messages=cfg.processing.batch_size, timeout=cfg.processing.poll_timeout_seconds):
+                if m.error() is not None:
+                    continue
+                if first_at is None:
+                    first_at, first_cpu = time.monotonic(), time.process_time()
+                orjson.loads(m.value())
+                consumed += 1
+        end, end_cpu = time.monotonic(), time.process_time()
+    finally:
+        c.close()
+    out: dict[str, Any] = {"consumed": consumed}
+    if first_at is not None:
+        out.update(first_at=first_at, seconds=end - first_at, cpu_seconds=end_cpu - first_cpu)
+    return out
+
+
+class _FirstMessageClock:
+    """Wraps the service's consumer to note when the first message arrives; everything else delegates."""
+
+    def __init__(self, consumer: Any) -> None:
+        self._consumer = consumer
+        self.first_at: float | None = None
+        self.first_cpu = 0.0
+
+    def consume(self, *args: Any, **kwargs: Any) -> list[Any]:
+        msgs = self._consumer.consume(*args, **kwargs)
+        if msgs and self.first_at is None:
+            self.first_at, self.first_cpu = time.monotonic(), time.process_time()
+        return msgs
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._consumer, name)
+
+
+def messages_total(metrics: Any) -> float:
+    return sum(s.value for fam in metrics.messages.collect() for s in fam.samples if s.name.endswith("_total"))
+
+
+def worker_driftstream(cfg: AppConfig, spec: dict[str, Any], variant: str) -> dict[str, Any]:
+    from prometheus_client import CollectorRegistry
+
+    from stream.app import build_service
+    from stream.metrics import Metrics
+
+    vcfg = variant_config(cfg, variant, group_of(spec["run_id"], variant) + spec.get("group_tag", ""))
+    metrics = Metrics(CollectorRegistry())
+    svc = build_service(vcfg, metrics)
+    clock = _FirstMessageClock(svc.consumer)
+    svc.consumer = clock
+    expect = spec["expect"]
+    done: dict[str, float] = {}
+
+    def watch() -> None:
+        # the stop condition: driftstream_messages_total reaches the number of input messages
+        deadline = time.monotonic() + spec["timeout"]
+        while time.monotonic() < deadline:
+            if messages_total(metrics) >= expect:
+                done.update(at=time.monotonic(), cpu=time.process_time())
+                break
+            time.sleep(0.02)
+        svc.stop()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    profile_path = spec.get("profile")
+    if profile_path:
+        import cProfile
+
+        prof = cProfile.Profile()
+        rc = prof.runcall(svc.run)
+        prof.dump_stats(profile_path)
+    else:
+        rc = svc.run()
+    watcher.join(5)
+    out: dict[str, Any] = {"consumed": int(messages_total(metrics)), "exit": rc,
+                           "checkpoints": svc.checkpoints_written}
+    if clock.first_at is not None:
+        end, end_cpu = (done["at"], done["cpu"]) if done else (time.monotonic(), time.process_time())
+        out.update(first_at=clock.first_at, seconds=end - clock.first_at, cpu_seconds=end_cpu - clock.first_cpu)
+    return out
+
+
+def worker_main(variant: str, spec: dict[str, Any]) -> int:
+    cfg = bench_config(load_config(None), spec["run_id"])
+    if variant == "ceiling":
+        result = worker_ceiling(cfg, spec)
+    elif variant == "quix":
+        from benchmarks import quix_baseline
+
+        result = quix_baseline.run(cfg.kafka["bootstrap.servers"], group_of(spec["run_id"], "quix"),
+                                   cfg.topics.inference, cfg.topics.labels, cfg.topics.drift_events, spec["expect"],
+                                   commit_interval=CHECKPOINT_SECONDS, timeout=min(spec["timeout"], 120.0))
+    else:
+        result = worker_driftstream(cfg, spec, variant)
+    print("RESULT " + orjson.dumps(result).decode(), flush=True)
+    return 0 if result.get("consumed") == spec["expect"] else 1
+
+
+# -- the parent: workload, variants, resume, state sizes, report -----------------------------------
+@dataclasses.dataclass
+class VariantResult:
+    variant: str
+    consumed: int
+    seconds: float | None
+    cpu_seconds: float | None
+    peak_rss_mib: float
+    start_seconds: float | None
+    exit_code: int
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def rate(self) -> float | None:
+        return self.consumed / self.seconds if self.seconds else None
+
+    @property
+    def cpu_per_million(self) -> float | None:
+        return self.cpu_seconds / self.consumed * 1e6 if self.cpu_seconds is not None and self.consumed else None
+
+
+def run_variant(variant: str, spec: dict[str, Any], log: Any) -> VariantResult:
+    """Run one variant in a subprocess; its own rusage (peak RSS) comes from ``os.wait4``."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", variant, "--spec", json.dumps(spec)]
+    spawned = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(REPO))
+    out_chunks: list[bytes] = []
+    err_chunks: list[bytes] = []
+    readers = [threading.Thread(target=lambda s=s, b=b: b.append(s.read()), daemon=True)
+               for s, b in ((proc.stdout, out_chunks), (proc.stderr, err_chunks))]
+    for t in readers:
+        t.start()
+    killer = threading.Timer(spec["timeout"] + 120, proc.kill)
+    killer.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    killer.cancel()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    for t in readers:
+        t.join(10)
+    stdout = b"".join(out_chunks).decode(errors="replace")
+    result: dict[str, Any] = {}
+    for line in stdout.splitlines():
+        if line.startswith("RESULT "):
+            result = orjson.loads(line[len("RESULT "):])
+    if proc.returncode != 0 or not result:
+        tail = b"".join(err_chunks).decode(errors="replace")[-3000:]
+        log(f"  {variant}: exit {proc.returncode}; stderr tail:\n{tail}")
+    first_at = result.get("first_at")
+    return VariantResult(
+        variant=variant,
+        consumed=int(result.get("consumed", 0)),
+        seconds=result.get("seconds"),
+        cpu_seconds=result.get("cpu_seconds"),
+        peak_rss_mib=usage.ru_maxrss / 1024.0,  # KiB on Linux
+        start_seconds=first_at - spawned if first_at is not None else None,
+        exit_code=proc.returncode,
+        extra={k: v for k, v in result.items() if k not in ("consumed", "seconds", "cpu_seconds", "first_at")},
+    )
+
+
+def produce_workload(cfg: AppConfig, n_events: int, run_id: str) -> int:
+    from confluent_kafka import Producer
+
+    from stream.app import producer_config
+    from stream.workload import Workload, produce
+
+    spacing, delay = 0.01, 5.0
+    # event time ends about now: the broker neither rejects future timestamps nor expires the data
+    t0 = float(int(time.time() - n_events * spacing - delay))
+    w = Workload(n_events=n_events, change_points=(n_events // 2,), extra_features=EXTRA_FEATURES,
+                 id_prefix=run_id, t0=t0, spacing=spacing, label_delay=delay)
+    return produce(Producer(producer_config(cfg)), w, cfg.topics.inference, cfg.topics.labels)
+
+
+def state_sizes(cfg: AppConfig, redis_client: Any, group: str) -> list[int]:
+    """The Redis ``size`` field of every partition checkpoint of ``group`` (sealed blob bytes)."""
+    sizes = []
+    for p in range(cfg.topics.partitions):
+        v = redis_client.hget(f"{cfg.state.key_prefix}:{{{group}:{p}}}", "size")
+        if v is not None:
+            sizes.append(int(v))
+    return sizes
+
+
+def measure_resume(cfg: AppConfig, run_id: str, expect: int, timeout: float = 120.0) -> dict[str, Any]:
+    """SIGKILL ``driftstream run`` after its first checkpoint of every partition, restart it, and time the
+    restart to the first output it appends (online predictions: one per inference event)."""
+    import redis
+    from confluent_kafka import Consumer, TopicPartition
+
+    from stream.checkpoint import CheckpointStore
+
+    group = group_of(run_id, "resume")
+    env = dict(os.environ)
+    env.update({
+        "DRIFTSTREAM_KAFKA__BOOTSTRAP_SERVERS": cfg.kafka["bootstrap.servers"],
+        "DRIFTSTREAM_REDIS__URL": cfg.redis["url"],
+        "DRIFTSTREAM_PROCESSING__GROUP_ID": group,
+        "DRIFTSTREAM_PROCESSING__CHECKPOINT_EVERY_SECONDS": str(CHECKPOINT_SECONDS),
+        "DRIFTSTREAM_PROCESSING__CHECKPOINT_EVERY_MESSAGES": str(NEVER),
+        "DRIFTSTREAM_STATE__HMAC_KEY": cfg.state.hmac_key,
+        "DRIFTSTREAM_STATE__KEY_PREFIX": cfg.state.key_prefix,
+        "DRIFTSTREAM_METRICS__ENABLED": "false",  # the default port may belong to someone else's service
+        "DRIFTSTREAM_LOGGING__LEVEL": "INFO",
+    })
+    for f in dataclasses.fields(cfg.topics):
+        value = getattr(cfg.topics, f.name)
+        env[f"DRIFTSTREAM_TOPICS__{f.name.upper()}"] = json.dumps(value) if isinstance(value, str) else str(value)
+    cmd = [sys.executable, "-m", "stream.cli", "run"]
+    settings = dict(cfg.redis)
+    rc = redis.Redis.from_url(settings.pop("url"), **settings)
+    store = CheckpointStore(rc, cfg.state.key_prefix, group, cfg.state.hmac_key.encode())
+    out_topic = cfg.topics.online_predictions
+
+    # 1. a partially processed workload with a checkpoint of every partition
+    first = subprocess.Popen(cmd, env=env, cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    checkpointed: dict[int, int] = {}
+    while time.monotonic() < deadline and first.poll() is None:
+        checkpointed = {}
+        for p in range(cfg.topics.partitions):
+            cp = store.load(p)
+            if cp is not None:
+                checkpointed[p] = sum(cp.offsets.values())
+        if len(checkpointed) == cfg.topics.partitions:
+            break
+        time.sleep(0.05)
+    # 2. SIGKILL: no drain, no final checkpoint
+    first.send_signal(signal.SIGKILL)
+    first.wait(30)
+    done_at_kill = sum(checkpointed.values())
+    if len(checkpointed) < cfg.topics.partitions:
+        return {"error": f"only {len(checkpointed)} partitions checkpointed before the deadline"}
+
+    # 3. everything appended to the output topic from now on is new
+    reader = Consumer({**cfg.kafka, "group.id": f"{run_id}.resume-reader", "enable.auto.commit": False})
+    tps = []
+    for p in range(cfg.topics.partitions):
+        _, high = reader.get_watermark_offsets(TopicPartition(out_topic, p), timeout=10)
+        tps.append(TopicPartition(out_topic, p, high))
+    reader.assign(tps)
+
+    # 4. restart and time it to the first new output
+    assigned_at: list[float] = []
+    started = time.monotonic()
+    second = subprocess.Popen(cmd, env=env, cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def watch_log() -> None:
+        for line in second.stderr:
+            if b"assigned partitions" in line and not assigned_at:
+                assigned_at.append(time.monotonic())
+
+    threading.Thread(target=watch_log, daemon=True).start()
+    first_output_at = None
+    try:
+        while time.monotonic() - started < timeout and second.poll() is None:
+            msgs = reader.consume(100, 0.05)
+            if any(m.error() is None for m in msgs):
+                first_output_at = time.monotonic()
+                break
+    finally:
+        reader.close()
+        second.send_signal(signal.SIGTERM)
+        try:
+            second.wait(60)
+        except subprocess.TimeoutExpired:
+            second.kill()
+            second.wait()
+    if first_output_at is None:
+        return {"error": "no new output after the restart", "processed_at_kill": done_at_kill}
+    return {
+        "seconds": first_output_at - started,
+        "to_assignment": (assigned_at[0] - started) if assigned_at else None,
+        "processed_at_kill": done_at_kill,
+        "of": expect,
+    }
+
+
+def cleanup(cfg: AppConfig, run_id: str, redis_client: Any, log: Any) -> None:
+    """Delete every topic whose name carries this run's id (inputs, outputs, Quix changelogs) and the
+    run's Redis keys."""
+    from stream.topics import admin_client
+
+    admin = admin_client(cfg)
+    names = [t for t in admin.list_topics(timeout=30).topics if run_id in t]
+    if names:
+        for name, fut in admin.delete_topics(names, operation_timeout=60).items():
+            try:
+                fut.result(60)
+            except Exception as exc:
+                log(f"  could not delete topic {name}: {exc}")
+    keys = list(redis_client.scan_iter(match=f"{run_id}:*"))
+    if keys:
+        redis_client.delete(*keys)
+    log(f"cleanup: deleted {len(names)} topics and {len(keys)} Redis keys")
+
+
+# -- report --------------------------------------------------------------------------------------
+def _fmt_rate(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x / 1e6:.2f}M" if x >= 1e6 else f"{x / 1e3:.1f}k"
+
+
+def _fmt(x: float | None, spec: str = ".1f", suffix: str = "") -> str:
+    return "n/a" if x is None else f"{x:{spec}}{suffix}"
+
+
+def report(results: dict[str, VariantResult], expect: int, n_events: int, resume: dict[str, Any] | None,
+           sizes: dict[str, list[int]], markdown: bool) -> str:
+    header = ["variant", "consumed", "events/s", "CPU s / 1M events", "peak RSS MiB", "window s", "start s"]
+    rows = []
+    for v in ORDER:
+        r = results.get(v)
+        if r is None:
+            continue
+        consumed = f"{r.consumed}" + ("" if r.consumed == expect else f" (of {expect}!)")
+        rows.append([VARIANTS[v][0], consumed, _fmt_rate(r.rate), _fmt(r.cpu_per_million), _fmt(r.peak_rss_mib, ".0f"),
+                     _fmt(r.seconds, ".2f"), _fmt(r.start_seconds, ".1f")])
+
+    def rate(v: str) -> float | None:
+        r = results.get(v)
+        return r.rate if r is not None and r.consumed == expect else None
+
+    def ratio(a: str, b: str) -> float | None:
+        ra, rb = rate(a), rate(b)
+        return ra / rb if ra and rb else None
+
+    overhead = None
+    r2, r2b = results.get("driftstream"), results.get("driftstream-nockpt")
+    if r2 and r2b and r2.seconds and r2b.seconds and rate("driftstream") and rate("driftstream-nockpt"):
+        overhead = (r2.seconds - r2b.seconds) / r2b.seconds
+
+    def verdict(x: float | None, ok: bool) -> str:
+        return "" if x is None else ("met" if ok else "NOT met")
+
+    r24, r34, r21 = ratio("driftstream", "quix"), ratio("driftstream+model", "quix"), ratio("driftstream", "ceiling")
+    ratio_rows = [
+        ["2 / 4 (driftstream vs Quix+River)", _fmt(r24, ".2f", "x"), f">= {TARGET_VS_BASELINE:.0f}x",
+         verdict(r24, r24 is not None and r24 >= TARGET_VS_BASELINE)],
+        ["3 / 4 (driftstream+model vs Quix+River)", _fmt(r34, ".2f", "x"), "", ""],
+        ["2 / 1 (driftstream vs ceiling)", _fmt(None if r21 is None else 100 * r21, ".0f", "%"),
+         f">= {100 * TARGET_VS_CEILING:.0f}%", verdict(r21, r21 is not None and r21 >= TARGET_VS_CEILING)],
+        ["checkpoint overhead (t2 - t2b) / t2b", _fmt(None if overhead is None else 100 * overhead, ".1f", "%"),
+         f"<= {100 * TARGET_CHECKPOINT_OVERHEAD:.0f}%",
+         verdict(overhead, overhead is not None and overhead <= TARGET_CHECKPOINT_OVERHEAD)],
+    ]
+    extra_rows = []
+    if resume is not None:
+        if "error" in resume:
+            extra_rows.append(["resume after SIGKILL", f"failed: {resume['error']}"])
+        else:
+            extra_rows.append(["resume after SIGKILL: restart -> first new output",
+                               f"{resume['seconds']:.2f} s (restart -> partitions assigned: "
+                               f"{_fmt(resume['to_assignment'], '.2f', ' s')}; killed after "
+                               f"{resume['processed_at_kill']} of {resume['of']} messages)"])
+    for v, s in sizes.items():
+        if s:
+            extra_rows.append([f"state bytes per partition, {VARIANTS[v][0]}",
+                               f"mean {sum(s) / len(s):,.0f}, min {min(s):,}, max {max(s):,} ({len(s)} partitions)"])
+
+    title = (f"{n_events:,} inference events + labels = {expect:,} input messages, {PARTITIONS} partitions, "
+             f"{EXTRA_FEATURES + 4} features per event")
+    return "\n".join([title, "", _table(header, rows, markdown), "", _table(["ratio", "measured", "target", ""],
+                                                                          ratio_rows, markdown),
+                      "", _table(["also measured", "value"], extra_rows, markdown) if extra_rows else ""]).rstrip()
+
+
+def _table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines)
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in rows])
+
+
+def print_profile(path: str, top: int = 30) -> None:
+    stats = pstats.Stats(path)
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=None, help=f"inference events (default {DEFAULT_EVENTS:,})")
+    ap.add_argument("--quick", action="store_true", help=f"{QUICK_EVENTS:,} events: a smoke run")
+    ap.add_argument("--variants", default=",".join(ORDER), help=f"comma-separated subset of {', '.join(ORDER)}")
+    ap.add_argument("--no-resume", action="store_true", help="skip the SIGKILL/restart measurement")
+    ap.add_argument("--profile", action="store_true",
+                    help="also run variant 2 under cProfile (an extra run, not timed) and print the hotspots")
+    ap.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
+    ap.add_argument("--json", default=None, help="also write the results as JSON to this file")
+    ap.add_argument("--timeout", type=float, default=1800.0, help="max seconds per variant")
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--spec", default=None, help=argparse.SUPPRESS)
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        return worker_main(args.worker, json.loads(args.spec))
+    import redis
+
+    from stream.topics import admin_client, ensure_topics
+
+    n_events = args.events or (QUICK_EVENTS if args.quick else DEFAULT_EVENTS)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = set(variants) - set(ORDER)
+    if unknown:
+        print(f"unknown variants: {', '.join(sorted(unknown))}; known: {', '.join(ORDER)}", file=sys.stderr)
+        return 2
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    run_id = f"pbench-{uuid.uuid4().hex[:10]}"
+    cfg = bench_config(load_config(None), run_id)
+    settings = dict(cfg.redis)
+    redis_client = redis.Redis.from_url(settings.pop("url"), **settings)
+    results: dict[str, VariantResult] = {}
+    sizes: dict[str, list[int]] = {}
+    resume = None
+    try:
+        ensure_topics(admin_client(cfg), cfg)
+        t = time.monotonic()
+        expect = produce_workload(cfg, n_events, run_id)
+        log(f"{run_id}: produced {expect:,} messages ({n_events:,} inference events + labels) "
+            f"in {time.monotonic() - t:.1f} s")
+        spec = {"run_id": run_id, "expect": expect, "timeout": args.timeout}
+        for v in [v for v in ORDER if v in variants]:
+            log(f"running {v}: {VARIANTS[v][1]} ...")
+            r = results[v] = run_variant(v, spec, log)
+            log(f"  {v}: {r.consumed:,} messages in {_fmt(r.seconds, '.2f')} s, {_fmt_rate(r.rate)}/s, "
+                f"peak RSS {r.peak_rss_mib:.0f} MiB")
+            if v in ("driftstream", "driftstream+model"):
+                sizes[v] = state_sizes(cfg, redis_client, group_of(run_id, v))
+        if args.profile:
+            prof_path = str(Path(os.environ.get("TMPDIR", "/tmp")) / f"{run_id}.prof")
+            log("running driftstream under cProfile (an extra run with its own group, not in the table) ...")
+            prof = run_variant("driftstream", dict(spec, profile=prof_path, group_tag="-profile"), log)
+            log(f"  profiled run: {prof.consumed:,} messages in {_fmt(prof.seconds, '.2f')} s under cProfile")
+        if not args.no_resume:
+            log("measuring resume after SIGKILL ...")
+            resume = measure_resume(cfg, run_id, expect)
+        text = report(results, expect, n_events, resume, sizes, args.markdown)
+        print(text)
+        if args.profile:
+            print()
+            print_profile(prof_path)
+            Path(prof_path).unlink(missing_ok=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps({
+                "run_id": run_id, "events": n_events, "expect": expect,
+                "variants": {v: {**dataclasses.asdict(r), "rate": r.rate, "cpu_per_million": r.cpu_per_million}
+                             for v, r in results.items()},
+                "resume": resume, "state_sizes": sizes,
+            }, indent=2, default=str))
+    finally:
+        cleanup(cfg, run_id, redis_client, log)
+    return 0 if all(r.consumed == expect for r in results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Smoke test of ``benchmarks/pipeline.py``: the ceiling and driftstream variants on a tiny workload.
+
+Not the Quix baseline (it keeps CI light) and never a check of speed: only that every variant consumed
+exactly every input message, and that the table has a row for each of them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.integration.conftest import REPO
+
+VARIANTS = ("ceiling", "driftstream", "driftstream-nockpt", "driftstream+model")
+ROWS = ("1 ceiling", "2 driftstream", "2b driftstream", "3 driftstream+model")
+
+
+def test_pipeline_benchmark_consumes_every_message(stack, tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "pipeline.py"), "--events", "5000", "--variants",
+         ",".join(VARIANTS), "--no-resume", "--timeout", "180", "--json", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=540,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["expect"] == 2 * 5000  # every inference event has its label
+    assert set(result["variants"]) == set(VARIANTS)
+    for name, v in result["variants"].items():
+        assert v["consumed"] == result["expect"], f"{name} consumed {v['consumed']} of {result['expect']}"
+        assert v["exit_code"] == 0
+    table_rows = {line.split("  ")[0].strip() for line in proc.stdout.splitlines()}
+    for row in ROWS:
+        assert row in table_rows, f"row {row!r} missing from the table:\n{proc.stdout}"
+    assert "checkpoint overhead" in proc.stdout
+    assert "cleanup: deleted" in proc.stderr
