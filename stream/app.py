@@ -325,10 +325,25 @@ class Service:
         consumer.assign(partitions)
         self.metrics.assigned.set(len(self.processors))
 
+    def _redis_retry(self, what: str, fn: Callable[[], Any]) -> Any:
+        """Redis calls outside a checkpoint (assignment): wait and retry while Redis is unreachable."""
+        import redis
+
+        delay = 0.1
+        while True:
+            try:
+                return fn()
+            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+                if self._stopping:
+                    raise FatalError(f"Redis unavailable while stopping ({what}): {exc}") from exc
+                log.warning("Redis unavailable during %s (%s); retrying in %.1f s", what, exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
     def _take(self, p: int) -> None:
-        epoch = self.store.bump_epoch(p)
+        epoch = self._redis_retry(f"assignment of partition {p}", lambda: self.store.bump_epoch(p))
         proc = PartitionProcessor(p, self.cfg, epoch, self.publisher, self.metrics)
-        cp = self.store.load(p)
+        cp = self._redis_retry(f"loading partition {p}", lambda: self.store.load(p))
         if cp is not None and cp.payload is not None:
             proc.load_payload(cp.payload)
             proc.next_offsets = dict(cp.offsets)

@@ -75,8 +75,9 @@ class JoinConfig:
     max_pending: int = 200_000
     #: a pending item older than this (event time, seconds) behind the newest event is expired
     ttl_seconds: float = 3600.0
-    #: how many joined ids are remembered to recognise a duplicate label
-    remember_joined: int = 100_000
+    #: how many joined ids are remembered to recognise a duplicate label (also bounded by ttl_seconds);
+    #: part of every checkpoint, so keep it modest
+    remember_joined: int = 20_000
 
 
 @dataclass(frozen=True)
@@ -189,13 +190,18 @@ class DataDriftConfig:
     max_features: int = 32
 
 
+CLASSIFICATION_DETECTORS = (DetectorConfig("ADWIN", {}), DetectorConfig("HDDMA", {}))
+REGRESSION_DETECTORS = (DetectorConfig("ADWIN", {}), DetectorConfig("PageHinkley", {}))
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """What is monitored for one model name (declared in ``[models.<name>]``)."""
 
     task: str = "classification"
-    #: detectors on the served model's error stream (0/1 for classification, |error| for regression)
-    error_detectors: tuple[DetectorConfig, ...] = (DetectorConfig("ADWIN", {}), DetectorConfig("HDDMA", {}))
+    #: detectors on the served model's error stream (0/1 for classification, |error| for regression);
+    #: left at the default, a regression model gets ADWIN + PageHinkley instead of ADWIN + HDDMA
+    error_detectors: tuple[DetectorConfig, ...] = CLASSIFICATION_DETECTORS
     online_model: OnlineModelConfig = OnlineModelConfig()
     #: declared input schema; empty means "infer from the first event" (and report the model as undeclared)
     features: Mapping[str, FeatureSpec] = field(default_factory=dict)
@@ -203,6 +209,13 @@ class ModelSpec:
     data_drift: DataDriftConfig = DataDriftConfig()
     retrain: RetrainPolicyConfig = RetrainPolicyConfig()
     challenger: ChallengerConfig = ChallengerConfig()
+
+    @property
+    def detectors(self) -> tuple[DetectorConfig, ...]:
+        """The error detectors in force for this task."""
+        if self.task == "regression" and self.error_detectors == CLASSIFICATION_DETECTORS:
+            return REGRESSION_DETECTORS
+        return self.error_detectors
 
 
 @dataclass(frozen=True)
@@ -399,7 +412,7 @@ def _validate(cfg: AppConfig) -> AppConfig:
             raise ConfigError(f"{where}.online_model.drift_detector: unknown detector {od!r}")
         binary = {"DDM", "EDDM", "HDDMA", "HDDMW", "FHDDM", "HDDM_A", "HDDM_W"}
         if spec.task == "regression":
-            for d in spec.error_detectors:
+            for d in spec.detectors:
                 if d.name in binary:
                     raise ConfigError(f"{where}.error_detectors: {d.name} takes 0/1 errors; a regression model's "
                                       "absolute errors need ADWIN, PageHinkley or KSWIN")

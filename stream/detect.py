@@ -109,10 +109,10 @@ class ModelMonitor:
         self.spec = spec
         #: one per configured error detector; None while a detector waits for its calibration window
         self.detectors: list[DriftDetector | None] = [
-            None if d.false_alarm_every else make_detector(d.name, **dict(d.params)) for d in spec.error_detectors
+            None if d.false_alarm_every else make_detector(d.name, **dict(d.params)) for d in spec.detectors
         ]
-        self.calibrations: list[dict[str, Any] | None] = [None] * len(spec.error_detectors)
-        self._calibration_buffers: list[list[float]] = [[] for _ in spec.error_detectors]
+        self.calibrations: list[dict[str, Any] | None] = [None] * len(spec.detectors)
+        self._calibration_buffers: list[list[float]] = [[] for _ in spec.detectors]
         om = spec.online_model
         self.online = build_online_model(om, spec.task) if om.enabled else None
         self.background: Any = None
@@ -191,7 +191,7 @@ class ModelMonitor:
             return []
         errors = np.fromiter((e for e, _, _ in self._batch), dtype=np.float64, count=len(self._batch))
         alarms: list[Alarm] = []
-        for k, cfg in enumerate(self.spec.error_detectors):
+        for k, cfg in enumerate(self.spec.detectors):
             base = 0
             if self.detectors[k] is None:
                 base = self._calibrate(k, cfg, errors)
@@ -270,7 +270,7 @@ class ModelMonitor:
     def load_state(self, state: dict[str, Any], online_model: Any, background: Any = None) -> None:
         stored = state["detectors"]
         names = [None if s is None else s["type"] for s in stored]
-        wanted = [d.name for d in self.spec.error_detectors]
+        wanted = [d.name for d in self.spec.detectors]
         if len(names) == len(wanted) and all(n is None or n == w or detector_class(w).__name__ == n
                                              for n, w in zip(names, wanted)):
             self.detectors = [None if s is None else detector_from_state(s) for s in stored]

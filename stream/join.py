@@ -58,10 +58,20 @@ class LabelJoin:
         self.remember_joined = remember_joined
         self._predictions: OrderedDict[str, PendingPrediction] = OrderedDict()
         self._labels: OrderedDict[str, PendingLabel] = OrderedDict()
-        self._joined: OrderedDict[str, None] = OrderedDict()
+        #: recently joined id -> event time of the join (bounded by count and by the TTL)
+        self._joined: OrderedDict[str, float] = OrderedDict()
         self._watermark = 0.0
 
     # -- adding ---------------------------------------------------------------------------------
+    def check_prediction(self, event_id: str) -> None:
+        """Raise before anything else looks at a prediction that would be a duplicate."""
+        if event_id in self._predictions or event_id in self._joined:
+            raise InvalidMessage("duplicate_id", f"a prediction with id {event_id!r} was already seen")
+
+    def check_label(self, event_id: str) -> None:
+        if event_id in self._joined or event_id in self._labels:
+            raise InvalidMessage("duplicate_label", f"a label for id {event_id!r} was already seen")
+
     def add_prediction(self, event_id: str, pending: PendingPrediction) -> Joined | None:
         if event_id in self._predictions or event_id in self._joined:
             raise InvalidMessage("duplicate_id", f"a prediction with id {event_id!r} was already seen")
@@ -72,7 +82,7 @@ class LabelJoin:
                 # the held label belonged to another model: it is the bad one; keep the prediction waiting
                 self._predictions[event_id] = pending
                 raise MismatchedLabel(event_id, label)
-            self._remember(event_id)
+            self._remember(event_id, max(pending.ts, label.ts))
             return Joined(event_id, pending, label.label, label.ts, "inference", pending.offset)
         self._predictions[event_id] = pending
         return None
@@ -88,7 +98,7 @@ class LabelJoin:
                     "model_mismatch", f"label for {event_id!r} names model {label.model!r}, prediction {pred.model!r}"
                 )
             del self._predictions[event_id]
-            self._remember(event_id)
+            self._remember(event_id, max(pred.ts, label.ts))
             return Joined(event_id, pred, label.label, label.ts, "labels", label.offset)
         self._labels[event_id] = label
         return None
@@ -99,6 +109,11 @@ class LabelJoin:
         horizon = self._watermark - self.ttl_seconds
         preds = self._expire_side(self._predictions, horizon)
         labels = self._expire_side(self._labels, horizon)
+        # joined ids are remembered (to catch a duplicate label) only as long as a prediction may wait:
+        # a later duplicate waits as an early label, expires and is dead-lettered as unmatched
+        joined = self._joined
+        while joined and next(iter(joined.values())) < horizon:
+            joined.popitem(last=False)
         return preds, labels
 
     def _expire_side(self, side: OrderedDict, horizon: float) -> list:
@@ -116,8 +131,8 @@ class LabelJoin:
         if ts > self._watermark:
             self._watermark = ts
 
-    def _remember(self, event_id: str) -> None:
-        self._joined[event_id] = None
+    def _remember(self, event_id: str, ts: float) -> None:
+        self._joined[event_id] = ts
         while len(self._joined) > self.remember_joined:
             self._joined.popitem(last=False)
 
@@ -138,14 +153,14 @@ class LabelJoin:
                 for k, p in self._predictions.items()
             ],
             "labels": [[k, v.offset, v.ts, v.model, v.label, v.raw] for k, v in self._labels.items()],
-            "joined": list(self._joined),
+            "joined": [[k, t] for k, t in self._joined.items()],
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self._watermark = float(state["watermark"])
         self._predictions = OrderedDict((k, PendingPrediction(o, t, m, p, op, f)) for k, o, t, m, p, op, f in state["predictions"])
         self._labels = OrderedDict((k, PendingLabel(o, t, m, lab, raw)) for k, o, t, m, lab, raw in state["labels"])
-        self._joined = OrderedDict((k, None) for k in state["joined"])
+        self._joined = OrderedDict((k, float(t)) for k, t in state["joined"])
 
 
 class MismatchedLabel(InvalidMessage):

@@ -7,6 +7,8 @@ fixed set of dead-letter codes, ``model`` by ``MAX_MODELS_PER_PARTITION`` and th
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 NS = "driftstream"
@@ -15,6 +17,8 @@ NS = "driftstream"
 class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        self._children: dict[tuple[str, int, str], Any] = {}
+        self._join_children: dict[str, tuple[Any, Any]] = {}
         self.messages = Counter(f"{NS}_messages", "Input messages by outcome (processed or dead_letter)",
                                 ["topic", "partition", "outcome"], registry=registry)
         self.dead_letters = Counter(f"{NS}_dead_letter", "Messages sent to the dead-letter topic by reason",
@@ -55,7 +59,12 @@ class Metrics:
         self.assigned = Gauge(f"{NS}_assigned_partitions", "Partitions owned by this instance", registry=registry)
 
     def message(self, topic: str, partition: int, outcome: str) -> None:
-        self.messages.labels(topic, str(partition), outcome).inc()
+        # labelled children are cached: .labels() costs a lock and a dict lookup on every message
+        key = (topic, partition, outcome)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.messages.labels(topic, str(partition), outcome)
+        child.inc()
 
     def dead_letter(self, topic: str, reason: str) -> None:
         self.dead_letters.labels(topic, reason).inc()
@@ -64,8 +73,11 @@ class Metrics:
         self.produced.labels(topic).inc()
 
     def joined(self, model: str, delay: float) -> None:
-        self.joins.labels(model).inc()
-        self.label_delay.labels(model).observe(max(delay, 0.0))
+        pair = self._join_children.get(model)
+        if pair is None:
+            pair = self._join_children[model] = (self.joins.labels(model), self.label_delay.labels(model))
+        pair[0].inc()
+        pair[1].observe(max(delay, 0.0))
 
     def join_expired(self, n: int) -> None:
         self.join_expired_total.inc(n)

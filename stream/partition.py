@@ -83,16 +83,21 @@ class PartitionProcessor:
     def release(self, caught_up: Callable[[str], bool], now: float) -> list[Record]:
         a, b = self.buffers[self.inference_topic], self.buffers[self.labels_topic]
         out: list[Record] = []
+        may_drain: dict[str, bool] = {}  # caught-up answers do not change within one release
         while a or b:
             if a and b:
                 ha, hb = a[0], b[0]
                 take = a if (ha.timestamp_ms, 0, ha.offset) <= (hb.timestamp_ms, 1, hb.offset) else b
-            else:
-                empty_topic = self.labels_topic if a else self.inference_topic
-                if not (caught_up(empty_topic) or self._idle_too_long(empty_topic, now)):
-                    break
-                take = a if a else b
-            out.append(take.popleft())
+                out.append(take.popleft())
+                continue
+            empty_topic = self.labels_topic if a else self.inference_topic
+            ok = may_drain.get(empty_topic)
+            if ok is None:
+                ok = may_drain[empty_topic] = caught_up(empty_topic) or self._idle_too_long(empty_topic, now)
+            if not ok:
+                break
+            out.extend(a if a else b)
+            (a if a else b).clear()
         for topic, buf in self.buffers.items():
             if buf:
                 self._empty_since[topic] = None
@@ -167,6 +172,8 @@ class PartitionProcessor:
     def _on_inference(self, r: Record, obj: dict[str, Any]) -> None:
         ev = validate_inference(obj)
         mon = self._monitor(ev.model)
+        # a duplicate is bad input: it must not reach data quality, the drift tests or the model
+        self.join.check_prediction(ev.id)
         self.last_ts = max(self.last_ts, ev.ts)
         self._check_quality(r, ev)
         online = mon.predict_online(ev.features)
@@ -185,16 +192,20 @@ class PartitionProcessor:
                 online_prediction_event(r, ev, online, mon.model_version),
             )
         if joined is not None:
+            self.data_drift[ev.model].add_label(joined.label, Position(r.topic, r.offset, ev.ts, ev.id))
             self._joined(mon, joined)
 
     def _on_label(self, r: Record, obj: dict[str, Any]) -> None:
         ev = validate_label(obj)
         mon = self._monitor(ev.model)
+        self.join.check_label(ev.id)
         self.last_ts = max(self.last_ts, ev.ts)
-        self.data_drift[ev.model].add_label(ev.label, Position(r.topic, r.offset, ev.ts, ev.id))
         raw = (r.value or b"").decode("utf-8", "replace")
         joined = self.join.add_label(ev.id, PendingLabel(r.offset, ev.ts, ev.model, ev.label, raw))
         if joined is not None:
+            # label drift sees the labels that belong to a prediction (a label that never meets its
+            # prediction is dead-lettered, not counted)
+            self.data_drift[ev.model].add_label(ev.label, Position(r.topic, r.offset, ev.ts, ev.id))
             self._joined(mon, joined)
 
     def _joined(self, mon: ModelMonitor, j: Joined) -> None:

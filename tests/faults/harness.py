@@ -1,0 +1,295 @@
+"""Shared machinery of the fault suite: run the real service, fault it, compare with a clean run.
+
+Every fault test follows the crash-equivalence recipe of ``tests/integration/test_engine.py`` (whose
+helpers are imported here): a workload is produced once, a clean uninterrupted run and a faulted run read
+the same input topics with their own outputs, consumer group and Redis namespace, and the faulted run's
+outputs (by deterministic id and content) and final per-partition state must equal the clean run's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import orjson
+from confluent_kafka import Consumer, TopicPartition
+
+from stream.checkpoint import CheckpointStore
+from stream.config import AppConfig
+from tests.integration.conftest import STACK
+from tests.integration.test_engine import (  # noqa: F401  (re-exported for the fault tests)
+    OUTPUTS,
+    _caught_up as caught_up,
+    _end_offsets as end_offsets,
+    _final_states as final_states,
+    _sibling as sibling,
+    _write_toml,
+)
+
+HMAC_KEY = "test-hmac-key"
+
+
+# -- reading outputs ------------------------------------------------------------------------------
+def read_exact(cfg: AppConfig, topic: str, timeout: float = 60.0) -> list[dict[str, Any]]:
+    """Every message of ``topic`` up to its current high watermarks (no idle guessing: the writer has
+    flushed before we read, so the watermarks are the end)."""
+    c = Consumer({"bootstrap.servers": cfg.kafka["bootstrap.servers"], "group.id": f"fault-reader-{time.time_ns()}",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    try:
+        md = c.list_topics(topic, timeout=10).topics[topic]
+        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in md.partitions}
+        todo = {p for p, (low, high) in ends.items() if high > low}
+        c.assign([TopicPartition(topic, p, ends[p][0]) for p in todo])
+        out: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while todo:
+            assert time.monotonic() < deadline, f"reading {topic}: partitions {sorted(todo)} did not reach their end"
+            for m in c.consume(1000, 0.5):
+                if m.error():
+                    continue
+                out.append(orjson.loads(m.value()))
+                if m.offset() + 1 >= ends[m.partition()][1]:
+                    todo.discard(m.partition())
+        return out
+    finally:
+        c.close()
+
+
+def outputs(cfg: AppConfig, topics: tuple[str, ...] = OUTPUTS) -> dict[str, dict]:
+    """id -> event over the output topics; a replayed duplicate must carry identical content."""
+    out: dict[str, dict] = {}
+    for name in topics:
+        for ev in read_exact(cfg, getattr(cfg.topics, name)):
+            prev = out.setdefault(ev["id"], ev)
+            assert prev == ev, f"replay produced a different event for id {ev['id']}:\n{prev}\n{ev}"
+    return out
+
+
+@dataclass
+class Comparison:
+    compared: int
+    lost: list[str]
+    extra: list[str]
+    differing: list[str]
+    examples: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.lost or self.extra or self.differing)
+
+
+def compare(expected: dict[Any, dict], got: dict[Any, dict]) -> Comparison:
+    lost = sorted(map(str, set(expected) - set(got)))
+    extra = sorted(map(str, set(got) - set(expected)))
+    differing = sorted(str(k) for k in set(expected) & set(got) if expected[k] != got[k])
+    examples = [f"expected {expected[k]}\n     got {got[k]}" for k in list(set(expected) & set(got))
+                if str(k) in differing[:3]]
+    return Comparison(len(expected), lost, extra, differing, examples)
+
+
+def report(test: str, trials: int, cmp: Comparison, started: float, states_equal: bool | None = None,
+           **extra: Any) -> str:
+    line = (f"[faults] {test}: trials={trials} events_compared={cmp.compared} lost={len(cmp.lost)} "
+            f"extra={len(cmp.extra)} differing={len(cmp.differing)}"
+            + ("" if states_equal is None else f" final_state_equal={states_equal}")
+            + "".join(f" {k}={v}" for k, v in extra.items())
+            + f" seconds={time.monotonic() - started:.1f}")
+    if not cmp.ok:
+        line += (f"\n  lost (first 5): {cmp.lost[:5]}\n  extra (first 5): {cmp.extra[:5]}"
+                 f"\n  differing (first 5): {cmp.differing[:5]}\n  " + "\n  ".join(cmp.examples))
+    print(line, flush=True)
+    return line
+
+
+def first_difference(a: Any, b: Any, path: str = "") -> str | None:
+    """Where two plain-data trees first differ (for assertion messages)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b), key=str):
+            if k not in a or k not in b:
+                return f"{path}/{k}: only in {'expected' if k in a else 'got'}"
+            d = first_difference(a[k], b[k], f"{path}/{k}")
+            if d:
+                return d
+        return None
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return f"{path}: length {len(a)} != {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            d = first_difference(x, y, f"{path}[{i}]")
+            if d:
+                return d
+        return None
+    return None if a == b else f"{path}: {str(a)[:200]} != {str(b)[:200]}"
+
+
+def assert_equivalent(test: str, expected: dict, got: dict, started: float, trials: int,
+                      expected_states: dict | None = None, got_states: dict | None = None, **extra: Any) -> str:
+    cmp = compare(expected, got)
+    states_equal = None if expected_states is None else expected_states == got_states
+    line = report(test, trials, cmp, started, states_equal, **extra)
+    assert cmp.compared > 0, line
+    assert cmp.ok, line
+    if expected_states is not None:
+        diff = [p for p in expected_states if expected_states[p] != (got_states or {}).get(p)]
+        where = first_difference(expected_states[diff[0]], (got_states or {}).get(diff[0])) if diff else None
+        assert states_equal, f"{line}\n  final state differs for partitions {diff}; first difference: {where}"
+    return line
+
+
+# -- running the real service as a subprocess -------------------------------------------------------
+def write_toml(path: Path, cfg: AppConfig, kafka: dict[str, Any] | None = None, extra: str = "") -> Path:
+    """test_engine's TOML writer plus librdkafka settings in ``[kafka]`` and extra sections."""
+    _write_toml(path, cfg)
+    text = path.read_text()
+    if kafka:
+        lines = "".join(f'"{k}" = {orjson.dumps(v).decode()}\n' for k, v in kafka.items())
+        text = text.replace("[kafka]\n", "[kafka]\n" + lines, 1)
+    path.write_text(text + extra)
+    return path
+
+
+class Services:
+    """``driftstream run`` subprocesses; every one still alive is SIGKILLed by :meth:`kill_all`."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen] = []
+
+    def spawn(self, toml: Path, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+        full = {**os.environ, "DRIFTSTREAM_STATE__HMAC_KEY": HMAC_KEY, **(env or {})}
+        p = subprocess.Popen([sys.executable, "-m", "stream.cli", "run", "--config", str(toml)], env=full,
+                             stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(p)
+        return p
+
+    def kill_all(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                try:
+                    os.kill(p.pid, signal.SIGCONT)
+                    p.kill()
+                    p.wait(10)
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    pass
+
+
+def store(cfg: AppConfig, redis_client: Any) -> CheckpointStore:
+    return CheckpointStore(redis_client, cfg.state.key_prefix, cfg.processing.group_id, cfg.state.hmac_key.encode())
+
+
+def progress(cfg: AppConfig, client: Any, ends: dict) -> float:
+    """Fraction of the input that the checkpoints in Redis cover."""
+    st = store(cfg, client)
+    done = 0
+    for p in range(cfg.topics.partitions):
+        raw = st.read_raw(p).get(b"offsets")
+        if raw:
+            done += sum(orjson.loads(raw).values())
+    return done / sum(ends.values())
+
+
+def wait_for(what: str, cond: Callable[[], bool], timeout: float, interval: float = 0.3,
+             alive: list[subprocess.Popen] | None = None, log: Path | None = None) -> None:
+    """Poll ``cond`` until true; fail with ``what`` (and the log tail) at the deadline, or as soon as one
+    of ``alive`` exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if cond():
+            return
+        for p in alive or []:
+            if p.poll() is not None:
+                raise AssertionError(f"{what}: service pid {p.pid} exited with {p.returncode}\n{tail(log)}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not reached within {timeout:.0f} s\n{tail(log)}")
+        time.sleep(interval)
+
+
+def tail(log: Path | None, n: int = 4000) -> str:
+    if log is None or not log.exists():
+        return ""
+    return "--- service log tail ---\n" + log.read_text(errors="replace")[-n:]
+
+
+def stop(proc: subprocess.Popen, log: Path | None = None, timeout: float = 45.0) -> int:
+    """SIGTERM (drain + checkpoint) and wait for the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError(f"service pid {proc.pid} did not stop within {timeout} s after SIGTERM\n{tail(log)}")
+
+
+# -- a private Kafka + Redis, for faults that would disturb the shared stack ----------------------------
+class PrivateStack:
+    """``deploy/local/stack.sh`` on its own run dir and ports; only its own processes are ever touched."""
+
+    def __init__(self, run_dir: Path, kafka_port: int, controller_port: int, redis_port: int) -> None:
+        self.run_dir = run_dir
+        self.kafka_port = kafka_port
+        self.redis_port = redis_port
+        self.env = {**os.environ, "DRIFTSTREAM_RUN_DIR": str(run_dir), "DRIFTSTREAM_KAFKA_PORT": str(kafka_port),
+                    "DRIFTSTREAM_KAFKA_CONTROLLER_PORT": str(controller_port),
+                    "DRIFTSTREAM_REDIS_PORT": str(redis_port), "PYTHON": sys.executable}
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    def _stack(self, cmd: str, timeout: float = 150) -> None:
+        r = subprocess.run(["bash", str(STACK), cmd], env=self.env, capture_output=True, text=True, timeout=timeout)
+        assert r.returncode == 0, f"stack.sh {cmd} (private, {self.run_dir}) failed:\n{r.stdout}\n{r.stderr}"
+
+    def start(self) -> None:
+        """Start whatever of the two is not running (stack.sh start is idempotent) and wait until both answer."""
+        self._stack("start")
+
+    def stop(self) -> None:
+        self._stack("stop")
+
+    def _pid(self, name: str) -> int | None:
+        f = self.run_dir / name / f"{name}.pid"
+        try:
+            return int(f.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _kill(self, name: str, sig: int, wait: float = 30.0) -> None:
+        pid = self._pid(name)
+        assert pid is not None, f"no pid file for the private {name}"
+        os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
+
+    def stop_redis(self) -> None:
+        """SIGTERM to the private redis-server: it writes its AOF and exits."""
+        self._kill("redis", signal.SIGTERM)
+
+    def stop_kafka(self) -> None:
+        """SIGTERM to the private broker: a controlled shutdown."""
+        self._kill("kafka", signal.SIGTERM, wait=60)
+
+
+def with_redis(cfg: AppConfig, url: str) -> AppConfig:
+    return dataclasses.replace(cfg, redis={**cfg.redis, "url": url})
+
+
+def with_kafka(cfg: AppConfig, bootstrap: str) -> AppConfig:
+    return dataclasses.replace(cfg, kafka={**cfg.kafka, "bootstrap.servers": bootstrap})

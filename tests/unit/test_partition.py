@@ -1,0 +1,71 @@
+"""The partition processor without Kafka: an in-memory publisher records what would be produced."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import orjson
+from prometheus_client import CollectorRegistry
+
+from stream.config import load_config
+from stream.events import Record
+from stream.metrics import Metrics
+from stream.partition import PartitionProcessor
+
+
+class MemoryPublisher:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict]] = []
+
+    def send(self, topic, key, event):
+        self.sent.append((topic, orjson.loads(orjson.dumps(event))))
+
+    def dead_letter(self, topic, record, reason, detail):
+        self.sent.append((topic, {"type": "dead-letter", "reason": reason, "offset": record.offset,
+                                  "source_topic": record.topic}))
+
+
+def _proc():
+    cfg = load_config(None, {})
+    dm = dataclasses.replace(cfg.default_model, data_drift=dataclasses.replace(cfg.default_model.data_drift,
+                                                                                enabled=True))
+    cfg = dataclasses.replace(cfg, default_model=dm)
+    pub = MemoryPublisher()
+    return PartitionProcessor(0, cfg, 1, pub, Metrics(CollectorRegistry())), pub, cfg
+
+
+def _inf(offset, eid, amount=10.0, ts=100.0):
+    v = {"id": eid, "model": "m", "ts": ts, "features": {"amount": amount, "country": "DE"}, "prediction": 1}
+    return Record("inference", 0, offset, int(ts * 1000), eid.encode(), orjson.dumps(v))
+
+
+def _lab(offset, eid, label=1, ts=101.0):
+    v = {"id": eid, "model": "m", "ts": ts, "label": label}
+    return Record("labels", 0, offset, int(ts * 1000), eid.encode(), orjson.dumps(v))
+
+
+def _signal_counts(proc):
+    dd = proc.data_drift["m"]
+    return {key: s.test.n_seen + len(s.values) for key, s in dd.signals.items()}
+
+
+def test_duplicates_and_orphan_labels_do_not_feed_quality_or_drift():
+    # regression: a duplicate id and a label without prediction were dead-lettered, yet their values had
+    # already gone into the data-drift windows (and data-quality checks), changing good results
+    proc, pub, _ = _proc()
+    proc.process([_inf(0, "a"), _lab(0, "a")])
+    before = _signal_counts(proc)
+    quality_before = [e for t, e in pub.sent if t == "data-quality"]
+    proc.process([_inf(1, "a", amount=999.0), _lab(1, "a", label=0), _lab(2, "never-predicted", label=0)])
+    assert _signal_counts(proc) == before
+    assert [e for t, e in pub.sent if t == "data-quality"] == quality_before
+    reasons = sorted(e["reason"] for t, e in pub.sent if t == "dead-letter")
+    assert reasons == ["duplicate_id", "duplicate_label"]
+    assert proc.join.pending_labels == 1  # the orphan waits, and is dead-lettered when it expires
+
+
+def test_label_drift_counts_joined_labels_in_arrival_order():
+    proc, pub, _ = _proc()
+    proc.process([_lab(0, "early", ts=99.0), _inf(0, "early"), _inf(1, "b"), _lab(1, "b")])
+    label_signal = [s for key, s in proc.data_drift["m"].signals.items() if s.kind == "label"]
+    assert len(label_signal) == 1 and label_signal[0].test.n_seen == 2
