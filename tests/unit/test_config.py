@@ -76,3 +76,23 @@ def test_example_config_file_loads():
     example = Path(__file__).resolve().parents[2] / "driftstream.toml"
     cfg = load_config(example, {})
     assert cfg.topics.inference == "inference"
+
+
+def test_example_config_documents_every_key():
+    """The reference example cannot go stale: every setting of the dataclasses appears in it."""
+    import re
+    from pathlib import Path
+
+    from stream.config_reference import markdown, rows
+
+    text = (Path(__file__).resolve().parents[2] / "driftstream.toml").read_text()
+    missing = []
+    for path, _, _, _ in rows():
+        leaf = path.split(".")[-1]
+        if leaf in ("*", "<name>"):
+            continue
+        if not re.search(r'(^|[\s#{,])"?%s"?\s*=' % re.escape(leaf), text, re.M):
+            missing.append(path)
+    assert not missing, f"driftstream.toml does not mention: {missing}"
+    md = markdown()
+    assert "`processing.batch_size`" in md and "`default_model.retrain.cooldown_seconds`" in md
