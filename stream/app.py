@@ -414,13 +414,19 @@ def watermarks(consumer: Any, tp: TopicPartition, attempts: int = 30, sleep: Cal
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def build_service(cfg: AppConfig, metrics: Metrics, redis_client: Any | None = None) -> Service:
+def make_redis(cfg: AppConfig) -> Any:
+    """A redis-py client from ``[redis]``: ``url`` plus keyword arguments passed untouched (password,
+    username, ssl_ca_certs, ssl_certfile, socket_timeout, ...); ``rediss://`` URLs use TLS."""
     import redis
 
+    settings = dict(cfg.redis)
+    url = settings.pop("url")
+    return redis.Redis.from_url(url, **settings)
+
+
+def build_service(cfg: AppConfig, metrics: Metrics, redis_client: Any | None = None) -> Service:
     if redis_client is None:
-        settings = dict(cfg.redis)
-        url = settings.pop("url")
-        redis_client = redis.Redis.from_url(url, **settings)
+        redis_client = make_redis(cfg)
     key = cfg.state.hmac_key.encode()
     if not key:
         if not cfg.demo:

@@ -93,16 +93,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _store(cfg: AppConfig):
-    import redis
-
+    from stream.app import make_redis
     from stream.checkpoint import CheckpointStore
 
-    settings = dict(cfg.redis)
-    url = settings.pop("url")
     key = cfg.state.hmac_key.encode() or (b"driftstream-demo-key" if cfg.demo else b"")
     if not key:
         raise ConfigError("state.hmac_key is required to read checkpoints (set DRIFTSTREAM_STATE__HMAC_KEY)")
-    return CheckpointStore(redis.Redis.from_url(url, **settings), cfg.state.key_prefix, cfg.processing.group_id, key)
+    return CheckpointStore(make_redis(cfg), cfg.state.key_prefix, cfg.processing.group_id, key)
 
 
 def cmd_state_show(args: argparse.Namespace) -> int:
