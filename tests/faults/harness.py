@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from stream.checkpoint import CheckpointStore
 from stream.config import AppConfig
+from tests.integration.helpers import service_env
 from tests.integration.conftest import STACK
 from tests.integration.test_engine import (  # noqa: F401  (re-exported for the fault tests)
     OUTPUTS,
@@ -162,7 +163,7 @@ class Services:
         self.procs: list[subprocess.Popen] = []
 
     def spawn(self, toml: Path, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-        full = {**os.environ, "DRIFTSTREAM_STATE__HMAC_KEY": HMAC_KEY, **(env or {})}
+        full = service_env(DRIFTSTREAM_STATE__HMAC_KEY=HMAC_KEY, **(env or {}))
         p = subprocess.Popen([sys.executable, "-m", "stream.cli", "run", "--config", str(toml)], env=full,
                              stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(p)

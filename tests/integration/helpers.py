@@ -55,3 +55,15 @@ def read_topic(cfg: AppConfig, topic: str, idle: float = 3.0, max_wait: float = 
             last = time.monotonic()
     c.close()
     return out
+
+
+def service_env(**extra: str) -> dict[str, str]:
+    """The environment for a ``driftstream`` subprocess whose config comes from its TOML file: the
+    ``DRIFTSTREAM_<SECTION>__<KEY>`` overrides of the test command (pointing at the shared stack) are
+    removed, or they would beat the file's addresses (regression: fault tests on a private broker/Redis
+    talked to the shared one under ``dev.sh test``)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not (k.startswith("DRIFTSTREAM_") and "__" in k)}
+    env.update(extra)
+    return env

@@ -15,7 +15,7 @@ import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream.workload import Workload, events, produce
-from tests.integration.helpers import producer
+from tests.integration.helpers import producer, service_env
 from tests.integration.test_engine import _write_toml
 
 
@@ -55,7 +55,7 @@ def test_metrics_endpoint_reports_what_happened(cfg, tmp_path):
     port = _free_port()
     toml = _write_toml(tmp_path / "c.toml", cfg)
     toml.write_text(toml.read_text().replace("[metrics]\nenabled = false", f"[metrics]\nenabled = true\nport = {port}"))
-    env = {**os.environ, "DRIFTSTREAM_STATE__HMAC_KEY": "test-hmac-key", "DRIFTSTREAM_JOIN__TTL_SECONDS": "30"}
+    env = service_env(DRIFTSTREAM_STATE__HMAC_KEY="test-hmac-key", DRIFTSTREAM_JOIN__TTL_SECONDS="30")
     log = (tmp_path / "svc.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "run", "-c", str(toml)], env=env, stdout=log,
                             stderr=subprocess.STDOUT)
@@ -92,7 +92,7 @@ def test_state_show_and_reset(cfg, tmp_path):
     w = Workload(n_events=800, change_points=(), seed=4)
     produce(producer(cfg), w, cfg.topics.inference, cfg.topics.labels)
     toml = _write_toml(tmp_path / "c.toml", cfg)
-    env = {**os.environ, "DRIFTSTREAM_STATE__HMAC_KEY": "test-hmac-key"}
+    env = service_env(DRIFTSTREAM_STATE__HMAC_KEY="test-hmac-key")
     r = subprocess.run([sys.executable, "-m", "stream.cli", "run", "-c", str(toml), "--max-seconds", "8"], env=env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -117,7 +117,7 @@ def test_state_show_and_reset(cfg, tmp_path):
 
 def test_run_without_hmac_key_refuses_to_start(cfg, tmp_path):
     toml = _write_toml(tmp_path / "c.toml", cfg)
-    env = {k: v for k, v in os.environ.items() if k != "DRIFTSTREAM_STATE__HMAC_KEY"}
+    env = service_env()
     r = subprocess.run([sys.executable, "-m", "stream.cli", "run", "-c", str(toml)], env=env, capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 2

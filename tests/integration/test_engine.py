@@ -25,7 +25,7 @@ from stream.metrics import Metrics
 from stream.topics import admin_client, ensure_topics
 from stream.workload import Workload, events, produce
 from tests.integration.conftest import fresh_config
-from tests.integration.helpers import messages_done, producer, read_topic, run_until
+from tests.integration.helpers import messages_done, producer, read_topic, run_until, service_env
 
 OUTPUTS = ("drift_events", "online_predictions", "data_quality", "dead_letter")
 
@@ -98,7 +98,7 @@ enabled = false
 
 
 def _spawn(toml: Path, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "DRIFTSTREAM_STATE__HMAC_KEY": "test-hmac-key"}
+    env = service_env(DRIFTSTREAM_STATE__HMAC_KEY="test-hmac-key")
     return subprocess.Popen([sys.executable, "-m", "stream.cli", "run", "--config", str(toml)], env=env,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
