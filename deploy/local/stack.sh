@@ -107,7 +107,8 @@ EOF
 }
 
 start_kafka() {
-  if pid_alive "$KAFKA_DIR/kafka.pid" && port_open "$KAFKA_PORT"; then
+  if pid_alive "$KAFKA_DIR/kafka.pid"; then
+    # running, or still starting (a broker with many partitions takes a while): never start a second one
     say "Kafka already running (pid $(cat "$KAFKA_DIR/kafka.pid")) on 127.0.0.1:$KAFKA_PORT"
     return
   fi
@@ -133,7 +134,7 @@ start_kafka() {
 }
 
 start_redis() {
-  if pid_alive "$REDIS_DIR/redis.pid" && port_open "$REDIS_PORT"; then
+  if pid_alive "$REDIS_DIR/redis.pid"; then
     say "Redis already running (pid $(cat "$REDIS_DIR/redis.pid")) on 127.0.0.1:$REDIS_PORT"
     return
   fi
