@@ -32,6 +32,7 @@ from stream.events import output_id
 #: short detector names used in events, ids and metrics
 DETECTOR_NAMES = {"KSDrift": "KS", "PSIDrift": "PSI", "ChiSquaredDrift": "chi2", "JSDrift": "JS"}
 _CLASSES = {c.__name__: c for c in (KSDrift, PSIDrift, ChiSquaredDrift, JSDrift)}
+_MISSING = object()
 
 
 @dataclass(slots=True)
@@ -56,9 +57,10 @@ class DriftFinding:
 class _Signal:
     """One test plus its batch buffer and its alarm state."""
 
-    __slots__ = ("kind", "signal", "test", "in_drift", "values", "positions")
+    __slots__ = ("kind", "signal", "test", "in_drift", "values", "positions", "numeric")
 
     def __init__(self, kind: str, signal: str, test: WindowedDriftTest, in_drift: bool = False) -> None:
+        self.numeric = isinstance(test, (KSDrift, PSIDrift))
         self.kind = kind
         self.signal = signal
         self.test = test
@@ -80,6 +82,8 @@ class DataDriftMonitor:
         self.cfg = cfg
         #: "kind\x00signal" -> signal; insertion order is the order signals first appeared
         self.signals: dict[str, _Signal] = {}
+        #: feature name -> its signal (None once max_features is reached); derived, rebuilt after a load
+        self._feature_cache: dict[str, _Signal | None] = {}
         self.features_tracked = 0
         #: the latest test result per signal, for the statistic gauge
         self.latest: dict[tuple[str, str, str], float] = {}
@@ -112,13 +116,19 @@ class DataDriftMonitor:
         if not self.cfg.enabled:
             return
         if valid:
+            cache = self._feature_cache
             for name, v in features.items():
-                tp = types.get(name)
-                if v is None or tp is None:
+                if v is None:
                     continue
-                s = self._signal("feature", name, tp == "numeric")
+                s = cache.get(name, _MISSING)
+                if s is _MISSING:
+                    tp = types.get(name)
+                    if tp is None:
+                        continue
+                    # per-feature handle: no key building per value (hot path)
+                    s = cache[name] = self._signal("feature", name, tp == "numeric")
                 if s is not None:
-                    s.values.append(float(v) if tp == "numeric" else v)
+                    s.values.append(float(v) if s.numeric else v)
                     s.positions.append(at)
         self._add_target("prediction", "prediction", prediction, at)
         if score is not None:
@@ -200,6 +210,7 @@ class DataDriftMonitor:
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.signals = {}
+        self._feature_cache = {}
         for kind, signal, in_drift, tstate in state["signals"]:
             test = _CLASSES[tstate["type"]].from_state(tstate)
             self.signals[f"{kind}\x00{signal}"] = _Signal(kind, signal, test, bool(in_drift))

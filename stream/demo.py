@@ -77,14 +77,21 @@ def _demo(cfg: AppConfig, args: argparse.Namespace, console: Console) -> int:
     })
     processing = dataclasses.replace(cfg.processing, group_id=f"driftstream-demo-{run_id}",
                                      checkpoint_every_seconds=2.0)
-    cfg = dataclasses.replace(cfg, topics=topics, processing=processing, demo=True,
+    dm = cfg.default_model
+    dm = dataclasses.replace(dm, data_drift=dataclasses.replace(dm.data_drift, enabled=True, reference_size=500,
+                                                                window_size=300, step=100))
+    cfg = dataclasses.replace(cfg, topics=topics, processing=processing, demo=True, default_model=dm,
                               metrics=dataclasses.replace(cfg.metrics, enabled=False))
     n = args.events
-    w = Workload(n_events=n, change_points=(n // 3, 2 * n // 3), seed=42, spacing=0.01, label_delay=3.0, concepts=2)
+    # concept changes at 1/3 (the served model becomes wrong) and 2/3 (the old concept recurs); at 5/6 the
+    # `amount` feature shifts while the concept stays: feature drift without concept drift
+    w = Workload(n_events=n, change_points=(n // 3, 2 * n // 3), seed=42, spacing=0.01, label_delay=3.0, concepts=2,
+                 feature_shift_at=(5 * n // 6,))
     ensure_topics(admin_client(cfg), cfg)
     console.rule("[bold]driftstream demo")
     console.print(f"topics demo-{run_id}.*  ·  {n} inference events + labels  ·  true concept changes at "
-                  f"events {list(w.change_points)}  ·  produce rate {args.rate:.0f}/s")
+                  f"events {list(w.change_points)}, feature shift of `amount` at {w.feature_shift_at[0]}  ·  "
+                  f"produce rate {args.rate:.0f}/s")
 
     producer = Producer({**producer_config(cfg)})
     produced = {"n": 0, "done": False}
@@ -115,7 +122,7 @@ def _demo(cfg: AppConfig, args: argparse.Namespace, console: Console) -> int:
 
     watcher = Consumer({**{k: v for k, v in cfg.kafka.items()}, "group.id": f"demo-console-{run_id}",
                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    watcher.subscribe([topics.drift_events])
+    watcher.subscribe([topics.drift_events, topics.retrain_events, topics.model_updates])
     detections: list[dict[str, Any]] = []
     total_msgs = sum(1 for _ in events(w))
     t0 = time.monotonic()
@@ -158,20 +165,40 @@ def _demo(cfg: AppConfig, args: argparse.Namespace, console: Console) -> int:
     svc_thread.join(30)
 
     console.rule("summary")
-    det_idx = sorted({int(d["event_id"].split("-")[1]) for d in detections})
+    concept_events = [d for d in detections if d.get("type") == "drift" and d.get("kind") == "concept"]
+    det_idx = sorted({int(d["event_id"].split("-")[1]) for d in concept_events})
     for cp in w.change_points:
         after = [i for i in det_idx if i >= cp]
         first = after[0] if after else None
         console.print(f"true change at event {cp}: first detection "
                       f"{'none' if first is None else f'at {first} (delay {first - cp} events)'}")
     before = [i for i in det_idx if i < w.change_points[0]]
-    console.print(f"detections before the first change (false alarms): {len(before)}")
+    console.print(f"concept-drift detections before the first change (false alarms): {len(before)}")
+    feature = [d for d in detections if d.get("type") == "drift" and d.get("kind") != "concept"]
+    console.print(f"feature/prediction/label drift events: {len(feature)} "
+                  f"({', '.join(sorted({d['kind'] + ':' + d['signal'] for d in feature})) or 'none'})")
+    kinds = {}
+    for d in detections:
+        if d.get("type") != "drift":
+            kinds[d["type"]] = kinds.get(d["type"], 0) + 1
+    console.print("retrain and model events: " + (", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) or "none"))
     png, html = write_report(w, detections, Path(args.report))
     console.print(f"report written: {png} and {html}")
     return 0
 
 
 def _alarm_line(ev: dict[str, Any]) -> str:
+    if ev.get("type") == "retrain":
+        return (f"[bold yellow]RETRAIN[/] model={ev['model']} p{ev['partition']} reasons={','.join(ev['reasons'])} "
+                f"window from {ev['window']['source']} (inference offset {ev['window']['from']['inference_offset']})")
+    if ev.get("type") == "model-swap":
+        return f"[bold cyan]SWAP[/] online model p{ev['partition']} -> version {ev['model_version']}"
+    if ev.get("type") == "challenger-better":
+        e = ev["evidence"]
+        return (f"[bold green]CHALLENGER[/] p{ev['partition']} online model beats served: "
+                f"{e['challenger_error']:.3f} vs {e['champion_error']:.3f} (McNemar p={e['p_value']:.1e})")
+    if ev.get("type") != "drift":
+        return f"{ev.get('type')}: {ev.get('id')}"
     where = f"event {ev['event_id']}" if "event_id" in ev else f"offset {ev.get('offset')}"
     stat = ev.get("statistic")
     if isinstance(stat, dict) and stat.get("served_error_rolling") is not None:
@@ -179,7 +206,7 @@ def _alarm_line(ev: dict[str, Any]) -> str:
         if stat.get("online_error_rolling") is not None:
             detail += f", online model ≈ {stat['online_error_rolling']:.2f}"
     else:
-        detail = f"statistic {stat}"
+        detail = f"statistic {stat:.3f}" if isinstance(stat, float) else f"statistic {stat}"
     return (f"[bold red]DRIFT[/] {ev.get('kind', 'concept'):<10} model={ev['model']} p{ev['partition']} "
             f"{ev.get('signal', '')}/{ev['detector']:<7} at {where}: {detail}")
 
@@ -232,6 +259,14 @@ def _mean_gauge(registry: CollectorRegistry, name: str) -> float:
     return sum(vals) / len(vals) if vals else float("nan")
 
 
+def _index(w: Workload, d: dict[str, Any]) -> int:
+    """Inference-event number an output refers to: its event id, else its event time."""
+    eid = d.get("event_id")
+    if isinstance(eid, str) and eid.startswith(f"{w.id_prefix}-"):
+        return int(eid.split("-")[1])
+    return int(round((float(d.get("ts", w.t0)) - w.t0) / w.spacing))
+
+
 def write_report(w: Workload, detections: list[dict[str, Any]], prefix: Path) -> tuple[Path, Path]:
     import matplotlib
 
@@ -250,40 +285,74 @@ def write_report(w: Workload, detections: list[dict[str, Any]], prefix: Path) ->
     win = 500
     rolling = np.convolve(errs_a, np.ones(win) / win, mode="valid")
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(11, 4.2))
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(11, 6.4), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
     ax.plot(np.arange(win - 1, len(errs_a)), rolling, color="#3465a4", lw=1.2, label=f"served error rate (rolling {win})")
-    for k, cp in enumerate(w.change_points):
-        ax.axvline(cp, color="black", ls="--", lw=1.2, label="true change point" if k == 0 else None)
-    markers = {"ADWIN": ("v", "#cc0000"), "DDM": ("^", "#f57900")}
-    seen = set()
+    for a in (ax, ax2):
+        for k, cp in enumerate(w.change_points):
+            a.axvline(cp, color="black", ls="--", lw=1.2, label="true concept change" if k == 0 and a is ax else None)
+        for k, fs in enumerate(w.feature_shift_at):
+            a.axvline(fs, color="#888a85", ls=":", lw=1.5, label="true feature shift" if k == 0 and a is ax else None)
+    top = min(1.0, float(rolling.max()) * 1.08) if rolling.size else 1.0
+    markers = {"ADWIN": ("v", "#cc0000"), "HDDMA": ("o", "#75507b"), "DDM": ("^", "#f57900")}
+    seen: set[str] = set()
+    rows = []
     for d in detections:
-        i = int(d["event_id"].split("-")[1])
-        m, c = markers.get(d["detector"], ("o", "#75507b"))
-        ax.scatter([i], [min(1.0, rolling.max() * 1.05)], marker=m, color=c, s=60, zorder=5,
-                   label=f"{d['detector']} detection" if d["detector"] not in seen else None)
-        seen.add(d["detector"])
-    ax.set_xlabel("inference event #")
+        i = _index(w, d)
+        t = d.get("type")
+        if t == "drift" and d.get("kind") == "concept":
+            m, c = markers.get(d["detector"], ("o", "#75507b"))
+            label = f"{d['detector']} concept drift"
+            ax.scatter([i], [top], marker=m, color=c, s=50, zorder=5, label=label if label not in seen else None)
+        elif t == "retrain":
+            label = "retrain event"
+            ax.scatter([i], [top * 0.93], marker="s", color="#4e9a06", s=40, zorder=5,
+                       label=label if label not in seen else None)
+        elif t == "model-swap":
+            label = "online model swap"
+            ax.scatter([i], [top * 0.86], marker="D", color="#06989a", s=35, zorder=5,
+                       label=label if label not in seen else None)
+        else:
+            label = ""
+        seen.add(label)
+        rows.append(d)
+    signals = sorted({f"{d['kind']}:{d['signal']}" for d in detections if d.get("type") == "drift"
+                      and d.get("kind") != "concept"})
+    for d in detections:
+        if d.get("type") == "drift" and d.get("kind") != "concept":
+            ax2.scatter([_index(w, d)], [signals.index(f"{d['kind']}:{d['signal']}")], marker="|", s=200,
+                        color="#c4a000")
+    ax2.set_yticks(range(len(signals)), signals if signals else [])
+    ax2.set_ylim(-0.8, max(len(signals), 1) - 0.2)
+    ax2.set_title("feature / prediction / label drift events (windowed KS, χ²), by signal", fontsize=9)
+    ax2.set_xlabel("inference event #")
+    ax2.grid(alpha=0.3)
     ax.set_ylabel("error rate")
-    ax.set_title("driftstream demo: served-model error, true concept changes and detections (all partitions)")
-    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title("driftstream demo: served-model error, true changes, detections and decisions (all partitions)")
+    ax.legend(loc="upper left", fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     png = prefix.with_suffix(".png")
     fig.savefig(png, dpi=110)
     plt.close(fig)
     b64 = base64.b64encode(png.read_bytes()).decode()
-    rows = "".join(
-        f"<tr><td>{d['id']}</td><td>{d['model']}</td><td>{d['partition']}</td><td>{d['detector']}</td>"
-        f"<td>{d['event_id']}</td><td>{d['offset']}</td></tr>" for d in detections
-    )
+
+    def cell(d: dict[str, Any]) -> str:
+        what = d.get("type", "")
+        if what == "drift":
+            what = f"drift/{d.get('kind')}:{d.get('signal')}"
+        elif what == "retrain":
+            what = "retrain: " + ", ".join(d.get("reasons", []))
+        return (f"<tr><td>{_index(w, d)}</td><td>{what}</td><td>{d.get('detector', '')}</td>"
+                f"<td>{d.get('partition', '')}</td><td>{d.get('model', '')}</td><td><code>{d.get('id')}</code></td></tr>")
+
     html = prefix.with_suffix(".html")
     html.write_text(
         "<!doctype html><html><head><meta charset='utf-8'><title>driftstream demo report</title>"
         "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 8px;border-bottom:1px solid #ddd}</style>"
-        f"</head><body><h1>driftstream demo report</h1><p>{w.n_events} events, true change points "
-        f"{list(w.change_points)}, {len(detections)} drift events.</p>"
+        f"</head><body><h1>driftstream demo report</h1><p>{w.n_events} inference events, true concept changes at "
+        f"{list(w.change_points)}, feature shift at {list(w.feature_shift_at)}; {len(rows)} output events.</p>"
         f"<img src='data:image/png;base64,{b64}' style='max-width:100%'>"
-        "<h2>Drift events</h2><table><tr><th>id</th><th>model</th><th>partition</th><th>detector</th>"
-        f"<th>event</th><th>offset</th></tr>{rows}</table></body></html>"
+        "<h2>Events</h2><table><tr><th>event #</th><th>what</th><th>detector</th><th>partition</th><th>model</th>"
+        "<th>id</th></tr>" + "".join(cell(d) for d in sorted(rows, key=lambda d: _index(w, d))) + "</table></body></html>"
     )
     return png, html

@@ -73,7 +73,12 @@ def _features(obj: dict[str, Any]) -> dict[str, Any]:
     for k, v in f.items():
         if len(k) > MAX_NAME or not k:
             raise InvalidMessage("bad_features", f"feature name of length {len(k)} (1..{MAX_NAME})")
-        if v is None or isinstance(v, bool) or _finite(v):
+        t = type(v)
+        if t is float:  # the common case first (hot path)
+            if v - v == 0.0:  # finite: inf - inf and nan - nan are nan
+                continue
+            raise InvalidMessage("bad_features", f"feature {k!r} must be a finite number, string, boolean or null")
+        if t is int or v is None or t is bool or _finite(v):
             continue
         if isinstance(v, str):
             if len(v) > MAX_STRING:
