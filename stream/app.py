@@ -122,7 +122,10 @@ class Service:
         for p, proc in list(self.processors.items()):
             records = proc.release(lambda topic, p=p: self._caught_up(topic, p), now)
             if records:
-                proc.process(records)
+                proc.process(records, now)
+            elif proc.last_input_wall is None:
+                proc.last_input_wall = now  # the silence is counted from the assignment on
+            proc.check_no_data(now)
             self._flow_control(proc)
         self._poll_control()
         self.publisher.poll()

@@ -166,6 +166,16 @@ class DataQualityConfig:
     constant_window: int = 500
     #: at most one event per (check, feature) per this many inference events of the model in a partition
     rate_limit_events: int = 1000
+    #: label delay growth: the mean delay of the last ``label_delay_window`` joins above this factor times
+    #: the mean of the first window is reported (0 = off)
+    label_delay_growth_factor: float = 2.0
+    label_delay_window: int = 500
+    #: volume drop: inference events over ``volume_window_seconds`` of event time below this fraction of the
+    #: first full window's count (0 = off)
+    volume_drop_ratio: float = 0.5
+    volume_window_seconds: float = 300.0
+    #: no data: nothing arrived on a partition for this many wall-clock seconds (0 = off)
+    no_data_seconds: float = 300.0
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from stream.join import Joined, LabelJoin, MismatchedLabel, PendingLabel, Pendin
 from stream.policy import Position as PolicyPosition
 from stream.policy import RetrainPolicy
 from stream.quality import DataQualityChecker
+from stream.volume import LabelDelayWatch, VolumeWatch
 from stream.validate import validate_inference, validate_label
 
 STATE_FORMAT = 1
@@ -61,6 +62,11 @@ class PartitionProcessor:
         self.quality: dict[str, DataQualityChecker] = {}
         self.data_drift: dict[str, DataDriftMonitor] = {}
         self.policies: dict[str, RetrainPolicy] = {}
+        self.delay_watch: dict[str, LabelDelayWatch] = {}
+        self.volume_watch: dict[str, VolumeWatch] = {}
+        #: wall-clock time of the last input (for the no-data check; not part of the state)
+        self.last_input_wall: float | None = None
+        self.no_data_reported = False
         self.challengers: dict[str, ChampionChallenger] = {}
         #: per record of the current micro-batch: (topic, offset) -> (sequence number, next inference
         #: offset, next labels offset, event time); the decision pass replays the batch in this order
@@ -110,7 +116,10 @@ class PartitionProcessor:
         return since is not None and now - since >= self.cfg.processing.max_idle_wait_seconds
 
     # -- processing --------------------------------------------------------------------------------
-    def process(self, records: list[Record]) -> None:
+    def process(self, records: list[Record], now: float | None = None) -> None:
+        if records:
+            self.last_input_wall = now
+            self.no_data_reported = False
         for r in records:
             self.process_record(r)
         self.detect_and_decide()
@@ -152,6 +161,8 @@ class PartitionProcessor:
         c = spec.challenger
         self.challengers[model] = ChampionChallenger(spec.task, c.window, c.alpha, c.min_pairs)
         self._policy_inputs[model] = []
+        self.delay_watch[model] = LabelDelayWatch(spec.data_quality)
+        self.volume_watch[model] = VolumeWatch(spec.data_quality)
 
     def _check_quality(self, r: Record, ev: Any) -> None:
         """Data-quality checks, then the event's values into the data-drift tests of its model."""
@@ -176,6 +187,10 @@ class PartitionProcessor:
         self.join.check_prediction(ev.id)
         self.last_ts = max(self.last_ts, ev.ts)
         self._check_quality(r, ev)
+        if mon.spec.data_quality.enabled:
+            dropped = self.volume_watch[ev.model].observe(ev.ts)
+            if dropped is not None:
+                self._quality_event(ev.model, "volume_drop", r.topic, r.offset, ev.ts, dropped)
         online = mon.predict_online(ev.features)
         pending = PendingPrediction(r.offset, ev.ts, ev.model, ev.prediction, online, ev.features)
         try:
@@ -211,9 +226,42 @@ class PartitionProcessor:
     def _joined(self, mon: ModelMonitor, j: Joined) -> None:
         swap = mon.on_joined(j)
         self.metrics.joined(mon.model, j.label_ts - j.prediction.ts)
+        if mon.spec.data_quality.enabled:
+            grown = self.delay_watch[mon.model].observe(j.label_ts - j.prediction.ts)
+            if grown is not None:
+                topic = self.inference_topic if j.completed_by == "inference" else self.labels_topic
+                self._quality_event(mon.model, "label_delay_growth", topic, j.completed_offset,
+                                    max(j.label_ts, j.prediction.ts), grown)
         if swap is not None:
             self.metrics.model_swap(mon.model)
             self.publisher.send(self.cfg.topics.model_updates, mon.model, swap_event(self, mon, swap))
+
+    def _quality_event(self, model: str, check: str, topic: str, offset: int, ts: float,
+                       evidence: dict[str, Any]) -> None:
+        self.metrics.quality_issue(model, check)
+        self.publisher.send(self.cfg.topics.data_quality, model, {
+            "id": f"{topic}:{self.partition}:{offset}:dq:{check}:*", "type": "data-quality", "check": check,
+            "feature": "*", "model": model, "partition": self.partition, "offset": offset, "topic": topic,
+            "ts": ts, "severity": "warning", "evidence": evidence,
+        })
+
+    def check_no_data(self, now: float) -> None:
+        """Wall clock: report a partition that received nothing for ``no_data_seconds`` (once per silence)."""
+        limits = [m.spec.data_quality.no_data_seconds for m in self.monitors.values()
+                  if m.spec.data_quality.enabled and m.spec.data_quality.no_data_seconds > 0]
+        if not limits or self.last_input_wall is None:
+            return
+        silent = now - self.last_input_wall
+        if silent >= min(limits) and not self.no_data_reported:
+            self.no_data_reported = True
+            inf, lab = self.next_offsets.get(self.inference_topic, 0), self.next_offsets.get(self.labels_topic, 0)
+            self.metrics.quality_issue("*", "no_data")
+            self.publisher.send(self.cfg.topics.data_quality, None, {
+                "id": f"{self.inference_topic}:{self.partition}:{inf}-{lab}:dq:no_data:*", "type": "data-quality",
+                "check": "no_data", "feature": "*", "model": "*", "partition": self.partition,
+                "severity": "warning", "evidence": {"silent_seconds": round(silent, 1), "limit_seconds": min(limits),
+                                                    "next_offsets": {self.inference_topic: inf, self.labels_topic: lab}},
+            })
 
     def _expire(self) -> None:
         preds, labels = self.join.expire()
@@ -370,6 +418,8 @@ class PartitionProcessor:
             "models": models,
             "backgrounds": backgrounds,
             "policies": {name: p.to_state() for name, p in self.policies.items()},
+            "delay_watch": {name: d.to_state() for name, d in self.delay_watch.items()},
+            "volume_watch": {name: v.to_state() for name, v in self.volume_watch.items()},
             "challengers": {name: c.to_state() for name, c in self.challengers.items()},
             "policy_inputs": {name: [list(i) for i in v] for name, v in self._policy_inputs.items() if v},
             "seq": self.seq,
@@ -400,6 +450,10 @@ class PartitionProcessor:
             self._attach(name)
             if name in state.get("policies", {}):
                 self.policies[name].load_state(state["policies"][name])
+            if name in state.get("delay_watch", {}):
+                self.delay_watch[name].load_state(state["delay_watch"][name])
+            if name in state.get("volume_watch", {}):
+                self.volume_watch[name].load_state(state["volume_watch"][name])
             if name in state.get("challengers", {}):
                 self.challengers[name].load_state(state["challengers"][name])
             self._policy_inputs[name] = [tuple(i) for i in state.get("policy_inputs", {}).get(name, [])]

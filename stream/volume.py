@@ -1,0 +1,102 @@
+"""Data-quality checks over time rather than over one event: label delay growth, volume drop, no data.
+
+* **label delay growth** (per model, event time): the mean prediction-to-label delay of the last
+  ``label_delay_window`` joins exceeds ``label_delay_growth_factor`` times the mean of the first window
+  (the reference). Reported on entering that state, re-armed when it ends.
+* **volume drop** (per model, event time): tumbling windows of ``volume_window_seconds``; a window whose
+  inference count is below ``volume_drop_ratio`` times the first full window's count is reported.
+* **no data** (per partition, wall clock): nothing arrived for ``no_data_seconds``. This one cannot be in
+  event time (no event arrives); it is published with an id derived from the partition's position, so a
+  replay does not multiply it.
+
+The first two are plain data in the partition checkpoint and decided record by record, so a replay after a
+crash reports exactly the same.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from stream.config import DataQualityConfig
+
+
+class LabelDelayWatch:
+    def __init__(self, cfg: DataQualityConfig) -> None:
+        self.cfg = cfg
+        self.reference: list[float] = []
+        self.recent: deque[float] = deque(maxlen=max(cfg.label_delay_window, 1))
+        self.growing = False
+
+    def observe(self, delay: float) -> dict[str, Any] | None:
+        """Returns evidence when the delay starts to grow, else None."""
+        c = self.cfg
+        if c.label_delay_growth_factor <= 0:
+            return None
+        delay = max(delay, 0.0)
+        if len(self.reference) < c.label_delay_window:
+            self.reference.append(delay)
+            return None
+        self.recent.append(delay)
+        if len(self.recent) < c.label_delay_window:
+            return None
+        ref = sum(self.reference) / len(self.reference)
+        cur = sum(self.recent) / len(self.recent)
+        grown = cur > c.label_delay_growth_factor * ref if ref > 0 else cur > 0
+        if grown and not self.growing:
+            self.growing = True
+            return {"reference_mean_seconds": ref, "recent_mean_seconds": cur,
+                    "factor": c.label_delay_growth_factor, "window": c.label_delay_window}
+        if not grown:
+            self.growing = False
+        return None
+
+    def to_state(self) -> dict[str, Any]:
+        return {"reference": self.reference, "recent": list(self.recent), "growing": self.growing}
+
+    def load_state(self, s: dict[str, Any]) -> None:
+        self.reference = list(s["reference"])
+        self.recent = deque(s["recent"], maxlen=max(self.cfg.label_delay_window, 1))
+        self.growing = bool(s["growing"])
+
+
+class VolumeWatch:
+    def __init__(self, cfg: DataQualityConfig) -> None:
+        self.cfg = cfg
+        self.window_start: float | None = None
+        self.count = 0
+        self.reference: int | None = None
+
+    def observe(self, ts: float) -> dict[str, Any] | None:
+        """Count one inference event at event time ``ts``; returns evidence when a finished window dropped."""
+        c = self.cfg
+        if c.volume_drop_ratio <= 0 or c.volume_window_seconds <= 0:
+            return None
+        if self.window_start is None:
+            self.window_start = ts
+        out = None
+        if ts >= self.window_start + c.volume_window_seconds:
+            finished = self.count
+            if self.reference is None:
+                self.reference = finished
+            elif finished < c.volume_drop_ratio * self.reference:
+                out = {"window_start": self.window_start, "window_seconds": c.volume_window_seconds,
+                       "count": finished, "reference_count": self.reference, "ratio": c.volume_drop_ratio}
+            # windows with no events at all are empty windows too
+            skipped = int((ts - self.window_start) // c.volume_window_seconds)
+            if out is None and skipped > 1 and self.reference:
+                out = {"window_start": self.window_start + c.volume_window_seconds,
+                       "window_seconds": c.volume_window_seconds, "count": 0, "reference_count": self.reference,
+                       "ratio": c.volume_drop_ratio, "empty_windows": skipped - 1}
+            self.window_start += skipped * c.volume_window_seconds
+            self.count = 0
+        self.count += 1
+        return out
+
+    def to_state(self) -> dict[str, Any]:
+        return {"window_start": self.window_start, "count": self.count, "reference": self.reference}
+
+    def load_state(self, s: dict[str, Any]) -> None:
+        self.window_start = s["window_start"]
+        self.count = int(s["count"])
+        self.reference = s["reference"]

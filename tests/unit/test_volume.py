@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import dataclasses
+
+import orjson
+
+from stream.config import DataQualityConfig
+from stream.volume import LabelDelayWatch, VolumeWatch
+from tests.unit.test_partition import _inf, _proc
+
+
+def test_label_delay_growth_reported_once_then_rearmed():
+    w = LabelDelayWatch(DataQualityConfig(label_delay_window=50, label_delay_growth_factor=2.0))
+    hits = [i for i in range(400) if w.observe(5.0 if i < 150 or i >= 300 else 15.0) is not None]
+    assert len(hits) == 1 and 150 < hits[0] < 200
+    ev = None
+    for _ in range(100):
+        ev = ev or w.observe(20.0)
+    assert ev is not None and ev["reference_mean_seconds"] == 5.0  # re-armed after it went back
+
+
+def test_volume_drop_in_event_time_and_state_round_trip():
+    cfg = DataQualityConfig(volume_window_seconds=10.0, volume_drop_ratio=0.5)
+    w = VolumeWatch(cfg)
+    out = []
+    t = 0.0
+    for rate, seconds in ((10, 30), (3, 20), (10, 20)):  # events per second, for how long
+        for _ in range(rate * seconds):
+            t += 1.0 / rate
+            r = w.observe(t)
+            if r:
+                out.append(r)
+    assert [o["count"] for o in out] == [30, 30] and all(abs(o["reference_count"] - 100) <= 1 for o in out)
+    v = VolumeWatch(cfg)
+    v.load_state(orjson.loads(orjson.dumps(w.to_state())))
+    assert v.to_state() == w.to_state()
+    assert VolumeWatch(dataclasses.replace(cfg, volume_drop_ratio=0.0)).observe(1.0) is None
+
+
+def test_no_data_for_a_while_is_reported_once_per_silence():
+    proc, pub, _ = _proc()
+    proc.process([_inf(0, "a")], now=100.0)
+    proc.check_no_data(200.0)
+    assert not [e for t, e in pub.sent if e.get("check") == "no_data"]
+    proc.check_no_data(401.0)
+    proc.check_no_data(500.0)
+    silent = [e for t, e in pub.sent if e.get("check") == "no_data"]
+    assert len(silent) == 1 and silent[0]["evidence"]["silent_seconds"] == 301.0
+    proc.process([_inf(1, "b")], now=600.0)
+    proc.check_no_data(950.0)
+    assert len([e for t, e in pub.sent if e.get("check") == "no_data"]) == 2
