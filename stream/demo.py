@@ -328,7 +328,7 @@ def write_report(w: Workload, detections: list[dict[str, Any]], prefix: Path) ->
     ax2.grid(alpha=0.3)
     ax.set_ylabel("error rate")
     ax.set_title("driftstream demo: served-model error, true changes, detections and decisions (all partitions)")
-    ax.legend(loc="upper left", fontsize=7, ncol=2)
+    ax.legend(loc="center left", fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     png = prefix.with_suffix(".png")
