@@ -49,9 +49,12 @@ class ChampionChallenger:
         self._pairs: deque[tuple[float, float]] = deque(maxlen=window)
         #: True while the challenger is significantly better (an event is published on entering this)
         self.better = False
+        #: pairs added since the start (the window is full after ``window`` of them)
+        self.added = 0
 
     def add(self, champion_error: float, challenger_error: float) -> None:
         self._pairs.append((champion_error, challenger_error))
+        self.added += 1
 
     def compare(self) -> Comparison | None:
         n = len(self._pairs)
@@ -77,8 +80,9 @@ class ChampionChallenger:
         return Comparison("paired_z", n, z, p, champ, chall, p < self.alpha and mean > 0)
 
     def to_state(self) -> dict[str, Any]:
-        return {"pairs": [list(p) for p in self._pairs], "better": self.better}
+        return {"pairs": [list(p) for p in self._pairs], "better": self.better, "added": self.added}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self._pairs = deque((tuple(p) for p in state["pairs"]), maxlen=self.window)
         self.better = bool(state["better"])
+        self.added = int(state.get("added", len(self._pairs)))

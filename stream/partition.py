@@ -348,7 +348,7 @@ class PartitionProcessor:
                 policy.observe_label(max(o.joined.label_ts, o.joined.prediction.ts), o.served_error)
                 if spec.challenger.enabled and o.online_error is not None:
                     cc.add(o.served_error, o.online_error)
-                    if len(cc._pairs) % spec.challenger.every == 0:
+                    if cc.added % spec.challenger.every == 0:
                         self._challenge(model, mon, cc, key)
             elif kind == "warning":
                 policy.observe_warning(self._change_point(payload.joined))

@@ -69,3 +69,20 @@ def test_label_drift_counts_joined_labels_in_arrival_order():
     proc.process([_lab(0, "early", ts=99.0), _inf(0, "early"), _inf(1, "b"), _lab(1, "b")])
     label_signal = [s for key, s in proc.data_drift["m"].signals.items() if s.kind == "label"]
     assert len(label_signal) == 1 and label_signal[0].test.n_seen == 2
+
+
+def test_challenger_test_runs_every_n_labels_also_after_the_window_is_full(monkeypatch):
+    # regression: with a full window (len == window) the test ran on every label, not every `every`
+    from stream.champion import ChampionChallenger
+
+    calls = []
+    real = ChampionChallenger.compare
+    monkeypatch.setattr(ChampionChallenger, "compare", lambda self: calls.append(1) or real(self))
+    proc, pub, cfg = _proc()
+    recs = []
+    for i in range(3000):
+        recs += [_inf(i, f"e{i}", ts=100.0 + i), _lab(i, f"e{i}", ts=100.5 + i)]
+    for k in range(0, len(recs), 400):
+        proc.process(recs[k:k + 400])
+    every = cfg.default_model.challenger.every
+    assert len(calls) == 3000 // every
