@@ -198,6 +198,9 @@ class DataDriftConfig:
     js_threshold: float = 0.1
     #: features tracked per model (declared order, else order of first appearance)
     max_features: int = 32
+    #: also watch the mean of every numeric feature with this detector ("ADWIN" or "PageHinkley";
+    #: "" = off); each detection is a feature drift event with detector "ADWIN" / "PageHinkley"
+    mean_detector: str = ""
 
 
 CLASSIFICATION_DETECTORS = (DetectorConfig("ADWIN", {}), DetectorConfig("HDDMA", {}))
@@ -481,6 +484,8 @@ def _validate_data_drift(where: str, d: DataDriftConfig) -> None:
         raise ConfigError(f"{at}.psi_threshold must be > 0")
     if not 0.0 < d.js_threshold <= 1.0:
         raise ConfigError(f"{at}.js_threshold must be in (0, 1]")
+    if d.mean_detector not in ("", "ADWIN", "PageHinkley"):
+        raise ConfigError(f"{at}.mean_detector must be '', 'ADWIN' or 'PageHinkley', got {d.mean_detector!r}")
 
 
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> AppConfig:

@@ -57,7 +57,7 @@ class DriftFinding:
 class _Signal:
     """One test plus its batch buffer and its alarm state."""
 
-    __slots__ = ("kind", "signal", "test", "in_drift", "values", "positions", "numeric")
+    __slots__ = ("kind", "signal", "test", "in_drift", "values", "positions", "numeric", "mean_detector")
 
     def __init__(self, kind: str, signal: str, test: WindowedDriftTest, in_drift: bool = False) -> None:
         self.numeric = isinstance(test, (KSDrift, PSIDrift))
@@ -67,6 +67,8 @@ class _Signal:
         self.in_drift = in_drift
         self.values: list[Any] = []
         self.positions: list[Position] = []
+        #: optional ADWIN / Page-Hinkley on the values themselves (numeric features only)
+        self.mean_detector: Any = None
 
     @property
     def detector(self) -> str:
@@ -108,6 +110,10 @@ class DataDriftMonitor:
                     return None
                 self.features_tracked += 1
             s = self.signals[key] = _Signal(kind, signal, self._make_test(numeric))
+            if kind == "feature" and numeric and self.cfg.mean_detector:
+                from detectors import make_detector
+
+                s.mean_detector = make_detector(self.cfg.mean_detector)
         return s
 
     # -- per event ----------------------------------------------------------------------------------
@@ -161,6 +167,13 @@ class DataDriftMonitor:
         for s in self.signals.values():
             if not s.values:
                 continue
+            if s.mean_detector is not None:
+                for i in s.mean_detector.update_many(s.values):
+                    det = type(s.mean_detector).__name__
+                    r = DriftTestResult(test=det.lower(), statistic=None, p_value=None, distance=None, drift=True,
+                                        threshold=None, reference_size=0, current_size=0,
+                                        position=s.test.n_seen + int(i) + 1)
+                    found.append(DriftFinding(s.kind, s.signal, det, r, s.positions[int(i)]))
             n0 = s.test.n_seen
             results = s.test.update_many(s.values)
             for r in results:
@@ -204,14 +217,20 @@ class DataDriftMonitor:
     def to_state(self) -> dict[str, Any]:
         assert not any(s.values for s in self.signals.values()), "state is taken between micro-batches"
         return {
-            "signals": [[s.kind, s.signal, s.in_drift, s.test.to_state()] for s in self.signals.values()],
+            "signals": [[s.kind, s.signal, s.in_drift, s.test.to_state(),
+                         None if s.mean_detector is None else s.mean_detector.to_state()]
+                        for s in self.signals.values()],
             "features_tracked": self.features_tracked,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.signals = {}
         self._feature_cache = {}
-        for kind, signal, in_drift, tstate in state["signals"]:
+        from detectors import detector_from_state
+
+        for kind, signal, in_drift, tstate, *rest in state["signals"]:
             test = _CLASSES[tstate["type"]].from_state(tstate)
-            self.signals[f"{kind}\x00{signal}"] = _Signal(kind, signal, test, bool(in_drift))
+            sig = self.signals[f"{kind}\x00{signal}"] = _Signal(kind, signal, test, bool(in_drift))
+            if rest and rest[0] is not None:
+                sig.mean_detector = detector_from_state(rest[0])
         self.features_tracked = int(state["features_tracked"])

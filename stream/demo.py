@@ -342,7 +342,13 @@ def write_report(w: Workload, detections: list[dict[str, Any]], prefix: Path) ->
             what = f"drift/{d.get('kind')}:{d.get('signal')}"
         elif what == "retrain":
             what = "retrain: " + ", ".join(d.get("reasons", []))
-        return (f"<tr><td>{_index(w, d)}</td><td>{what}</td><td>{d.get('detector', '')}</td>"
+        stat = d.get("statistic")
+        if isinstance(stat, dict):
+            stat = stat.get("served_error_rolling")
+        shown = "" if not isinstance(stat, (int, float)) else f"{stat:.4g}"
+        if isinstance(d.get("p_value"), (int, float)):
+            shown += f" (p={d['p_value']:.2g})"
+        return (f"<tr><td>{_index(w, d)}</td><td>{what}</td><td>{d.get('detector', '')}</td><td>{shown}</td>"
                 f"<td>{d.get('partition', '')}</td><td>{d.get('model', '')}</td><td><code>{d.get('id')}</code></td></tr>")
 
     html = prefix.with_suffix(".html")
@@ -352,7 +358,9 @@ def write_report(w: Workload, detections: list[dict[str, Any]], prefix: Path) ->
         f"</head><body><h1>driftstream demo report</h1><p>{w.n_events} inference events, true concept changes at "
         f"{list(w.change_points)}, feature shift at {list(w.feature_shift_at)}; {len(rows)} output events.</p>"
         f"<img src='data:image/png;base64,{b64}' style='max-width:100%'>"
-        "<h2>Events</h2><table><tr><th>event #</th><th>what</th><th>detector</th><th>partition</th><th>model</th>"
+        "<h2>Events</h2><p>statistic: the test statistic of data-drift events (KS D, χ²), the rolling served "
+        "error at concept-drift alarms.</p><table><tr><th>event #</th><th>what</th><th>detector</th>"
+        "<th>statistic</th><th>partition</th><th>model</th>"
         "<th>id</th></tr>" + "".join(cell(d) for d in sorted(rows, key=lambda d: _index(w, d))) + "</table></body></html>"
     )
     return png, html
