@@ -161,3 +161,54 @@ def assert_roundtrip_continues(make_ours: Callable[[], Any], xs: np.ndarray, rng
         det = restored
     assert (drifts, warns) == expected
     assert state_bytes(det) == state_bytes(reference)
+
+
+# -- real-valued families for ADWIN, PageHinkley and KSWIN ----------------------------------------
+MIXED_FAMILIES = ("bernoulli_abrupt", "bernoulli_gradual", "gauss_mean", "gauss_var", "stationary")
+
+
+def mixed_stream(family: str, seed: int, n: int, sharp: bool = False) -> np.ndarray:
+    """Stream of a :data:`MIXED_FAMILIES` family; the stationary one is ``3 * n`` long.
+
+    ``sharp=True`` gives larger, later changes and a ``1.5 * n`` stationary stream, for short streams (KSWIN).
+    """
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    if family == "bernoulli_abrupt":  # error rate rises, then falls below the start
+        if sharp:
+            p = np.where(t < n // 2, 0.1, np.where(t < 5 * n // 6, 0.6, 0.02))
+        else:
+            p = np.where(t < n // 3, 0.1, np.where(t < 2 * n // 3, 0.45, 0.05))
+        return (rng.random(n) < p).astype(np.float64)
+    if family == "bernoulli_gradual":  # ramps up, later ramps down
+        if sharp:
+            p = 0.1 + 0.6 * np.clip((t - n / 3) / (n / 6), 0, 1) - 0.6 * np.clip((t - 5 * n / 6) / (n / 12), 0, 1)
+        else:
+            p = 0.1 + 0.4 * np.clip((t - n / 4) / (n / 4), 0, 1) - 0.4 * np.clip((t - 3 * n / 4) / (n / 8), 0, 1)
+        return (rng.random(n) < p).astype(np.float64)
+    if family == "gauss_mean":
+        return rng.normal(np.where(t < n // 2, 0.0, 1.5), 1.0)
+    if family == "gauss_var":
+        return rng.normal(2.0, np.where(t < n // 2, 1.0, 4.0))
+    if family == "stationary":
+        return rng.normal(0.3, 1.0, 3 * n // 2 if sharp else 3 * n)
+    raise ValueError(family)
+
+
+def sharp_mixed_stream(family: str, seed: int, n: int) -> np.ndarray:
+    """:func:`mixed_stream` with ``sharp=True``."""
+    return mixed_stream(family, seed, n, sharp=True)
+
+
+def drift_positions(det: Any, xs: Any) -> list[int]:
+    """Drift positions from ``det.update`` element by element (our detectors: ``update`` returns ``self``)."""
+    return [i for i, x in enumerate(xs) if det.update(x).drift_detected]
+
+
+def drift_positions_in_splits(det: Any, xs: np.ndarray, rng: np.random.Generator) -> list[int]:
+    """Drift positions from ``det.update_many`` over ``xs`` cut at up to 7 distinct random points."""
+    cuts = np.sort(rng.choice(np.arange(1, len(xs)), size=min(7, len(xs) - 1), replace=False))
+    out: list[int] = []
+    for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(xs)]):
+        out.extend((det.update_many(xs[lo:hi]) + lo).tolist())
+    return out
