@@ -142,6 +142,44 @@ class DataDriftMonitor:
             s.values.append(float(score))
             s.positions.append(at)
 
+    def add_inferences(self, rows: list[dict[str, Any]], columns: dict[str, list[Any]] | None,
+                       types: dict[str, str | None], valid: list[bool], predictions: list[Any],
+                       scores: list[float | None], positions: list[Position]) -> None:
+        """:meth:`add_inference` for consecutive events, with identical buffers. ``columns`` (feature ->
+        values in row order, every row valid, no nulls) comes from
+        :meth:`stream.quality.DataQualityChecker.check_many`; without it the rows go one by one."""
+        if not self.cfg.enabled:
+            return
+        if columns is None:
+            for i, features in enumerate(rows):
+                self.add_inference(features, types, valid[i], predictions[i], scores[i], positions[i])
+            return
+        cache = self._feature_cache
+        for name, col in columns.items():
+            s = cache.get(name, _MISSING)
+            if s is _MISSING:
+                s = cache[name] = self._signal("feature", name, types[name] == "numeric")
+            if s is not None:
+                s.values.extend([float(v) for v in col] if s.numeric and type(col[0]) is not float else col)
+                s.positions.extend(positions)
+        if self.task == "regression":
+            kept = [(float(v), at) for v, at in zip(predictions, positions)
+                    if type(v) is not bool and isinstance(v, (int, float))]
+            if kept:
+                s = self._signal("prediction", "prediction", True)
+                s.values.extend(v for v, _ in kept)
+                s.positions.extend(at for _, at in kept)
+        else:
+            s = self._signal("prediction", "prediction", False)
+            s.values.extend([str(v) for v in predictions])
+            s.positions.extend(positions)
+        if any(sc is not None for sc in scores):
+            s = self._signal("prediction", "score", True)
+            for sc, at in zip(scores, positions):
+                if sc is not None:
+                    s.values.append(float(sc))
+                    s.positions.append(at)
+
     def add_label(self, label: Any, at: Position) -> None:
         if self.cfg.enabled:
             self._add_target("label", "label", label, at)
@@ -188,6 +226,8 @@ class DataDriftMonitor:
             s.values.clear()
             s.positions.clear()
         found.sort(key=lambda f: (f.at.topic, f.at.offset, f.kind, f.signal))
+        # signals' order depends on where batch boundaries fell; the retrain policy must not
+        self.recoveries.sort(key=lambda f: (f.at.topic, f.at.offset, f.kind, f.signal))
         return found
 
     def event(self, f: DriftFinding, partition: int) -> dict[str, Any]:

@@ -73,6 +73,8 @@ class PartitionProcessor:
         self._batch_positions: dict[tuple[str, int], tuple[int, int | None, int | None, float]] = {}
         #: policy inputs that arrive outside the joined stream (schema changes), by sequence number
         self._policy_inputs: dict[str, list[tuple[int, int, str, Any]]] = {}
+        #: the batch's inference events per model, for the column-wise data-quality pass: (record, event, seq)
+        self._inference_rows: dict[str, list[tuple[Record, Any, int]]] = {}
         self.seq = 0
         self.last_ts = 0.0
         self.expired_predictions = 0
@@ -161,24 +163,34 @@ class PartitionProcessor:
         c = spec.challenger
         self.challengers[model] = ChampionChallenger(spec.task, c.window, c.alpha, c.min_pairs)
         self._policy_inputs[model] = []
+        self._inference_rows[model] = []
         self.delay_watch[model] = LabelDelayWatch(spec.data_quality)
         self.volume_watch[model] = VolumeWatch(spec.data_quality)
 
-    def _check_quality(self, r: Record, ev: Any) -> None:
-        """Data-quality checks, then the event's values into the data-drift tests of its model."""
-        spec = self.cfg.model_spec(ev.model)
-        checker = self.quality[ev.model]
-        valid = True
-        if spec.data_quality.enabled:
-            valid, issues = checker.check(ev)
-            for issue in issues:
-                self.metrics.quality_issue(ev.model, issue.check)
-                dq = checker.event(issue, r.topic, r.partition, r.offset, ev.ts, ev.id)
-                self.publisher.send(self.cfg.topics.data_quality, ev.id, dq)
-                if issue.check in SCHEMA_CHECKS:
-                    self._policy_inputs[ev.model].append((self.seq + 1, 1, "schema", dq["id"]))
-        self.data_drift[ev.model].add_inference(ev.features, checker.types, valid, ev.prediction, ev.score,
-                                                Position(r.topic, r.offset, ev.ts, ev.id))
+    def _check_quality(self) -> None:
+        """Data-quality checks of the batch's inference events, then their values into the data-drift
+        tests of their model: column by column (see :meth:`DataQualityChecker.check_many`), events in order."""
+        for model, rows in self._inference_rows.items():
+            if not rows:
+                continue
+            self._inference_rows[model] = []
+            spec = self.cfg.model_spec(model)
+            checker = self.quality[model]
+            features = [ev.features for _, ev, _ in rows]
+            if spec.data_quality.enabled:
+                valid, issues, columns = checker.check_many(features)
+                for i, issue in issues:
+                    r, ev, seq = rows[i]
+                    self.metrics.quality_issue(model, issue.check)
+                    dq = checker.event(issue, r.topic, r.partition, r.offset, ev.ts, ev.id)
+                    self.publisher.send(self.cfg.topics.data_quality, ev.id, dq)
+                    if issue.check in SCHEMA_CHECKS:
+                        self._policy_inputs[model].append((seq, 1, "schema", dq["id"]))
+            else:
+                valid, columns = [True] * len(rows), None
+            self.data_drift[model].add_inferences(
+                features, columns, checker.types, valid, [ev.prediction for _, ev, _ in rows],
+                [ev.score for _, ev, _ in rows], [Position(r.topic, r.offset, ev.ts, ev.id) for r, ev, _ in rows])
 
     def _on_inference(self, r: Record, obj: dict[str, Any]) -> None:
         ev = validate_inference(obj)
@@ -186,7 +198,7 @@ class PartitionProcessor:
         # a duplicate is bad input: it must not reach data quality, the drift tests or the model
         self.join.check_prediction(ev.id)
         self.last_ts = max(self.last_ts, ev.ts)
-        self._check_quality(r, ev)
+        self._inference_rows[ev.model].append((r, ev, self.seq + 1))  # checked column-wise per batch
         if mon.spec.data_quality.enabled:
             dropped = self.volume_watch[ev.model].observe(ev.ts)
             if dropped is not None:
@@ -289,6 +301,7 @@ class PartitionProcessor:
             self.metrics.message(r.topic, r.partition, "dead_letter")
 
     def detect_and_decide(self) -> None:
+        self._check_quality()
         for model, mon in self.monitors.items():
             outcomes = mon.batch_outcomes()
             inputs: list[tuple[int, int, str, Any]] = self._policy_inputs[model]

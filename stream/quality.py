@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from stream.config import DataQualityConfig, FeatureSpec
 from stream.events import InferenceEvent, output_id
 
@@ -38,6 +40,8 @@ SEVERITY = {
 }
 #: the ``feature`` of checks that concern the whole model
 MODEL_WIDE = "*"
+#: the one Python type a column must have for the columnar path, per feature type
+_COLUMN_TYPES = {"numeric": (float, int), "categorical": (str,), "boolean": (bool,)}
 
 
 def value_type(v: Any) -> str | None:
@@ -130,6 +134,111 @@ class DataQualityChecker:
                     issues.append(Issue("constant_feature", name, {"value": _short(v), "run_length": run[1]}))
         return valid, [i for i in issues if self._allow(i)]
 
+    # -- per micro-batch ------------------------------------------------------------------------------
+    def check_many(self, rows: list[dict[str, Any]]
+                   ) -> tuple[list[bool], list[tuple[int, Issue]], dict[str, list[Any]] | None]:
+        """:meth:`check` for the feature dicts of consecutive events, with identical results.
+
+        Returns (valid per row, (row, issue) pairs in event order after rate limiting, columns). When
+        every row has exactly the known features and each feature column holds values of one Python type
+        that matches its feature type (the normal case), the checks run column by column with numpy and
+        ``columns`` maps feature -> values in row order; otherwise each row goes through :meth:`check`
+        and ``columns`` is None.
+        """
+        columns = self._columns(rows)
+        if columns is None:
+            valid, issues = [], []
+            for i, features in enumerate(rows):
+                ok, found = self.check(_Row(features))
+                valid.append(ok)
+                issues.extend((i, issue) for issue in found)
+            return valid, issues, None
+        n = len(rows)
+        found: list[tuple[int, int, int, Issue]] = []  # (row, feature position, check order, issue)
+        for pos, (name, col) in enumerate(columns.items()):
+            tp = self.types[name]
+            spec = self._specs.get(name)
+            if spec is not None:
+                if tp == "numeric" and (spec.min is not None or spec.max is not None):
+                    arr = np.asarray(col, dtype=np.float64) if type(col[0]) is float else None
+                    for i in _out_of_range(col, arr, spec.min, spec.max):
+                        found.append((i, pos, 0, Issue("out_of_range", name,
+                                                       {"value": col[i], "min": spec.min, "max": spec.max})))
+                elif tp == "categorical" and spec.categories and not set(spec.categories).issuperset(col):
+                    cats = set(spec.categories)
+                    for i, v in enumerate(col):
+                        if v not in cats:
+                            found.append((i, pos, 0, Issue("unseen_category", name, {"value": _short(v)})))
+            if tp != "boolean":
+                for i, run_length in self._constant_runs(name, col):
+                    found.append((i, pos, 1, Issue("constant_feature", name,
+                                                   {"value": _short(col[i]), "run_length": run_length})))
+        issues: list[tuple[int, Issue]] = []
+        if found:
+            # within a row, issues follow that row's own key order (rows may order their keys differently)
+            order: dict[int, dict[str, int]] = {}
+            for k, (i, _, check, issue) in enumerate(found):
+                if i not in order:
+                    order[i] = {name: j for j, name in enumerate(rows[i])}
+                found[k] = (i, order[i][issue.feature], check, issue)
+            found.sort(key=lambda t: (t[0], t[1], t[2]))
+            base = self.events_seen
+            for i, _, _, issue in found:
+                self.events_seen = base + i + 1  # what the per-event path sees at that row
+                if self._allow(issue):
+                    issues.append((i, issue))
+            self.events_seen = base
+        self.events_seen += n
+        return [True] * n, issues, columns
+
+    def _columns(self, rows: list[dict[str, Any]]) -> dict[str, list[Any]] | None:
+        """Feature -> column, if the batch qualifies for the columnar path (see :meth:`check_many`)."""
+        if not rows or not self.inferred or any(t is None for t in self.types.values()):
+            return None
+        names = self.types.keys()
+        if not all(f.keys() == names for f in rows):
+            return None
+        columns: dict[str, list[Any]] = {}
+        for name in rows[0]:  # the per-event path walks the event's own key order
+            col = [f[name] for f in rows]
+            kinds = set(map(type, col))
+            if len(kinds) != 1 or next(iter(kinds)) not in _COLUMN_TYPES[self.types[name]]:
+                return None
+            columns[name] = col
+        return columns
+
+    def _constant_runs(self, name: str, col: list[Any]) -> list[tuple[int, int]]:
+        """Rows where a run of equal values reaches ``constant_window`` (first time in its episode), with
+        the run length there; updates the feature's run state as the per-event path would."""
+        n, window = len(col), self.cfg.constant_window
+        arr = np.asarray(col, dtype=np.float64) if type(col[0]) is float else np.array(col, dtype=object)
+        run = self._runs.get(name)
+        starts = np.empty(n, dtype=bool)
+        starts[0] = run is None or run[0] != col[0] or type(run[0]) is not type(col[0])
+        if n > 1:
+            np.not_equal(arr[1:], arr[:-1], out=starts[1:])
+        idx = np.arange(n)
+        last_start = np.maximum.accumulate(np.where(starts, idx, -1))
+        carried = last_start < 0  # rows that continue the run of the previous batch
+        first_start = int(np.argmax(starts)) if starts.any() else n
+        out: list[tuple[int, int]] = []
+        if first_start > 0 and not run[2]:  # the carried run: the first row at or past the window
+            i = max(window - run[1] - 1, 0)
+            if i < first_start:
+                out.append((i, run[1] + i + 1))
+        if window <= n:
+            lengths = idx - last_start + 1
+            for i in np.flatnonzero((lengths == window) & ~carried):
+                out.append((int(i), window))
+        last = int(last_start[-1])
+        if last < 0:
+            length = run[1] + n
+            self._runs[name] = [run[0], length, run[2] or length >= window]
+        else:
+            length = n - last
+            self._runs[name] = [col[last], length, length >= window]
+        return out
+
     def _allow(self, issue: Issue) -> bool:
         key = (issue.check, issue.feature)
         lim = self._limits.get(key)
@@ -173,6 +282,24 @@ class DataQualityChecker:
             self.types = dict(state["types"])
         self._limits = {(c, f): [int(last), int(sup)] for c, f, last, sup in state["limits"]}
         self._runs = {f: [v, int(n), bool(done)] for f, v, n, done in state["runs"]}
+
+
+@dataclass(slots=True)
+class _Row:
+    """The part of an event :meth:`DataQualityChecker.check` reads."""
+
+    features: dict[str, Any]
+
+
+def _out_of_range(col: list[Any], arr: np.ndarray | None, lo: float | None, hi: float | None) -> list[int]:
+    if arr is None:  # ints: compare in Python, exactly
+        return [i for i, v in enumerate(col) if (lo is not None and v < lo) or (hi is not None and v > hi)]
+    bad = np.zeros(len(col), dtype=bool)
+    if lo is not None:
+        bad |= arr < lo
+    if hi is not None:
+        bad |= arr > hi
+    return np.flatnonzero(bad).tolist()
 
 
 def _short(v: Any) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 from typing import Any
 
 from stream.errors import InvalidMessage
@@ -89,6 +90,14 @@ def _features(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def validate_inference(obj: dict[str, Any]) -> InferenceEvent:
+    return _inference_fast(obj) or _inference_careful(obj)
+
+
+def validate_label(obj: dict[str, Any]) -> LabelEvent:
+    return _label_fast(obj) or _label_careful(obj)
+
+
+def _inference_careful(obj: dict[str, Any]) -> InferenceEvent:
     score = obj.get("score")
     if score is not None and not _finite(score):
         raise InvalidMessage("bad_score", "field 'score' must be a finite number when present")
@@ -102,10 +111,61 @@ def validate_inference(obj: dict[str, Any]) -> InferenceEvent:
     )
 
 
-def validate_label(obj: dict[str, Any]) -> LabelEvent:
+def _label_careful(obj: dict[str, Any]) -> LabelEvent:
     return LabelEvent(
         id=_str_field(obj, "id", MAX_ID),
         model=_model(obj),
         ts=_ts(obj),
         label=_scalar(obj, "label"),
     )
+
+
+# -- the hot path: well-formed events in as few Python steps as possible --------------------------------
+# Each returns None as soon as anything is unusual; the careful path above then finds the precise reason
+# (or accepts the event), so the results are the same. Tests compare both paths.
+@lru_cache(maxsize=1024)
+def _model_ok(m: str) -> bool:
+    return _MODEL_RE.match(m) is not None
+
+
+def _head_ok(obj: dict[str, Any]) -> bool:
+    i, m, ts = obj.get("id"), obj.get("model"), obj.get("ts")
+    return (type(i) is str and 0 < len(i) <= MAX_ID and type(m) is str and len(m) <= MAX_NAME and _model_ok(m)
+            and type(ts) is float and 0.0 <= ts <= 1e11)
+
+
+def _scalar_ok(v: Any) -> bool:
+    t = type(v)
+    return (t is float and v - v == 0.0) or t is int or t is bool or (t is str and 0 < len(v) <= MAX_NAME)
+
+
+def _inference_fast(obj: dict[str, Any]) -> InferenceEvent | None:
+    if not _head_ok(obj):
+        return None
+    f, pred, score = obj.get("features"), obj.get("prediction"), obj.get("score")
+    if type(f) is not dict or len(f) > MAX_FEATURES or not _scalar_ok(pred):
+        return None
+    if score is not None and not (type(score) is float and score - score == 0.0):
+        return None
+    for k, v in f.items():
+        t = type(v)
+        if t is float:
+            if v - v != 0.0:
+                return None
+        elif t is str:
+            if len(v) > MAX_STRING:
+                return None
+        elif not (v is None or t is int or t is bool):
+            return None
+        if not 0 < len(k) <= MAX_NAME:
+            return None
+    return InferenceEvent(obj["id"], obj["model"], obj["ts"], f, pred, score)
+
+
+def _label_fast(obj: dict[str, Any]) -> LabelEvent | None:
+    if not _head_ok(obj):
+        return None
+    label = obj.get("label")
+    if not _scalar_ok(label):
+        return None
+    return LabelEvent(obj["id"], obj["model"], obj["ts"], label)

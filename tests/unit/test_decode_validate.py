@@ -76,3 +76,48 @@ def test_arbitrary_input_never_crashes(raw):
             validate(decode(raw, 10_000))
         except InvalidMessage as exc:
             assert exc.reason and exc.detail
+
+
+# -- the hot path agrees with the careful one ---------------------------------------------------------
+from stream.validate import _inference_careful, _inference_fast, _label_careful, _label_fast  # noqa: E402
+
+_values = st.one_of(
+    st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1), st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=3), st.sampled_from(["", "x" * 1025, "x" * 129, "ok"]), st.just([1]), st.just({"a": 1}),
+)
+_fields = st.fixed_dictionaries({}, optional={
+    "id": st.one_of(st.sampled_from(["e-1", "", "i" * 257]), _values),
+    "model": st.one_of(st.sampled_from(["m", "m 1", "m\n", "a" * 129, "fraud-v2.1"]), _values),
+    "ts": st.one_of(st.sampled_from([1.0, 1e11, 1e11 + 1, -0.5, 0.0]), _values),
+    "features": st.one_of(st.dictionaries(st.sampled_from(["a", "b", "", "k" * 129]), _values, max_size=4), _values),
+    "prediction": _values,
+    "score": _values,
+    "label": _values,
+})
+
+
+def _outcome(fn, obj):
+    try:
+        return fn(obj)
+    except InvalidMessage as exc:
+        return exc.reason
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_fields)
+def test_fast_validation_accepts_exactly_what_the_careful_path_accepts(obj):
+    fast = _inference_fast(obj)
+    careful = _outcome(_inference_careful, obj)
+    if fast is not None:
+        assert fast == careful
+    fast_label = _label_fast(obj)
+    careful_label = _outcome(_label_careful, obj)
+    if fast_label is not None:
+        assert fast_label == careful_label
+
+
+def test_fast_validation_takes_the_normal_event():
+    obj = {"id": "e-1", "model": "m", "ts": 5.0, "features": {"a": 1.0, "b": "x", "c": None, "d": 3, "e": True},
+           "prediction": 1, "score": 0.5}
+    assert _inference_fast(obj) == _inference_careful(obj)
+    assert _label_fast({"id": "e-1", "model": "m", "ts": 5.0, "label": "yes"}) is not None
