@@ -51,6 +51,20 @@ def detector_from_state(state: dict[str, Any]) -> DriftDetector:
     return detector_class(state["type"]).from_state(state)
 
 
+def warm_up(names: Any = None) -> None:
+    """Load the compiled kernels of these detectors (default: all) now rather than on the first
+    ``update_many``: numba loads its on-disk cache, or compiles, once per process and signature, which
+    takes up to seconds. A service calls this at start-up so that its first batch is not late."""
+    import numpy as np
+
+    xs = np.array([0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0] * 8)
+    for name in names if names is not None else DETECTORS:
+        det = make_detector(name)
+        if ALIASES.get(name, name) in BINARY:
+            det.update_many(xs, warnings=True)
+        det.update_many(xs)
+
+
 def __getattr__(name: str) -> Any:
     if name in DETECTORS:
         return detector_class(name)
@@ -58,4 +72,4 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["BINARY", "DETECTORS", "BinaryDriftDetector", "DriftDetector", "InvalidInput",
-           "detector_class", "detector_from_state", "make_detector", *DETECTORS]
+           "detector_class", "detector_from_state", "make_detector", "warm_up", *DETECTORS]

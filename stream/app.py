@@ -8,6 +8,7 @@ instance thanks to the range assignor, and this is verified on every assignment.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import time
@@ -15,6 +16,7 @@ from typing import Any, Callable
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
+import detectors
 from stream.checkpoint import CheckpointStore
 from stream.config import AppConfig
 from stream.decode import decode
@@ -78,6 +80,7 @@ class Service:
 
     def run(self, max_seconds: float | None = None) -> int:
         t = self.cfg.topics
+        self._prepare_process()
         self.consumer.subscribe([t.inference, t.labels], on_assign=self.on_assign, on_revoke=self.on_revoke,
                                 on_lost=self.on_lost)
         deadline = None if max_seconds is None else self.clock() + max_seconds
@@ -101,6 +104,17 @@ class Service:
                         c.close()
                 except Exception:  # pragma: no cover - closing a broken consumer
                     pass
+
+    def _prepare_process(self) -> None:
+        """Load the detectors' compiled kernels before the first batch (not during it), then move
+        everything allocated so far out of the garbage collector's way and raise its threshold (see
+        ``processing.gc_threshold``)."""
+        detectors.warm_up()
+        gc.collect()
+        gc.freeze()
+        if self.cfg.processing.gc_threshold:
+            _, g1, g2 = gc.get_threshold()
+            gc.set_threshold(self.cfg.processing.gc_threshold, g1, g2)
 
     # -- the loop -------------------------------------------------------------------------------------
     def step(self) -> None:
@@ -127,6 +141,7 @@ class Service:
                 proc.last_input_wall = now  # the silence is counted from the assignment on
             proc.check_no_data(now)
             self._flow_control(proc)
+        self.metrics.flush()
         self._poll_control()
         self.publisher.poll()
         if msgs:

@@ -142,39 +142,71 @@ class DataDriftMonitor:
             s.values.append(float(score))
             s.positions.append(at)
 
-    def add_inferences(self, rows: list[dict[str, Any]], columns: dict[str, list[Any]] | None,
+    def add_inferences(self, rows: list[dict[str, Any]], columns: dict[str, list[Any]] | None, first: int,
                        types: dict[str, str | None], valid: list[bool], predictions: list[Any],
                        scores: list[float | None], positions: list[Position]) -> None:
-        """:meth:`add_inference` for consecutive events, with identical buffers. ``columns`` (feature ->
-        values in row order, every row valid, no nulls) comes from
-        :meth:`stream.quality.DataQualityChecker.check_many`; without it the rows go one by one."""
+        """:meth:`add_inference` for consecutive events, with identical buffers and signals. ``columns``
+        and ``first`` come from :meth:`stream.quality.DataQualityChecker.check_many`: rows before
+        ``first`` go one by one, the rest (all valid) column by column."""
         if not self.cfg.enabled:
             return
-        if columns is None:
-            for i, features in enumerate(rows):
-                self.add_inference(features, types, valid[i], predictions[i], scores[i], positions[i])
+        for i in range(first if columns is not None else len(rows)):
+            self.add_inference(rows[i], types, valid[i], predictions[i], scores[i], positions[i])
+        if columns is None or first >= len(rows):
             return
-        cache = self._feature_cache
-        for name, col in columns.items():
-            s = cache.get(name, _MISSING)
-            if s is _MISSING:
-                s = cache[name] = self._signal("feature", name, types[name] == "numeric")
-            if s is not None:
-                s.values.extend([float(v) for v in col] if s.numeric and type(col[0]) is not float else col)
-                s.positions.extend(positions)
-        if self.task == "regression":
+        if first:
+            predictions, scores, positions = predictions[first:], scores[first:], positions[first:]
+        regression = self.task == "regression"
+        if regression:
             kept = [(float(v), at) for v, at in zip(predictions, positions)
                     if type(v) is not bool and isinstance(v, (int, float))]
+        # create new signals in the order the per-event path would: by first appearance, and within an
+        # event features (in its key order), then the prediction, then the score
+        births: list[tuple[int, int, int, str]] = []
+        cache = self._feature_cache
+        for pos, (name, col) in enumerate(columns.items()):
+            if name not in cache:
+                row = next((i for i, v in enumerate(col) if v is not None), None)
+                if row is not None:
+                    births.append((row, 0, list(rows[first + row]).index(name), name))
+        if "prediction\x00prediction" not in self.signals:
+            row = 0 if not regression else next(
+                (i for i, v in enumerate(predictions) if type(v) is not bool and isinstance(v, (int, float))), None)
+            if row is not None:
+                births.append((row, 1, 0, ""))
+        if "prediction\x00score" not in self.signals:
+            row = next((i for i, sc in enumerate(scores) if sc is not None), None)
+            if row is not None:
+                births.append((row, 2, 0, ""))
+        for _, what, _, name in sorted(births):
+            if what == 0:
+                cache[name] = self._signal("feature", name, types[name] == "numeric")
+            elif what == 1:
+                self._signal("prediction", "prediction", regression)
+            else:
+                self._signal("prediction", "score", True)
+        for name, col in columns.items():
+            s = cache.get(name)
+            if s is None:
+                continue
+            if None in col:
+                keep = [i for i, v in enumerate(col) if v is not None]
+                col, at = [col[i] for i in keep], [positions[i] for i in keep]
+            else:
+                at = positions
+            s.values.extend([float(v) for v in col] if s.numeric and type(col[0]) is not float else col)
+            s.positions.extend(at)
+        if regression:
             if kept:
-                s = self._signal("prediction", "prediction", True)
+                s = self.signals["prediction\x00prediction"]
                 s.values.extend(v for v, _ in kept)
                 s.positions.extend(at for _, at in kept)
         else:
-            s = self._signal("prediction", "prediction", False)
+            s = self.signals["prediction\x00prediction"]
             s.values.extend([str(v) for v in predictions])
             s.positions.extend(positions)
-        if any(sc is not None for sc in scores):
-            s = self._signal("prediction", "score", True)
+        if "prediction\x00score" in self.signals:
+            s = self.signals["prediction\x00score"]
             for sc, at in zip(scores, positions):
                 if sc is not None:
                     s.values.append(float(sc))

@@ -49,6 +49,8 @@ class Joined:
     #: the input position that completed the join (topic kind "inference" or "labels", offset)
     completed_by: str
     completed_offset: int
+    #: sequence number of the completing record in its partition (set by the partition processor)
+    seq: int = 0
 
 
 class LabelJoin:
@@ -107,11 +109,14 @@ class LabelJoin:
     def expire(self) -> tuple[list[tuple[str, PendingPrediction]], list[tuple[str, PendingLabel]]]:
         """Remove what waited too long (or overflows the count bound); return it for reporting."""
         horizon = self._watermark - self.ttl_seconds
-        preds = self._expire_side(self._predictions, horizon)
-        labels = self._expire_side(self._labels, horizon)
+        # the hot path: look at the head of each queue only (expiry is in arrival order)
+        p, lab, joined = self._predictions, self._labels, self._joined
+        preds = (self._expire_side(p, horizon)
+                 if p and (len(p) > self.max_pending or next(iter(p.values())).ts < horizon) else _NONE)
+        labels = (self._expire_side(lab, horizon)
+                  if lab and (len(lab) > self.max_pending or next(iter(lab.values())).ts < horizon) else _NONE)
         # joined ids are remembered (to catch a duplicate label) only as long as a prediction may wait:
         # a later duplicate waits as an early label, expires and is dead-lettered as unmatched
-        joined = self._joined
         while joined and next(iter(joined.values())) < horizon:
             joined.popitem(last=False)
         return preds, labels
@@ -153,14 +158,22 @@ class LabelJoin:
                 for k, p in self._predictions.items()
             ],
             "labels": [[k, v.offset, v.ts, v.model, v.label, v.raw] for k, v in self._labels.items()],
-            "joined": [[k, t] for k, t in self._joined.items()],
+            # two flat lists (not pairs): this is most of the state and it is written every checkpoint
+            "joined_ids": list(self._joined),
+            "joined_ts": list(self._joined.values()),
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self._watermark = float(state["watermark"])
         self._predictions = OrderedDict((k, PendingPrediction(o, t, m, p, op, f)) for k, o, t, m, p, op, f in state["predictions"])
         self._labels = OrderedDict((k, PendingLabel(o, t, m, lab, raw)) for k, o, t, m, lab, raw in state["labels"])
-        self._joined = OrderedDict((k, float(t)) for k, t in state["joined"])
+        if "joined_ids" in state:
+            self._joined = OrderedDict(zip(state["joined_ids"], map(float, state["joined_ts"])))
+        else:  # checkpoints written before the flat lists
+            self._joined = OrderedDict((k, float(t)) for k, t in state["joined"])
+
+
+_NONE: list = []  # returned for "nothing expired"; callers only read it
 
 
 class MismatchedLabel(InvalidMessage):

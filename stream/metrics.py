@@ -7,9 +7,12 @@ fixed set of dead-letter codes, ``model`` by ``MAX_MODELS_PER_PARTITION`` and th
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import HistogramMetricFamily
 
 NS = "driftstream"
 
@@ -18,7 +21,6 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self._children: dict[tuple[str, int, str], Any] = {}
-        self._join_children: dict[str, tuple[Any, Any]] = {}
         self.messages = Counter(f"{NS}_messages", "Input messages by outcome (processed or dead_letter)",
                                 ["topic", "partition", "outcome"], registry=registry)
         self.dead_letters = Counter(f"{NS}_dead_letter", "Messages sent to the dead-letter topic by reason",
@@ -28,9 +30,11 @@ class Metrics:
         self.join_expired_total = Counter(f"{NS}_join_expired", "Predictions whose label never came", registry=registry)
         self.pending_gauge = Gauge(f"{NS}_join_pending", "Items waiting in the label join", ["partition", "side"],
                                    registry=registry)
-        self.label_delay = Histogram(f"{NS}_label_delay_seconds", "Event-time delay between prediction and label",
-                                     ["model"], registry=registry,
-                                     buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, float("inf")))
+        self.label_delay = BatchHistogram(f"{NS}_label_delay_seconds", "Event-time delay between prediction and label",
+                                          "model", (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600), registry)
+        #: per-message counts and label delays are collected per micro-batch and published by :meth:`flush`
+        self._message_counts: dict[tuple[str, int, str], int] = {}
+        self._delays: dict[str, list[float]] = {}
         self.alarms = Counter(f"{NS}_detector_alarms", "Detector alarms", ["model", "kind", "detector", "level"],
                               registry=registry)
         self.served_error = Gauge(f"{NS}_served_model_error", "Rolling error of the served model (last 1000 labels)",
@@ -59,12 +63,9 @@ class Metrics:
         self.assigned = Gauge(f"{NS}_assigned_partitions", "Partitions owned by this instance", registry=registry)
 
     def message(self, topic: str, partition: int, outcome: str) -> None:
-        # labelled children are cached: .labels() costs a lock and a dict lookup on every message
         key = (topic, partition, outcome)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = self.messages.labels(topic, str(partition), outcome)
-        child.inc()
+        counts = self._message_counts
+        counts[key] = counts.get(key, 0) + 1
 
     def dead_letter(self, topic: str, reason: str) -> None:
         self.dead_letters.labels(topic, reason).inc()
@@ -73,11 +74,27 @@ class Metrics:
         self.produced.labels(topic).inc()
 
     def joined(self, model: str, delay: float) -> None:
-        pair = self._join_children.get(model)
-        if pair is None:
-            pair = self._join_children[model] = (self.joins.labels(model), self.label_delay.labels(model))
-        pair[0].inc()
-        pair[1].observe(max(delay, 0.0))
+        delays = self._delays.get(model)
+        if delays is None:
+            delays = self._delays[model] = []
+        delays.append(delay)
+
+    def flush(self) -> None:
+        """Publish the per-message counts and label delays collected since the last flush (called at the
+        end of every micro-batch: a Prometheus counter increment per message would cost more than the
+        message's own processing)."""
+        for key, n in self._message_counts.items():
+            child = self._children.get(key)
+            if child is None:
+                topic, partition, outcome = key
+                child = self._children[key] = self.messages.labels(topic, str(partition), outcome)
+            child.inc(n)
+        self._message_counts.clear()
+        for model, delays in self._delays.items():
+            if delays:
+                self.joins.labels(model).inc(len(delays))
+                self.label_delay.observe_many(model, delays)
+                delays.clear()
 
     def join_expired(self, n: int) -> None:
         self.join_expired_total.inc(n)
@@ -111,3 +128,44 @@ class Metrics:
     def checkpoint(self, partition: int, seconds: float, size: int) -> None:
         self.checkpoint_seconds.observe(seconds)
         self.checkpoint_bytes.labels(str(partition)).set(size)
+
+
+class BatchHistogram:
+    """A Prometheus histogram with one label, observed a batch at a time (numpy), exposed through the
+    registry's collector interface as a regular ``histogram`` (``_bucket``/``_sum``/``_count``)."""
+
+    def __init__(self, name: str, documentation: str, label: str, buckets: tuple[float, ...],
+                 registry: CollectorRegistry) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.label = label
+        self.bounds = np.asarray(sorted(buckets), dtype=np.float64)
+        self._counts: dict[str, np.ndarray] = {}
+        self._sums: dict[str, float] = {}
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    def observe_many(self, label_value: str, values: list[float]) -> None:
+        xs = np.maximum(np.asarray(values, dtype=np.float64), 0.0)
+        # bucket i counts x <= bounds[i]; the last slot is +Inf
+        per_bucket = np.bincount(np.searchsorted(self.bounds, xs, side="left"), minlength=len(self.bounds) + 1)
+        with self._lock:
+            if label_value not in self._counts:
+                self._counts[label_value] = np.zeros(len(self.bounds) + 1, dtype=np.int64)
+                self._sums[label_value] = 0.0
+            self._counts[label_value] += per_bucket
+            self._sums[label_value] += float(xs.sum())
+
+    def collect(self) -> list[HistogramMetricFamily]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=[self.label])
+        with self._lock:
+            for value, counts in self._counts.items():
+                cumulative = np.cumsum(counts)
+                buckets = [(_le(b), float(c)) for b, c in zip(self.bounds, cumulative[:-1])]
+                buckets.append(("+Inf", float(cumulative[-1])))
+                family.add_metric([value], buckets, self._sums[value])
+        return [family]
+
+
+def _le(bound: float) -> str:
+    return str(float(bound))

@@ -68,9 +68,13 @@ class PartitionProcessor:
         self.last_input_wall: float | None = None
         self.no_data_reported = False
         self.challengers: dict[str, ChampionChallenger] = {}
-        #: per record of the current micro-batch: (topic, offset) -> (sequence number, next inference
-        #: offset, next labels offset, event time); the decision pass replays the batch in this order
-        self._batch_positions: dict[tuple[str, int], tuple[int, int | None, int | None, float]] = {}
+        #: per record of the current micro-batch, in order (record k has sequence number
+        #: ``_batch_seq0 + k``): (topic, offset, next inference offset, next labels offset, event time);
+        #: the decision pass replays the batch in this order
+        self._batch_rows: list[tuple[str, int, int | None, int | None, float]] = []
+        self._batch_seq0 = 1
+        #: (topic, offset) -> sequence number, built on demand (data-drift findings, change points)
+        self._batch_index: dict[tuple[str, int], int] | None = None
         #: policy inputs that arrive outside the joined stream (schema changes), by sequence number
         self._policy_inputs: dict[str, list[tuple[int, int, str, Any]]] = {}
         #: the batch's inference events per model, for the column-wise data-quality pass: (record, event, seq)
@@ -122,9 +126,11 @@ class PartitionProcessor:
         if records:
             self.last_input_wall = now
             self.no_data_reported = False
+        self._batch_seq0 = self.seq + 1
         for r in records:
             self.process_record(r)
         self.detect_and_decide()
+        self.metrics.flush()
 
     def process_record(self, r: Record) -> None:
         try:
@@ -139,8 +145,9 @@ class PartitionProcessor:
         self.next_offsets[r.topic] = r.offset + 1
         self.processed_since_checkpoint += 1
         self.seq += 1
-        self._batch_positions[(r.topic, r.offset)] = (
-            self.seq, self.next_offsets.get(self.inference_topic), self.next_offsets.get(self.labels_topic), self.last_ts)
+        nxt = self.next_offsets
+        self._batch_rows.append((r.topic, r.offset, nxt.get(self.inference_topic), nxt.get(self.labels_topic),
+                                 self.last_ts))
         self._expire()
 
     def _monitor(self, model: str) -> ModelMonitor:
@@ -178,7 +185,7 @@ class PartitionProcessor:
             checker = self.quality[model]
             features = [ev.features for _, ev, _ in rows]
             if spec.data_quality.enabled:
-                valid, issues, columns = checker.check_many(features)
+                valid, issues, columns, first = checker.check_many(features)
                 for i, issue in issues:
                     r, ev, seq = rows[i]
                     self.metrics.quality_issue(model, issue.check)
@@ -187,9 +194,9 @@ class PartitionProcessor:
                     if issue.check in SCHEMA_CHECKS:
                         self._policy_inputs[model].append((seq, 1, "schema", dq["id"]))
             else:
-                valid, columns = [True] * len(rows), None
+                valid, columns, first = [True] * len(rows), None, len(rows)
             self.data_drift[model].add_inferences(
-                features, columns, checker.types, valid, [ev.prediction for _, ev, _ in rows],
+                features, columns, first, checker.types, valid, [ev.prediction for _, ev, _ in rows],
                 [ev.score for _, ev, _ in rows], [Position(r.topic, r.offset, ev.ts, ev.id) for r, ev, _ in rows])
 
     def _on_inference(self, r: Record, obj: dict[str, Any]) -> None:
@@ -219,6 +226,7 @@ class PartitionProcessor:
                 online_prediction_event(r, ev, online, mon.model_version),
             )
         if joined is not None:
+            joined.seq = self.seq + 1
             self.data_drift[ev.model].add_label(joined.label, Position(r.topic, r.offset, ev.ts, ev.id))
             self._joined(mon, joined)
 
@@ -230,6 +238,7 @@ class PartitionProcessor:
         raw = (r.value or b"").decode("utf-8", "replace")
         joined = self.join.add_label(ev.id, PendingLabel(r.offset, ev.ts, ev.model, ev.label, raw))
         if joined is not None:
+            joined.seq = self.seq + 1
             # label drift sees the labels that belong to a prediction (a label that never meets its
             # prediction is dead-lettered, not counted)
             self.data_drift[ev.model].add_label(ev.label, Position(r.topic, r.offset, ev.ts, ev.id))
@@ -330,39 +339,42 @@ class PartitionProcessor:
                 self.metrics.drift_statistic(model, signal, detector, value)
             inputs.sort(key=lambda t: (t[0], t[1]))
             self._decide(model, mon, inputs)
-        self._batch_positions.clear()
+        self._batch_rows.clear()
+        self._batch_index = None
         self.metrics.pending(self.partition, self.join.pending_predictions, self.join.pending_labels)
 
     def _seq_at(self, topic: str, offset: int) -> int:
-        return self._batch_positions[(topic, offset)][0]
+        if self._batch_index is None:
+            self._batch_index = {(row[0], row[1]): self._batch_seq0 + k for k, row in enumerate(self._batch_rows)}
+        return self._batch_index[(topic, offset)]
 
     def _seq_of(self, j: Joined) -> int:
-        topic = self.inference_topic if j.completed_by == "inference" else self.labels_topic
-        return self._seq_at(topic, j.completed_offset)
+        return j.seq
 
-    def _position(self, seq_key: tuple[str, int]) -> PolicyPosition:
-        _, inf, lab, ts = self._batch_positions[seq_key]
-        return PolicyPosition(inf, lab, ts)
+    def _row(self, seq: int) -> tuple[str, int, int | None, int | None, float] | None:
+        """The batch row of a sequence number (None: not in this batch)."""
+        k = seq - self._batch_seq0
+        return self._batch_rows[k] if 0 <= k < len(self._batch_rows) else None
 
     def _decide(self, model: str, mon: ModelMonitor, inputs: list[tuple[int, int, str, Any]]) -> None:
         """Replay the batch's policy inputs in input order, so that decisions (and their windows) do not
         depend on where micro-batch boundaries fell."""
         policy, cc = self.policies[model], self.challengers[model]
-        by_seq = {v[0]: k for k, v in self._batch_positions.items()}
         spec = mon.spec
         for seq, order, kind, payload in inputs:
-            key = by_seq.get(seq)
-            if key is None:  # belongs to a record of a later batch (an on-demand request): keep it
+            row = self._row(seq)
+            if row is None:  # belongs to a record of a later batch (an on-demand request): keep it
                 self._policy_inputs[model].append((seq, order, kind, payload))
                 continue
-            here = self._position(key)
+            key = (row[0], row[1])
+            here = PolicyPosition(row[2], row[3], row[4])
             if kind == "label":
                 o = payload
                 policy.observe_label(max(o.joined.label_ts, o.joined.prediction.ts), o.served_error)
                 if spec.challenger.enabled and o.online_error is not None:
                     cc.add(o.served_error, o.online_error)
                     if cc.added % spec.challenger.every == 0:
-                        self._challenge(model, mon, cc, key)
+                        self._challenge(model, mon, cc, key, here)
             elif kind == "warning":
                 policy.observe_warning(self._change_point(payload.joined))
             elif kind == "drift":
@@ -386,19 +398,19 @@ class PartitionProcessor:
                 self.publisher.send(self.cfg.topics.retrain_events, model, ev)
 
     def _change_point(self, j: Joined) -> PolicyPosition:
-        _, _, lab, _ = self._batch_positions[(self.inference_topic if j.completed_by == "inference"
-                                              else self.labels_topic, j.completed_offset)]
+        lab = self._row(j.seq)[3]
         labels_offset = j.completed_offset if j.completed_by == "labels" else lab
         return PolicyPosition(j.prediction.offset, labels_offset, j.prediction.ts)
 
-    def _challenge(self, model: str, mon: ModelMonitor, cc: ChampionChallenger, key: tuple[str, int]) -> None:
+    def _challenge(self, model: str, mon: ModelMonitor, cc: ChampionChallenger, key: tuple[str, int],
+                   here: PolicyPosition) -> None:
         result = cc.compare()
         if result is None:
             return
         if result.challenger_better and not cc.better:
             cc.better = True
             self.publisher.send(self.cfg.topics.model_updates, model,
-                                challenger_event(self, mon, key, self._position(key), result))
+                                challenger_event(self, mon, key, here, result))
         elif not result.challenger_better:
             cc.better = False
 

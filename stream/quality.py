@@ -136,44 +136,53 @@ class DataQualityChecker:
 
     # -- per micro-batch ------------------------------------------------------------------------------
     def check_many(self, rows: list[dict[str, Any]]
-                   ) -> tuple[list[bool], list[tuple[int, Issue]], dict[str, list[Any]] | None]:
+                   ) -> tuple[list[bool], list[tuple[int, Issue]], dict[str, list[Any]] | None, int]:
         """:meth:`check` for the feature dicts of consecutive events, with identical results.
 
-        Returns (valid per row, (row, issue) pairs in event order after rate limiting, columns). When
-        every row has exactly the known features and each feature column holds values of one Python type
-        that matches its feature type (the normal case), the checks run column by column with numpy and
-        ``columns`` maps feature -> values in row order; otherwise each row goes through :meth:`check`
-        and ``columns`` is None.
+        Returns (valid per row, (row, issue) pairs in event order after rate limiting, columns, first).
+        When every row from ``first`` on has exactly the known features and each feature column holds
+        values of one Python type that matches its feature type, or nulls (the normal case), those rows
+        are checked column by column with numpy and ``columns`` maps feature -> values of rows
+        ``first..`` in row order; rows before ``first`` (an undeclared model's first events, which fix
+        its types) go through :meth:`check` one by one. If the batch does not qualify, every row goes
+        through :meth:`check` and ``columns`` is None.
         """
-        columns = self._columns(rows)
+        valid: list[bool] = []
+        issues: list[tuple[int, Issue]] = []
+        first = 0
+        while first < len(rows) and not self._typed():
+            self._check_one(rows, first, valid, issues)
+            first += 1
+        rest = rows[first:] if first else rows
+        columns = self._columns(rest)
         if columns is None:
-            valid, issues = [], []
-            for i, features in enumerate(rows):
-                ok, found = self.check(_Row(features))
-                valid.append(ok)
-                issues.extend((i, issue) for issue in found)
-            return valid, issues, None
-        n = len(rows)
+            for i in range(first, len(rows)):
+                self._check_one(rows, i, valid, issues)
+            return valid, issues, None, len(rows)
         found: list[tuple[int, int, int, Issue]] = []  # (row, feature position, check order, issue)
-        for pos, (name, col) in enumerate(columns.items()):
+        for name, col in columns.items():
             tp = self.types[name]
             spec = self._specs.get(name)
+            rows_of, values = _non_null(col)
+            if len(values) < len(col) and spec is not None and not spec.nullable:
+                found.extend((first + i, 0, 0, Issue("null_value", name, {}))
+                             for i, v in enumerate(col) if v is None)
+            if not values:
+                continue
             if spec is not None:
                 if tp == "numeric" and (spec.min is not None or spec.max is not None):
-                    arr = np.asarray(col, dtype=np.float64) if type(col[0]) is float else None
-                    for i in _out_of_range(col, arr, spec.min, spec.max):
-                        found.append((i, pos, 0, Issue("out_of_range", name,
-                                                       {"value": col[i], "min": spec.min, "max": spec.max})))
-                elif tp == "categorical" and spec.categories and not set(spec.categories).issuperset(col):
+                    arr = np.asarray(values, dtype=np.float64) if type(values[0]) is float else None
+                    for j in _out_of_range(values, arr, spec.min, spec.max):
+                        found.append((first + rows_of(j), 0, 0, Issue(
+                            "out_of_range", name, {"value": values[j], "min": spec.min, "max": spec.max})))
+                elif tp == "categorical" and spec.categories and not set(spec.categories).issuperset(values):
                     cats = set(spec.categories)
-                    for i, v in enumerate(col):
-                        if v not in cats:
-                            found.append((i, pos, 0, Issue("unseen_category", name, {"value": _short(v)})))
+                    found.extend((first + rows_of(j), 0, 0, Issue("unseen_category", name, {"value": _short(v)}))
+                                 for j, v in enumerate(values) if v not in cats)
             if tp != "boolean":
-                for i, run_length in self._constant_runs(name, col):
-                    found.append((i, pos, 1, Issue("constant_feature", name,
-                                                   {"value": _short(col[i]), "run_length": run_length})))
-        issues: list[tuple[int, Issue]] = []
+                for j, run_length in self._constant_runs(name, values):
+                    found.append((first + rows_of(j), 0, 1, Issue(
+                        "constant_feature", name, {"value": _short(values[j]), "run_length": run_length})))
         if found:
             # within a row, issues follow that row's own key order (rows may order their keys differently)
             order: dict[int, dict[str, int]] = {}
@@ -184,16 +193,27 @@ class DataQualityChecker:
             found.sort(key=lambda t: (t[0], t[1], t[2]))
             base = self.events_seen
             for i, _, _, issue in found:
-                self.events_seen = base + i + 1  # what the per-event path sees at that row
+                self.events_seen = base + (i - first) + 1  # what the per-event path sees at that row
                 if self._allow(issue):
                     issues.append((i, issue))
             self.events_seen = base
-        self.events_seen += n
-        return [True] * n, issues, columns
+        self.events_seen += len(rest)
+        valid.extend([True] * len(rest))
+        return valid, issues, columns, first
+
+    def _check_one(self, rows: list[dict[str, Any]], i: int, valid: list[bool],
+                   issues: list[tuple[int, Issue]]) -> None:
+        ok, found = self.check(_Row(rows[i]))
+        valid.append(ok)
+        issues.extend((i, issue) for issue in found)
+
+    def _typed(self) -> bool:
+        """Every feature's type is known (declared, or inferred from a non-null value)."""
+        return self.inferred and None not in self.types.values()
 
     def _columns(self, rows: list[dict[str, Any]]) -> dict[str, list[Any]] | None:
         """Feature -> column, if the batch qualifies for the columnar path (see :meth:`check_many`)."""
-        if not rows or not self.inferred or any(t is None for t in self.types.values()):
+        if not rows or not self._typed():
             return None
         names = self.types.keys()
         if not all(f.keys() == names for f in rows):
@@ -202,7 +222,8 @@ class DataQualityChecker:
         for name in rows[0]:  # the per-event path walks the event's own key order
             col = [f[name] for f in rows]
             kinds = set(map(type, col))
-            if len(kinds) != 1 or next(iter(kinds)) not in _COLUMN_TYPES[self.types[name]]:
+            kinds.discard(_NONE_TYPE)
+            if len(kinds) > 1 or (kinds and next(iter(kinds)) not in _COLUMN_TYPES[self.types[name]]):
                 return None
             columns[name] = col
         return columns
@@ -289,6 +310,17 @@ class _Row:
     """The part of an event :meth:`DataQualityChecker.check` reads."""
 
     features: dict[str, Any]
+
+
+_NONE_TYPE = type(None)
+
+
+def _non_null(col: list[Any]) -> tuple[Any, list[Any]]:
+    """(index in the values -> row, the non-null values) of a column."""
+    if None not in col:
+        return (lambda j: j), col
+    rows = [i for i, v in enumerate(col) if v is not None]
+    return rows.__getitem__, [col[i] for i in rows]
 
 
 def _out_of_range(col: list[Any], arr: np.ndarray | None, lo: float | None, hi: float | None) -> list[int]:

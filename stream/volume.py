@@ -26,6 +26,9 @@ class LabelDelayWatch:
         self.cfg = cfg
         self.reference: list[float] = []
         self.recent: deque[float] = deque(maxlen=max(cfg.label_delay_window, 1))
+        #: running sums (part of the state, so that a replay continues with the very same floats)
+        self.reference_sum = 0.0
+        self.recent_sum = 0.0
         self.growing = False
 
     def observe(self, delay: float) -> dict[str, Any] | None:
@@ -34,30 +37,39 @@ class LabelDelayWatch:
         if c.label_delay_growth_factor <= 0:
             return None
         delay = max(delay, 0.0)
-        if len(self.reference) < c.label_delay_window:
+        window = c.label_delay_window
+        if len(self.reference) < window:
             self.reference.append(delay)
+            self.reference_sum += delay
             return None
-        self.recent.append(delay)
-        if len(self.recent) < c.label_delay_window:
+        recent = self.recent
+        if len(recent) == recent.maxlen:
+            self.recent_sum -= recent[0]
+        recent.append(delay)
+        self.recent_sum += delay
+        if len(recent) < window:
             return None
-        ref = sum(self.reference) / len(self.reference)
-        cur = sum(self.recent) / len(self.recent)
+        ref = self.reference_sum / len(self.reference)
+        cur = max(self.recent_sum, 0.0) / len(recent)
         grown = cur > c.label_delay_growth_factor * ref if ref > 0 else cur > 0
         if grown and not self.growing:
             self.growing = True
             return {"reference_mean_seconds": ref, "recent_mean_seconds": cur,
-                    "factor": c.label_delay_growth_factor, "window": c.label_delay_window}
+                    "factor": c.label_delay_growth_factor, "window": window}
         if not grown:
             self.growing = False
         return None
 
     def to_state(self) -> dict[str, Any]:
-        return {"reference": self.reference, "recent": list(self.recent), "growing": self.growing}
+        return {"reference": self.reference, "recent": list(self.recent), "growing": self.growing,
+                "reference_sum": self.reference_sum, "recent_sum": self.recent_sum}
 
     def load_state(self, s: dict[str, Any]) -> None:
         self.reference = list(s["reference"])
         self.recent = deque(s["recent"], maxlen=max(self.cfg.label_delay_window, 1))
         self.growing = bool(s["growing"])
+        self.reference_sum = float(s.get("reference_sum", sum(self.reference)))
+        self.recent_sum = float(s.get("recent_sum", sum(self.recent)))
 
 
 class VolumeWatch:

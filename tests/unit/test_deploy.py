@@ -149,6 +149,7 @@ def exercised_registry() -> CollectorRegistry:
     m.drift_statistic("fraud", "amount", "KS", 0.2)
     m.retrain("fraud", ["concept_drift"])
     m.model_swap("fraud")
+    m.flush()  # per-message counts are published per micro-batch
     return registry
 
 
