@@ -88,6 +88,9 @@ class DriftTestResult:
         return cls(**d)
 
 
+_STR_ONLY = {str}
+
+
 def check_category(x: Any) -> Any:
     """Return ``x`` as a category that survives a JSON round trip, or raise :class:`InvalidInput`.
 
@@ -371,6 +374,12 @@ class CategoricalWindowedTest(WindowedDriftTest):
     def _encode_many(self, xs: Any) -> np.ndarray:
         if isinstance(xs, (str, bytes)):
             raise InvalidInput("update_many expects a sequence of categories, not a string")
+        if type(xs) is list and set(map(type, xs)) == _STR_ONLY:
+            # hot path: strings are valid categories as they are; all of them already have a bucket
+            try:
+                return np.fromiter(map(self._index.__getitem__, xs), dtype=np.int64, count=len(xs))
+            except KeyError:
+                pass
         if isinstance(xs, np.ndarray) and xs.ndim != 1:
             raise InvalidInput(f"update_many expects a 1-D array, got shape {xs.shape}")
         checked = []

@@ -14,7 +14,7 @@ The whole buffer is plain data and part of the partition's checkpoint.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,7 +61,11 @@ class LabelJoin:
         self._predictions: OrderedDict[str, PendingPrediction] = OrderedDict()
         self._labels: OrderedDict[str, PendingLabel] = OrderedDict()
         #: recently joined id -> event time of the join (bounded by count and by the TTL)
-        self._joined: OrderedDict[str, float] = OrderedDict()
+        self._joined: set[str] = set()
+        #: the same ids in the order they joined, with their join times (two deques: cheap to expire from
+        #: the front and to copy into a checkpoint)
+        self._joined_ids: deque[str] = deque()
+        self._joined_ts: deque[float] = deque()
         self._watermark = 0.0
 
     # -- adding ---------------------------------------------------------------------------------
@@ -110,15 +114,17 @@ class LabelJoin:
         """Remove what waited too long (or overflows the count bound); return it for reporting."""
         horizon = self._watermark - self.ttl_seconds
         # the hot path: look at the head of each queue only (expiry is in arrival order)
-        p, lab, joined = self._predictions, self._labels, self._joined
+        p, lab = self._predictions, self._labels
         preds = (self._expire_side(p, horizon)
                  if p and (len(p) > self.max_pending or next(iter(p.values())).ts < horizon) else _NONE)
         labels = (self._expire_side(lab, horizon)
                   if lab and (len(lab) > self.max_pending or next(iter(lab.values())).ts < horizon) else _NONE)
         # joined ids are remembered (to catch a duplicate label) only as long as a prediction may wait:
         # a later duplicate waits as an early label, expires and is dead-lettered as unmatched
-        while joined and next(iter(joined.values())) < horizon:
-            joined.popitem(last=False)
+        ids, times = self._joined_ids, self._joined_ts
+        while times and times[0] < horizon:
+            times.popleft()
+            self._joined.discard(ids.popleft())
         return preds, labels
 
     def _expire_side(self, side: OrderedDict, horizon: float) -> list:
@@ -137,9 +143,12 @@ class LabelJoin:
             self._watermark = ts
 
     def _remember(self, event_id: str, ts: float) -> None:
-        self._joined[event_id] = ts
-        while len(self._joined) > self.remember_joined:
-            self._joined.popitem(last=False)
+        self._joined.add(event_id)
+        self._joined_ids.append(event_id)
+        self._joined_ts.append(ts)
+        while len(self._joined_ids) > self.remember_joined:
+            self._joined_ts.popleft()
+            self._joined.discard(self._joined_ids.popleft())
 
     # -- introspection and state ----------------------------------------------------------------
     @property
@@ -159,8 +168,8 @@ class LabelJoin:
             ],
             "labels": [[k, v.offset, v.ts, v.model, v.label, v.raw] for k, v in self._labels.items()],
             # two flat lists (not pairs): this is most of the state and it is written every checkpoint
-            "joined_ids": list(self._joined),
-            "joined_ts": list(self._joined.values()),
+            "joined_ids": list(self._joined_ids),
+            "joined_ts": list(self._joined_ts),
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -168,9 +177,10 @@ class LabelJoin:
         self._predictions = OrderedDict((k, PendingPrediction(o, t, m, p, op, f)) for k, o, t, m, p, op, f in state["predictions"])
         self._labels = OrderedDict((k, PendingLabel(o, t, m, lab, raw)) for k, o, t, m, lab, raw in state["labels"])
         if "joined_ids" in state:
-            self._joined = OrderedDict(zip(state["joined_ids"], map(float, state["joined_ts"])))
+            ids, times = state["joined_ids"], [float(t) for t in state["joined_ts"]]
         else:  # checkpoints written before the flat lists
-            self._joined = OrderedDict((k, float(t)) for k, t in state["joined"])
+            ids, times = [k for k, _ in state["joined"]], [float(t) for _, t in state["joined"]]
+        self._joined_ids, self._joined_ts, self._joined = deque(ids), deque(times), set(ids)
 
 
 _NONE: list = []  # returned for "nothing expired"; callers only read it

@@ -147,7 +147,9 @@ def _inference_fast(obj: dict[str, Any]) -> InferenceEvent | None:
         return None
     if score is not None and not (type(score) is float and score - score == 0.0):
         return None
-    for k, v in f.items():
+    if f and ("" in f or max(map(len, f)) > MAX_NAME):
+        return None
+    for v in f.values():
         t = type(v)
         if t is float:
             if v - v != 0.0:
@@ -156,8 +158,6 @@ def _inference_fast(obj: dict[str, Any]) -> InferenceEvent | None:
             if len(v) > MAX_STRING:
                 return None
         elif not (v is None or t is int or t is bool):
-            return None
-        if not 0 < len(k) <= MAX_NAME:
             return None
     return InferenceEvent(obj["id"], obj["model"], obj["ts"], f, pred, score)
 

@@ -80,3 +80,26 @@ def test_state_round_trip_through_json():
     with pytest.raises(InvalidMessage):
         k.add_label("p4", lab(9, 4.0))  # remembered as joined
     assert k.add_label("a", lab(10, 4.0)).id == "a"
+
+
+def test_state_written_before_the_flat_joined_lists_still_loads():
+    j = LabelJoin(max_pending=10, ttl_seconds=100.0, remember_joined=5)
+    old = {"watermark": 50.0, "predictions": [], "labels": [], "joined": [["a", 40.0], ["b", 45.0]]}
+    j.load_state(old)
+    assert j.to_state()["joined_ids"] == ["a", "b"] and j.to_state()["joined_ts"] == [40.0, 45.0]
+    with pytest.raises(InvalidMessage):
+        j.check_label("a")
+
+
+def test_remembered_ids_are_bounded_by_count_and_forgotten_in_join_order():
+    j = LabelJoin(max_pending=100, ttl_seconds=10.0, remember_joined=3)
+    for i in range(5):
+        j.add_prediction(f"e{i}", PendingPrediction(i, float(i), "m", 1, None, {}))
+        j.add_label(f"e{i}", PendingLabel(i, float(i), "m", 1, "{}"))
+    assert j.to_state()["joined_ids"] == ["e2", "e3", "e4"]
+    j.check_label("e1")  # forgotten: no longer a known duplicate
+    with pytest.raises(InvalidMessage):
+        j.check_label("e2")
+    j.add_prediction("late", PendingPrediction(9, 13.5, "m", 1, None, {}))
+    j.expire()  # horizon 3.5: e2 (2.0) and e3 (3.0) are forgotten
+    assert j.to_state()["joined_ids"] == ["e4"]
