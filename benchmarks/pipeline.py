@@ -304,15 +304,18 @@ def state_sizes(cfg: AppConfig, redis_client: Any, group: str) -> list[int]:
     return sizes
 
 
-def measure_resume(cfg: AppConfig, run_id: str, expect: int, timeout: float = 120.0) -> dict[str, Any]:
+def measure_resume(cfg: AppConfig, run_id: str, expect: int, timeout: float = 120.0,
+                   static: bool = False) -> dict[str, Any]:
     """SIGKILL ``driftstream run`` after its first checkpoint of every partition, restart it, and time the
-    restart to the first output it appends (online predictions: one per inference event)."""
+    restart to the first output it appends (online predictions: one per inference event). With
+    ``static``, both runs use Kafka static membership (``[kafka] "group.instance.id"``): the restarted
+    member takes its partitions back at once instead of waiting for the killed one's session to time out."""
     import redis
     from confluent_kafka import Consumer, TopicPartition
 
     from stream.checkpoint import CheckpointStore
 
-    group = group_of(run_id, "resume")
+    group = group_of(run_id, "resume-static" if static else "resume")
     env = dict(os.environ)
     env.update({
         "DRIFTSTREAM_KAFKA__BOOTSTRAP_SERVERS": cfg.kafka["bootstrap.servers"],
@@ -325,6 +328,8 @@ def measure_resume(cfg: AppConfig, run_id: str, expect: int, timeout: float = 12
         "DRIFTSTREAM_METRICS__ENABLED": "false",  # the default port may belong to someone else's service
         "DRIFTSTREAM_LOGGING__LEVEL": "INFO",
     })
+    if static:
+        env["DRIFTSTREAM_KAFKA__GROUP_INSTANCE_ID"] = f"{run_id}-instance-0"
     for f in dataclasses.fields(cfg.topics):
         value = getattr(cfg.topics, f.name)
         env[f"DRIFTSTREAM_TOPICS__{f.name.upper()}"] = json.dumps(value) if isinstance(value, str) else str(value)
@@ -468,14 +473,14 @@ def report(results: dict[str, VariantResult], expect: int, n_events: int, resume
          verdict(overhead, overhead is not None and overhead <= TARGET_CHECKPOINT_OVERHEAD)],
     ]
     extra_rows = []
-    if resume is not None:
-        if "error" in resume:
-            extra_rows.append(["resume after SIGKILL", f"failed: {resume['error']}"])
+    for label, res in (resume or {}).items():
+        if "error" in res:
+            extra_rows.append([f"resume after SIGKILL{label}", f"failed: {res['error']}"])
         else:
-            extra_rows.append(["resume after SIGKILL: restart -> first new output",
-                               f"{resume['seconds']:.2f} s (restart -> partitions assigned: "
-                               f"{_fmt(resume['to_assignment'], '.2f', ' s')}; killed after "
-                               f"{resume['processed_at_kill']} of {resume['of']} messages)"])
+            extra_rows.append([f"resume after SIGKILL{label}: restart -> first new output",
+                               f"{res['seconds']:.2f} s (restart -> partitions assigned: "
+                               f"{_fmt(res['to_assignment'], '.2f', ' s')}; killed after "
+                               f"{res['processed_at_kill']} of {res['of']} messages)"])
     for v, s in sizes.items():
         if s:
             extra_rows.append([f"state bytes per partition, {VARIANTS[v][0]}",
@@ -565,8 +570,9 @@ def main(argv: list[str] | None = None) -> int:
             prof = run_variant("driftstream", dict(spec, profile=prof_path, group_tag="-profile"), log)
             log(f"  profiled run: {prof.consumed:,} messages in {_fmt(prof.seconds, '.2f')} s under cProfile")
         if not args.no_resume:
-            log("measuring resume after SIGKILL ...")
-            resume = measure_resume(cfg, run_id, expect)
+            log("measuring resume after SIGKILL (dynamic and static group membership) ...")
+            resume = {"": measure_resume(cfg, run_id, expect),
+                      " (static membership)": measure_resume(cfg, run_id, expect, static=True)}
         text = report(results, expect, n_events, resume, sizes, args.markdown)
         print(text)
         if args.profile:

@@ -120,18 +120,18 @@ class Service:
     def step(self) -> None:
         msgs = self.consumer.consume(self.cfg.processing.batch_size, self.cfg.processing.poll_timeout_seconds)
         started = time.perf_counter()
+        processors, positions = self.processors, self._positions
         for m in msgs:
-            err = m.error()
-            if err is not None:
-                self._on_consume_error(err)
+            if m.error() is not None:
+                self._on_consume_error(m.error())
                 continue
             p = m.partition()
-            proc = self.processors.get(p)
+            proc = processors.get(p)
             if proc is None:  # a message for a partition revoked in this very call
                 continue
-            ts_type, ts = m.timestamp()
-            proc.add(Record(m.topic(), p, m.offset(), ts, m.key(), m.value()))
-            self._positions[(m.topic(), p)] = m.offset() + 1
+            topic, offset = m.topic(), m.offset()
+            proc.buffers[topic].append(Record(topic, p, offset, m.timestamp()[1], m.key(), m.value()))
+            positions[(topic, p)] = offset + 1
         now = self.clock()
         for p, proc in list(self.processors.items()):
             records = proc.release(lambda topic, p=p: self._caught_up(topic, p), now)

@@ -62,10 +62,10 @@ class Metrics:
                                    ["model"], registry=registry)
         self.assigned = Gauge(f"{NS}_assigned_partitions", "Partitions owned by this instance", registry=registry)
 
-    def message(self, topic: str, partition: int, outcome: str) -> None:
+    def message(self, topic: str, partition: int, outcome: str, n: int = 1) -> None:
         key = (topic, partition, outcome)
         counts = self._message_counts
-        counts[key] = counts.get(key, 0) + 1
+        counts[key] = counts.get(key, 0) + n
 
     def dead_letter(self, topic: str, reason: str) -> None:
         self.dead_letters.labels(topic, reason).inc()

@@ -20,6 +20,7 @@ from collections import deque
 from typing import Any, Callable
 
 import orjson
+from orjson import loads as _loads
 
 from stream.champion import ChampionChallenger
 from stream.config import AppConfig
@@ -84,6 +85,9 @@ class PartitionProcessor:
         self.expired_predictions = 0
         self.unmatched_labels = 0
         self.processed_since_checkpoint = 0
+        self._max_bytes = cfg.processing.max_message_bytes
+        #: per input topic, records processed (not dead-lettered) in the current batch, for the metric
+        self._processed: dict[str, int] = {t.inference: 0, t.labels: 0}
 
     # -- buffering and deterministic release ------------------------------------------------------
     def add(self, record: Record) -> None:
@@ -127,28 +131,40 @@ class PartitionProcessor:
             self.last_input_wall = now
             self.no_data_reported = False
         self._batch_seq0 = self.seq + 1
+        self._processed = {self.inference_topic: 0, self.labels_topic: 0}
         for r in records:
             self.process_record(r)
+        for topic, n in self._processed.items():
+            if n:
+                self.metrics.message(topic, self.partition, "processed", n)
         self.detect_and_decide()
         self.metrics.flush()
 
     def process_record(self, r: Record) -> None:
         try:
-            obj = decode(r.value, self.cfg.processing.max_message_bytes)
+            v = r.value
+            try:  # the usual case in one step; anything unusual gets its precise reason from decode()
+                obj = _loads(v) if v is not None and len(v) <= self._max_bytes else None
+            except orjson.JSONDecodeError:
+                obj = None
+            if type(obj) is not dict:
+                obj = decode(v, self._max_bytes)
             if r.topic == self.inference_topic:
                 self._on_inference(r, obj)
             else:
                 self._on_label(r, obj)
-            self.metrics.message(r.topic, r.partition, "processed")
+            self._processed[r.topic] += 1
         except InvalidMessage as exc:
             self._dead_letter(r, exc.reason, exc.detail)
-        self.next_offsets[r.topic] = r.offset + 1
+        nxt = self.next_offsets
+        nxt[r.topic] = r.offset + 1
         self.processed_since_checkpoint += 1
         self.seq += 1
-        nxt = self.next_offsets
         self._batch_rows.append((r.topic, r.offset, nxt.get(self.inference_topic), nxt.get(self.labels_topic),
                                  self.last_ts))
-        self._expire()
+        preds, labels = self.join.expire()
+        if preds or labels:
+            self._expired(preds, labels)
 
     def _monitor(self, model: str) -> ModelMonitor:
         mon = self.monitors.get(model)
@@ -284,8 +300,7 @@ class PartitionProcessor:
                                                     "next_offsets": {self.inference_topic: inf, self.labels_topic: lab}},
             })
 
-    def _expire(self) -> None:
-        preds, labels = self.join.expire()
+    def _expired(self, preds: list[tuple[str, PendingPrediction]], labels: list[tuple[str, PendingLabel]]) -> None:
         if preds:
             self.expired_predictions += len(preds)
             self.metrics.join_expired(len(preds))
