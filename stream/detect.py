@@ -28,6 +28,12 @@ ROLLING = 1000
 
 
 def _same(a: Any, b: Any) -> bool:
+    t = type(a)
+    if t is type(b):  # the usual case, same answers as below
+        if t is str or t is bool:
+            return a == b
+        if t is int or t is float:
+            return float(a) == float(b)
     if isinstance(a, bool) or isinstance(b, bool):
         return bool(a) == bool(b) if isinstance(a, (bool, int, float)) and isinstance(b, (bool, int, float)) else a == b
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):

@@ -37,7 +37,8 @@ class PendingLabel:
     ts: float
     model: str
     label: Any
-    raw: str
+    #: the message as received, for the dead-letter topic; bytes until the label has to wait, then str
+    raw: str | bytes
 
 
 @dataclass(slots=True)
@@ -106,6 +107,8 @@ class LabelJoin:
             del self._predictions[event_id]
             self._remember(event_id, max(pred.ts, label.ts))
             return Joined(event_id, pred, label.label, label.ts, "labels", label.offset)
+        if isinstance(label.raw, bytes):
+            label.raw = label.raw.decode("utf-8", "replace")
         self._labels[event_id] = label
         return None
 

@@ -220,13 +220,14 @@ class PartitionProcessor:
         mon = self._monitor(ev.model)
         # a duplicate is bad input: it must not reach data quality, the drift tests or the model
         self.join.check_prediction(ev.id)
-        self.last_ts = max(self.last_ts, ev.ts)
+        if ev.ts > self.last_ts:
+            self.last_ts = ev.ts
         self._inference_rows[ev.model].append((r, ev, self.seq + 1))  # checked column-wise per batch
         if mon.spec.data_quality.enabled:
             dropped = self.volume_watch[ev.model].observe(ev.ts)
             if dropped is not None:
                 self._quality_event(ev.model, "volume_drop", r.topic, r.offset, ev.ts, dropped)
-        online = mon.predict_online(ev.features)
+        online = mon.predict_online(ev.features) if mon.online is not None else None
         pending = PendingPrediction(r.offset, ev.ts, ev.model, ev.prediction, online, ev.features)
         try:
             joined = self.join.add_prediction(ev.id, pending)
@@ -250,9 +251,10 @@ class PartitionProcessor:
         ev = validate_label(obj)
         mon = self._monitor(ev.model)
         self.join.check_label(ev.id)
-        self.last_ts = max(self.last_ts, ev.ts)
-        raw = (r.value or b"").decode("utf-8", "replace")
-        joined = self.join.add_label(ev.id, PendingLabel(r.offset, ev.ts, ev.model, ev.label, raw))
+        if ev.ts > self.last_ts:
+            self.last_ts = ev.ts
+        # the raw bytes are decoded only if the label has to wait (see LabelJoin.add_label)
+        joined = self.join.add_label(ev.id, PendingLabel(r.offset, ev.ts, ev.model, ev.label, r.value or b""))
         if joined is not None:
             joined.seq = self.seq + 1
             # label drift sees the labels that belong to a prediction (a label that never meets its
@@ -262,9 +264,10 @@ class PartitionProcessor:
 
     def _joined(self, mon: ModelMonitor, j: Joined) -> None:
         swap = mon.on_joined(j)
-        self.metrics.joined(mon.model, j.label_ts - j.prediction.ts)
+        delay = j.label_ts - j.prediction.ts
+        self.metrics.joined(mon.model, delay)
         if mon.spec.data_quality.enabled:
-            grown = self.delay_watch[mon.model].observe(j.label_ts - j.prediction.ts)
+            grown = self.delay_watch[mon.model].observe(delay)
             if grown is not None:
                 topic = self.inference_topic if j.completed_by == "inference" else self.labels_topic
                 self._quality_event(mon.model, "label_delay_growth", topic, j.completed_offset,
