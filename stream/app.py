@@ -134,7 +134,8 @@ class Service:
             positions[(topic, p)] = offset + 1
         now = self.clock()
         for p, proc in list(self.processors.items()):
-            records = proc.release(lambda topic, p=p: self._caught_up(topic, p), now)
+            records = proc.release(lambda topic, p=p: self._caught_up(topic, p), now,
+                                   lambda topic, p=p: self._backlog(topic, p))
             if records:
                 proc.process(records, now)
             elif proc.last_input_wall is None:
@@ -217,6 +218,20 @@ class Service:
             proc = self.processors.get(partition)
             pos = proc.next_offsets.get(topic) if proc else None
         return pos is not None and pos >= high
+
+    def _backlog(self, topic: str, partition: int) -> int | None:
+        """Messages the broker is known to hold beyond what we fetched (cached high watermark; None if unknown)."""
+        try:
+            _, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+        except KafkaException:
+            return None
+        pos = self._positions.get((topic, partition))
+        if pos is None:
+            proc = self.processors.get(partition)
+            pos = proc.next_offsets.get(topic) if proc else None
+        if high < 0 or pos is None:
+            return None
+        return max(high - pos, 0)
 
     def _flow_control(self, proc: PartitionProcessor) -> None:
         limit = self.cfg.processing.max_buffered_per_partition

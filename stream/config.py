@@ -65,7 +65,8 @@ class ProcessingConfig:
     on_offset_out_of_range: str = "fail"
     #: max buffered messages per input partition before that partition is paused
     max_buffered_per_partition: int = 20000
-    #: how long one input may stay empty before the other is processed without waiting for it
+    #: how long one input may stay empty before the other is processed without waiting for it (not while
+    #: the broker is known to hold a backlog of it: then its records are on their way)
     max_idle_wait_seconds: float = 2.0
     #: Python's generation-0 garbage-collection threshold while running (0 = Python's default, 700):
     #: every decoded message allocates containers, and at the default the collector costs ~20% of the CPU

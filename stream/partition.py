@@ -1,15 +1,18 @@
 """The per-partition processor: owns everything about partition *i* of both input topics.
 
 A message's path reads top to bottom in :meth:`PartitionProcessor.process_record`:
-decode → validate → data quality → (online model predicts) → join → detect (micro-batch: concept drift, then
-feature / prediction / label drift) → decide → publish.
+decode → validate → (online model predicts) → join, then per micro-batch in :meth:`detect_and_decide`:
+data quality and data-drift buffering of the batch's inference events, column by column (in event order,
+with the same results as event by event) → detect (concept drift, then feature / prediction / label drift)
+→ decide → publish.
 
 Ordering. Inference and label messages of a partition come from two topics whose interleaving in a
 fetch is an accident of timing. To make a replay after a crash produce exactly the same joins, alarms and
 outputs, records are released in a deterministic merge order: by (Kafka timestamp, topic, offset), and
 a record is only released when the other topic has a later record buffered or is caught up to its high
-watermark. If one input stays empty for ``max_idle_wait_seconds`` while not caught up (a stalled
-producer), the other is processed without waiting: live traffic then follows arrival order.
+watermark. If one input stays empty for ``max_idle_wait_seconds`` while not caught up and the broker is not known to
+hold a backlog of it (a stalled producer, stale watermarks), the other is processed without waiting: live
+traffic then follows arrival order. While catching up on a backlog the merge waits for the slower input.
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ from stream.validate import validate_inference, validate_label
 
 STATE_FORMAT = 1
 MAX_MODELS_PER_PARTITION = 100
+#: a silent input with at most this many messages known to wait on the broker may be skipped after
+#: ``max_idle_wait_seconds`` (transaction markers occupy offsets but are never delivered)
+IDLE_BACKLOG_SLACK = 16
 SCHEMA_CHECKS = frozenset({"missing_feature", "unexpected_feature", "wrong_type"})
 
 
@@ -96,7 +102,8 @@ class PartitionProcessor:
     def buffered(self, topic: str) -> int:
         return len(self.buffers[topic])
 
-    def release(self, caught_up: Callable[[str], bool], now: float) -> list[Record]:
+    def release(self, caught_up: Callable[[str], bool], now: float,
+                backlog: Callable[[str], int | None] | None = None) -> list[Record]:
         a, b = self.buffers[self.inference_topic], self.buffers[self.labels_topic]
         out: list[Record] = []
         may_drain: dict[str, bool] = {}  # caught-up answers do not change within one release
@@ -109,7 +116,8 @@ class PartitionProcessor:
             empty_topic = self.labels_topic if a else self.inference_topic
             ok = may_drain.get(empty_topic)
             if ok is None:
-                ok = may_drain[empty_topic] = caught_up(empty_topic) or self._idle_too_long(empty_topic, now)
+                ok = may_drain[empty_topic] = caught_up(empty_topic) or (
+                    self._idle_too_long(empty_topic, now) and not self._backlogged(empty_topic, backlog))
             if not ok:
                 break
             out.extend(a if a else b)
@@ -120,6 +128,16 @@ class PartitionProcessor:
             elif self._empty_since[topic] is None:
                 self._empty_since[topic] = now
         return out
+
+    @staticmethod
+    def _backlogged(topic: str, backlog: Callable[[str], int | None] | None) -> bool:
+        """The broker is known to hold more of ``topic`` than we fetched (not just a transaction marker or
+        two): its records will come, so waiting for them keeps the merge order exact (catching up on a
+        backlog fetches the two inputs at different speeds; that is not a stalled producer)."""
+        if backlog is None:
+            return False
+        n = backlog(topic)
+        return n is not None and n > IDLE_BACKLOG_SLACK
 
     def _idle_too_long(self, topic: str, now: float) -> bool:
         since = self._empty_since[topic]

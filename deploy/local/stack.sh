@@ -149,7 +149,13 @@ start_redis() {
 }
 
 wait_ready() {
-  local py="${PYTHON:-python3}" deadline=$((SECONDS + TIMEOUT))
+  local py="${PYTHON:-}" deadline=$((SECONDS + TIMEOUT))
+  # the readiness probe is an admin request through confluent-kafka: use the project's venv if there is one
+  if [ -z "$py" ]; then
+    if [ -x "$REPO/.venv/bin/python" ]; then py="$REPO/.venv/bin/python"; else py=python3; fi
+  fi
+  "$py" -c "import confluent_kafka" 2>/dev/null \
+    || die "$py cannot import confluent_kafka (needed to probe Kafka); run deploy/local/dev.sh setup or set PYTHON"
   until port_open "$REDIS_PORT" && [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = "PONG" ]; do
     [ $SECONDS -lt $deadline ] || { tail -n 20 "$REDIS_DIR/redis.log" >&2 || true; die "Redis did not answer PING on 127.0.0.1:$REDIS_PORT within ${TIMEOUT}s"; }
     sleep 0.2

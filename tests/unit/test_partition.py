@@ -114,3 +114,31 @@ def test_calibrated_detector_is_built_after_its_window_and_alarms_carry_the_cali
     concept = [e for t, e in pub.sent if t == "drift-events" and e.get("kind") == "concept"]
     assert concept and all(e["calibration"] == cal for e in concept)
     assert min(int(e["event_id"][1:]) for e in concept) >= 900
+
+
+def _released(proc, now, caught_up=False, backlog=None):
+    return [r.offset for r in proc.release(lambda t: caught_up, now, None if backlog is None else (lambda t: backlog))]
+
+
+def test_merge_waits_for_a_silent_input_only_while_the_broker_holds_a_backlog_of_it():
+    # labels are buffered, inference is empty and not caught up
+    for backlog, expect_after_idle in [(None, [0, 1]), (0, [0, 1]), (16, [0, 1]), (50_000, [])]:
+        proc, _, cfg = _proc()
+        proc.add(_lab(0, "a"))
+        proc.add(_lab(1, "b"))
+        assert _released(proc, 10.0, backlog=backlog) == []  # the inference input just went silent
+        wait = cfg.processing.max_idle_wait_seconds
+        assert _released(proc, 10.0 + wait / 2, backlog=backlog) == []
+        # a stalled producer (no known backlog) is skipped after the idle wait; a backlog is waited for
+        assert _released(proc, 10.0 + wait + 0.1, backlog=backlog) == expect_after_idle, backlog
+        assert _released(proc, 10.0 + wait + 0.2, caught_up=True, backlog=backlog) == ([0, 1] if not expect_after_idle
+                                                                                     else [])
+
+
+def test_merge_releases_in_timestamp_order_across_inputs():
+    proc, _, _ = _proc()
+    proc.add(_inf(0, "a", ts=100.0))
+    proc.add(_inf(1, "b", ts=102.0))
+    proc.add(_lab(0, "a", ts=101.0))
+    out = proc.release(lambda t: False, 0.0)
+    assert [(r.topic, r.offset) for r in out] == [("inference", 0), ("labels", 0)]  # b waits for a later label
