@@ -36,21 +36,26 @@ class LabelDelayWatch:
         c = self.cfg
         if c.label_delay_growth_factor <= 0:
             return None
-        delay = max(delay, 0.0)
+        if delay < 0.0:
+            delay = 0.0
         window = c.label_delay_window
-        if len(self.reference) < window:
-            self.reference.append(delay)
+        reference = self.reference
+        if len(reference) < window:
+            reference.append(delay)
             self.reference_sum += delay
             return None
         recent = self.recent
-        if len(recent) == recent.maxlen:
+        n = len(recent)
+        if n == recent.maxlen:
             self.recent_sum -= recent[0]
+        else:
+            n += 1
         recent.append(delay)
         self.recent_sum += delay
-        if len(recent) < window:
+        if n < window:
             return None
-        ref = self.reference_sum / len(self.reference)
-        cur = max(self.recent_sum, 0.0) / len(recent)
+        ref = self.reference_sum / len(reference)
+        cur = (self.recent_sum if self.recent_sum > 0.0 else 0.0) / n
         grown = cur > c.label_delay_growth_factor * ref if ref > 0 else cur > 0
         if grown and not self.growing:
             self.growing = True

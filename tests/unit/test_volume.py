@@ -49,3 +49,33 @@ def test_no_data_for_a_while_is_reported_once_per_silence():
     proc.process([_inf(1, "b")], now=600.0)
     proc.check_no_data(950.0)
     assert len([e for t, e in pub.sent if e.get("check") == "no_data"]) == 2
+
+
+def test_label_delay_watch_matches_plain_window_means_and_continues_exactly_after_a_reload():
+    import random
+
+    cfg = DataQualityConfig(label_delay_window=50, label_delay_growth_factor=2.0)
+    rng = random.Random(5)
+    delays = [rng.uniform(0, 10) if i < 400 or i > 700 else rng.uniform(15, 40) for i in range(1200)]
+    delays[10] = -3.0  # clock skew: counted as 0
+    w, fired = LabelDelayWatch(cfg), []
+    for i, d in enumerate(delays):
+        if w.observe(d) is not None:
+            fired.append(i)
+    # the reference: plain means over the first window and the last `window` delays
+    ref = [max(d, 0.0) for d in delays[:50]]
+    expect, growing = [], False
+    for i in range(100 - 1, len(delays)):
+        cur = sum(max(d, 0.0) for d in delays[i - 49:i + 1]) / 50
+        grown = cur > 2.0 * (sum(ref) / 50)
+        if grown and not growing:
+            expect.append(i)
+        growing = grown
+    assert fired == expect and len(fired) >= 1
+    # stop half way, reload the state elsewhere: the rest is identical
+    a = LabelDelayWatch(cfg)
+    for d in delays[:600]:
+        a.observe(d)
+    b = LabelDelayWatch(cfg)
+    b.load_state(orjson.loads(orjson.dumps(a.to_state())))
+    assert [a.observe(d) for d in delays[600:]] == [b.observe(d) for d in delays[600:]]
