@@ -124,3 +124,12 @@ def test_river_kswin_on_fewer_seeds_is_scored_over_those_runs_only():
     assert (rows["KSWIN"].river.tp, rows["KSWIN"].river.fp) == (one.river.tp, one.river.fp)
     _, body = quality.table(list(rows.values()), None)
     assert body[0][-1] == "yes (1 of 3 runs)" and body[1][-1] == "yes"
+
+
+def test_calibration_cache_key_follows_the_detector_source_it_runs():
+    code = {name: quality._detector_code(name) for name in quality.DETECTORS}
+    assert len(set(code.values())) == len(code)  # each detector's own module is in its hash
+    assert code == {name: quality._detector_code(name) for name in quality.DETECTORS}
+    # the kernels are imported lazily (inside methods); they still count
+    assert quality._fingerprint(*(quality._ROOT / "detectors" / f for f in (
+        "_adwin_kernel.py", "adwin.py", "base.py", "calibrate.py"))) == code["ADWIN"]
