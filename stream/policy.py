@@ -58,6 +58,8 @@ class RetrainPolicy:
     performance_armed: bool = True
     sustained_armed: bool = True
     recent_errors: deque = field(default_factory=deque)
+    #: running sum of ``recent_errors`` (in the state; recomputed every ``performance_window`` labels)
+    recent_errors_sum: float = 0.0
     pending_reasons: list[str] = field(default_factory=list)
     labels_total: int = 0
     last_warning_at: int | None = None
@@ -73,9 +75,13 @@ class RetrainPolicy:
         self.labels_since += 1
         self.labels_total += 1
         if self.cfg.performance_threshold > 0:
+            window = self.cfg.performance_window
             self.recent_errors.append(served_error)
-            while len(self.recent_errors) > self.cfg.performance_window:
-                self.recent_errors.popleft()
+            self.recent_errors_sum += served_error
+            while len(self.recent_errors) > window:
+                self.recent_errors_sum -= self.recent_errors.popleft()
+            if self.labels_total % window == 0:  # no drift of the running sum over a long life
+                self.recent_errors_sum = sum(self.recent_errors)
 
     def _warning_is_recent(self) -> bool:
         return self.last_warning_at is not None and self.labels_total - self.last_warning_at <= self.WARNING_GAP
@@ -132,7 +138,7 @@ class RetrainPolicy:
             self.sustained_armed = False
             self._want("data_drift_sustained")
         if c.performance_threshold > 0 and len(self.recent_errors) >= c.performance_window:
-            rate = sum(self.recent_errors) / len(self.recent_errors)
+            rate = self.recent_errors_sum / len(self.recent_errors)
             if rate > c.performance_threshold and self.performance_armed:
                 self.performance_armed = False
                 self._want("performance")
@@ -174,7 +180,8 @@ class RetrainPolicy:
             "first_seen_ts": self.first_seen_ts, "evidence": list(self.evidence),
             "change_point": self.change_point, "data_drift_active": dict(self.data_drift_active),
             "performance_armed": self.performance_armed, "sustained_armed": self.sustained_armed,
-            "recent_errors": list(self.recent_errors), "pending_reasons": list(self.pending_reasons),
+            "recent_errors": list(self.recent_errors), "recent_errors_sum": self.recent_errors_sum,
+            "pending_reasons": list(self.pending_reasons),
             "labels_total": self.labels_total, "last_warning_at": self.last_warning_at,
         }
 
@@ -188,6 +195,7 @@ class RetrainPolicy:
         self.performance_armed = s["performance_armed"]
         self.sustained_armed = s["sustained_armed"]
         self.recent_errors = deque(s["recent_errors"])
+        self.recent_errors_sum = float(s.get("recent_errors_sum", sum(self.recent_errors)))
         self.pending_reasons = list(s["pending_reasons"])
         self.labels_total = s["labels_total"]
         self.last_warning_at = s["last_warning_at"]

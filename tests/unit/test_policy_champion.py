@@ -57,6 +57,38 @@ def test_performance_threshold_fires_once_and_rearms():
     assert len(fired) == 2  # re-armed after the error went back under the threshold
 
 
+def test_performance_rate_is_the_window_mean_and_survives_a_reload():
+    # the running sum gives the same decisions as the plain mean over the window (0/1 errors: exact)
+    cfg = RetrainPolicyConfig(on_concept_drift=False, performance_threshold=0.3, performance_window=25,
+                              cooldown_seconds=0)
+    rng = random.Random(9)
+    errors = [float(rng.random() < (0.5 if (i // 200) % 2 else 0.1)) for i in range(2000)]
+    p, fired = RetrainPolicy(cfg), []
+    expect, armed = [], True
+    for i, e in enumerate(errors):
+        p.observe_label(float(i), e)
+        if p.decide(pos(float(i))):
+            fired.append(i)
+        if i >= 24:
+            rate = sum(errors[i - 24:i + 1]) / 25
+            if rate > 0.3 and armed:
+                armed = False
+                expect.append(i)
+            elif rate <= 0.3:
+                armed = True
+    assert fired == expect and len(fired) >= 3
+    a, b = RetrainPolicy(cfg), RetrainPolicy(cfg)
+    for i, e in enumerate(errors[:1010]):
+        a.observe_label(float(i), e)
+        a.decide(pos(float(i)))
+    b.load_state(orjson.loads(orjson.dumps(a.to_state())))
+    for i, e in enumerate(errors[1010:], start=1010):
+        a.observe_label(float(i), e)
+        b.observe_label(float(i), e)
+        assert (a.decide(pos(float(i))) is None) == (b.decide(pos(float(i))) is None)
+    assert a.to_state() == b.to_state()
+
+
 def test_schedule_and_new_labels():
     p = RetrainPolicy(RetrainPolicyConfig(on_concept_drift=False, every_seconds=100, cooldown_seconds=0))
     hits = []
