@@ -33,6 +33,7 @@ from stream.events import output_id
 DETECTOR_NAMES = {"KSDrift": "KS", "PSIDrift": "PSI", "ChiSquaredDrift": "chi2", "JSDrift": "JS"}
 _CLASSES = {c.__name__: c for c in (KSDrift, PSIDrift, ChiSquaredDrift, JSDrift)}
 _MISSING = object()
+_KIND_ORDER = {"feature": 0, "prediction": 1, "label": 2}
 
 
 @dataclass(slots=True)
@@ -288,10 +289,14 @@ class DataDriftMonitor:
     # -- state --------------------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
         assert not any(s.values for s in self.signals.values()), "state is taken between micro-batches"
+        # by kind, each kind in order of first appearance: labels are buffered record by record and
+        # inference values per micro-batch, so whether the label signal or the feature signals came first
+        # depends on where batch boundaries fell; the state must not
+        ordered = sorted(self.signals.values(), key=lambda s: _KIND_ORDER[s.kind])
         return {
             "signals": [[s.kind, s.signal, s.in_drift, s.test.to_state(),
                          None if s.mean_detector is None else s.mean_detector.to_state()]
-                        for s in self.signals.values()],
+                        for s in ordered],
             "features_tracked": self.features_tracked,
         }
 

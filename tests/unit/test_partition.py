@@ -142,3 +142,23 @@ def test_merge_releases_in_timestamp_order_across_inputs():
     proc.add(_lab(0, "a", ts=101.0))
     out = proc.release(lambda t: False, 0.0)
     assert [(r.topic, r.offset) for r in out] == [("inference", 0), ("labels", 0)]  # b waits for a later label
+
+
+def test_state_does_not_depend_on_where_batch_boundaries_fell():
+    # labels are joined record by record, inference values are buffered per batch: the data-drift
+    # signals can appear in another order, the checkpoint must be the same
+    records = []
+    for i in range(40):
+        records.append(_inf(i, f"e{i}", amount=float(i % 5), ts=100.0 + i))
+        if i >= 2:
+            records.append(_lab(i - 2, f"e{i - 2}", label=i % 2, ts=100.5 + i))
+    records.sort(key=lambda r: (r.timestamp_ms, r.topic != "inference", r.offset))
+    states = []
+    for cut in ([len(records)], [1, len(records) - 1], [3, 7, len(records) - 10], [2] * (len(records) // 2)):
+        proc, _, _ = _proc()
+        start = 0
+        for k in cut:
+            proc.process(records[start:start + k], 0.0)
+            start += k
+        states.append(orjson.loads(proc.to_payload()))
+    assert all(s == states[0] for s in states[1:])
