@@ -206,18 +206,7 @@ class Service:
             log.warning("consumer error (librdkafka retries): %s", err)
 
     def _caught_up(self, topic: str, partition: int) -> bool:
-        tp = TopicPartition(topic, partition)
-        try:
-            low, high = self.consumer.get_watermark_offsets(tp, cached=True)
-        except KafkaException:
-            return False
-        if high < 0:
-            return False
-        pos = self._positions.get((topic, partition))
-        if pos is None:
-            proc = self.processors.get(partition)
-            pos = proc.next_offsets.get(topic) if proc else None
-        return pos is not None and pos >= high
+        return self._backlog(topic, partition) == 0
 
     def _backlog(self, topic: str, partition: int) -> int | None:
         """Messages the broker is known to hold beyond what we fetched (cached high watermark; None if unknown)."""

@@ -165,7 +165,7 @@ class DataDriftMonitor:
         # event features (in its key order), then the prediction, then the score
         births: list[tuple[int, int, int, str]] = []
         cache = self._feature_cache
-        for pos, (name, col) in enumerate(columns.items()):
+        for name, col in columns.items():
             if name not in cache:
                 row = next((i for i, v in enumerate(col) if v is not None), None)
                 if row is not None:

@@ -352,10 +352,10 @@ class PartitionProcessor:
             inputs: list[tuple[int, int, str, Any]] = self._policy_inputs[model]
             self._policy_inputs[model] = []
             for o in outcomes:
-                inputs.append((self._seq_of(o.joined), 0, "label", o))
+                inputs.append((o.joined.seq, 0, "label", o))
             for alarm in mon.run_detectors():
                 self.metrics.alarm(model, "concept", alarm.detector, alarm.warning)
-                seq = self._seq_of(alarm.joined)
+                seq = alarm.joined.seq
                 if alarm.warning:
                     inputs.append((seq, 2, "warning", alarm))
                     continue
@@ -383,9 +383,6 @@ class PartitionProcessor:
         if self._batch_index is None:
             self._batch_index = {(row[0], row[1]): self._batch_seq0 + k for k, row in enumerate(self._batch_rows)}
         return self._batch_index[(topic, offset)]
-
-    def _seq_of(self, j: Joined) -> int:
-        return j.seq
 
     def _row(self, seq: int) -> tuple[str, int, int | None, int | None, float] | None:
         """The batch row of a sequence number (None: not in this batch)."""
