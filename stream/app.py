@@ -129,9 +129,13 @@ class Service:
             proc = processors.get(p)
             if proc is None:  # a message for a partition revoked in this very call
                 continue
-            topic, offset = m.topic(), m.offset()
-            proc.buffers[topic].append(Record(topic, p, offset, m.timestamp()[1], m.key(), m.value()))
-            positions[(topic, p)] = offset + 1
+            topic = m.topic()
+            proc.buffers[topic].append(Record(topic, p, m.offset(), m.timestamp()[1], m.key(), m.value()))
+        if msgs:  # the next position of every input that received messages: after its newest buffered record
+            for p, proc in processors.items():
+                for topic, buf in proc.buffers.items():
+                    if buf:  # its newest record is the newest fetched (a buffer only grows at its end)
+                        positions[(topic, p)] = buf[-1].offset + 1
         now = self.clock()
         for p, proc in list(self.processors.items()):
             records = proc.release(lambda topic, p=p: self._caught_up(topic, p), now,

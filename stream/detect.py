@@ -98,15 +98,6 @@ class Swap:
     background_trained_on: int
 
 
-@dataclass(slots=True)
-class JoinedOutcome:
-    """One joined event as the decision pass sees it."""
-
-    joined: Joined
-    served_error: float
-    online_error: float | None
-
-
 class ModelMonitor:
     """Everything driftstream tracks for one model name in one partition."""
 
@@ -169,6 +160,29 @@ class ModelMonitor:
         self._batch.append((err, oerr, j))
         return swap
 
+    @property
+    def defers_joins(self) -> bool:
+        """Joins may be handed over once per micro-batch (:meth:`on_joined_many`): no online model learns
+        from them between records and a classification error cannot be invalid input."""
+        return self.online is None and self.spec.task == "classification"
+
+    def on_joined_many(self, js: list[Joined]) -> None:
+        """:meth:`on_joined` for each of ``js`` in order, for a monitor that :attr:`defers_joins` (the same
+        errors, running totals and batch)."""
+        if not js:
+            return
+        if not self._batch:
+            self._batch_start = (list(self.recent_served), list(self.recent_online), self.joined)
+        batch, recent, same = self._batch, self.recent_served, _same
+        total = self.served_errors_total
+        for j in js:
+            err = 0.0 if same(j.prediction.prediction, j.label) else 1.0
+            total += err
+            recent.append(err)
+            batch.append((err, None, j))
+        self.served_errors_total = total
+        self.joined += len(js)
+
     def _adapt(self, oerr: float, j: Joined) -> Swap | None:
         """Warn -> start a background model; drift -> the background model replaces the foreground."""
         det = self.online_detector
@@ -189,8 +203,9 @@ class ModelMonitor:
         return Swap(j, self.online_detector_name, self.model_version, trained)
 
     # -- per micro-batch ----------------------------------------------------------------------------
-    def batch_outcomes(self) -> list[JoinedOutcome]:
-        return [JoinedOutcome(j, e, o) for e, o, j in self._batch]
+    def batch_outcomes(self) -> list[tuple[float, float | None, Joined]]:
+        """The micro-batch's joined events in order, as (served error, online error or None, joined)."""
+        return self._batch
 
     def run_detectors(self) -> list[Alarm]:
         if not self._batch:

@@ -82,14 +82,16 @@ class LabelJoin:
     def add_prediction(self, event_id: str, pending: PendingPrediction) -> Joined | None:
         if event_id in self._predictions or event_id in self._joined:
             raise InvalidMessage("duplicate_id", f"a prediction with id {event_id!r} was already seen")
-        self._advance(pending.ts)
+        ts = pending.ts
+        if ts > self._watermark:
+            self._watermark = ts
         label = self._labels.pop(event_id, None)
         if label is not None:
             if label.model != pending.model:
                 # the held label belonged to another model: it is the bad one; keep the prediction waiting
                 self._predictions[event_id] = pending
                 raise MismatchedLabel(event_id, label)
-            self._remember(event_id, max(pending.ts, label.ts))
+            self._remember(event_id, max(ts, label.ts))
             return Joined(event_id, pending, label.label, label.ts, "inference", pending.offset)
         self._predictions[event_id] = pending
         return None
@@ -97,16 +99,19 @@ class LabelJoin:
     def add_label(self, event_id: str, label: PendingLabel) -> Joined | None:
         if event_id in self._joined or event_id in self._labels:
             raise InvalidMessage("duplicate_label", f"a label for id {event_id!r} was already seen")
-        self._advance(label.ts)
-        pred = self._predictions.get(event_id)
+        ts = label.ts
+        if ts > self._watermark:
+            self._watermark = ts
+        preds = self._predictions
+        pred = preds.get(event_id)
         if pred is not None:
             if pred.model != label.model:
                 raise InvalidMessage(
                     "model_mismatch", f"label for {event_id!r} names model {label.model!r}, prediction {pred.model!r}"
                 )
-            del self._predictions[event_id]
-            self._remember(event_id, max(pred.ts, label.ts))
-            return Joined(event_id, pred, label.label, label.ts, "labels", label.offset)
+            del preds[event_id]
+            self._remember(event_id, max(pred.ts, ts))
+            return Joined(event_id, pred, label.label, ts, "labels", label.offset)
         if isinstance(label.raw, bytes):
             label.raw = label.raw.decode("utf-8", "replace")
         self._labels[event_id] = label
@@ -117,14 +122,17 @@ class LabelJoin:
         """Remove what waited too long (or overflows the count bound); return it for reporting."""
         horizon = self._watermark - self.ttl_seconds
         # the hot path: look at the head of each queue only (expiry is in arrival order)
-        p, lab = self._predictions, self._labels
+        p, lab, times = self._predictions, self._labels, self._joined_ts
+        if (not p or (len(p) <= self.max_pending and next(iter(p.values())).ts >= horizon)) and not lab \
+                and (not times or times[0] >= horizon):
+            return _NOTHING
         preds = (self._expire_side(p, horizon)
                  if p and (len(p) > self.max_pending or next(iter(p.values())).ts < horizon) else _NONE)
         labels = (self._expire_side(lab, horizon)
                   if lab and (len(lab) > self.max_pending or next(iter(lab.values())).ts < horizon) else _NONE)
         # joined ids are remembered (to catch a duplicate label) only as long as a prediction may wait:
         # a later duplicate waits as an early label, expires and is dead-lettered as unmatched
-        ids, times = self._joined_ids, self._joined_ts
+        ids = self._joined_ids
         while times and times[0] < horizon:
             times.popleft()
             self._joined.discard(ids.popleft())
@@ -146,12 +154,13 @@ class LabelJoin:
             self._watermark = ts
 
     def _remember(self, event_id: str, ts: float) -> None:
+        ids, times = self._joined_ids, self._joined_ts
         self._joined.add(event_id)
-        self._joined_ids.append(event_id)
-        self._joined_ts.append(ts)
-        while len(self._joined_ids) > self.remember_joined:
-            self._joined_ts.popleft()
-            self._joined.discard(self._joined_ids.popleft())
+        ids.append(event_id)
+        times.append(ts)
+        while len(ids) > self.remember_joined:
+            times.popleft()
+            self._joined.discard(ids.popleft())
 
     # -- introspection and state ----------------------------------------------------------------
     @property
@@ -187,6 +196,7 @@ class LabelJoin:
 
 
 _NONE: list = []  # returned for "nothing expired"; callers only read it
+_NOTHING = (_NONE, _NONE)
 
 
 class MismatchedLabel(InvalidMessage):

@@ -79,6 +79,14 @@ class Metrics:
             delays = self._delays[model] = []
         delays.append(delay)
 
+    def joined_many(self, model: str, delays: list[float]) -> None:
+        """:meth:`joined` for each delay."""
+        got = self._delays.get(model)
+        if got is None:
+            self._delays[model] = list(delays)
+        else:
+            got.extend(delays)
+
     def flush(self) -> None:
         """Publish the per-message counts and label delays collected since the last flush (called at the
         end of every micro-batch: a Prometheus counter increment per message would cost more than the

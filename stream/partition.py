@@ -1,6 +1,6 @@
 """The per-partition processor: owns everything about partition *i* of both input topics.
 
-A message's path reads top to bottom in :meth:`PartitionProcessor.process_record`:
+A message's path reads top to bottom in :meth:`PartitionProcessor.process`:
 decode → validate → (online model predicts) → join, then per micro-batch in :meth:`detect_and_decide`:
 data quality and data-drift buffering of the batch's inference events, column by column (in event order,
 with the same results as event by event) → detect (concept drift, then feature / prediction / label drift)
@@ -86,14 +86,15 @@ class PartitionProcessor:
         self._policy_inputs: dict[str, list[tuple[int, int, str, Any]]] = {}
         #: the batch's inference events per model, for the column-wise data-quality pass: (record, event, seq)
         self._inference_rows: dict[str, list[tuple[Record, Any, int]]] = {}
+        #: the batch's joins per model whose monitor takes them once per batch (see
+        #: :attr:`ModelMonitor.defers_joins`), in order: settled before data quality in :meth:`detect_and_decide`
+        self._deferred_joins: dict[str, list[Joined]] = {}
         self.seq = 0
         self.last_ts = 0.0
         self.expired_predictions = 0
         self.unmatched_labels = 0
         self.processed_since_checkpoint = 0
         self._max_bytes = cfg.processing.max_message_bytes
-        #: per input topic, records processed (not dead-lettered) in the current batch, for the metric
-        self._processed: dict[str, int] = {t.inference: 0, t.labels: 0}
 
     # -- buffering and deterministic release ------------------------------------------------------
     def add(self, record: Record) -> None:
@@ -145,44 +146,45 @@ class PartitionProcessor:
 
     # -- processing --------------------------------------------------------------------------------
     def process(self, records: list[Record], now: float | None = None) -> None:
+        """One micro-batch: every record in order (decode → validate → (online model predicts) → join),
+        then :meth:`detect_and_decide` once."""
         if records:
             self.last_input_wall = now
             self.no_data_reported = False
         self._batch_seq0 = self.seq + 1
-        self._processed = {self.inference_topic: 0, self.labels_topic: 0}
+        inf_topic, lab_topic, max_bytes = self.inference_topic, self.labels_topic, self._max_bytes
+        processed = {inf_topic: 0, lab_topic: 0}
+        nxt, rows, join = self.next_offsets, self._batch_rows, self.join
+        on_inference, on_label = self._on_inference, self._on_label
         for r in records:
-            self.process_record(r)
-        for topic, n in self._processed.items():
+            topic = r.topic
+            try:
+                v = r.value
+                try:  # the usual case in one step; anything unusual gets its precise reason from decode()
+                    obj = _loads(v) if v is not None and len(v) <= max_bytes else None
+                except orjson.JSONDecodeError:
+                    obj = None
+                if type(obj) is not dict:
+                    obj = decode(v, max_bytes)
+                if topic == inf_topic:
+                    on_inference(r, obj)
+                else:
+                    on_label(r, obj)
+                processed[topic] += 1
+            except InvalidMessage as exc:
+                self._dead_letter(r, exc.reason, exc.detail)
+            nxt[topic] = r.offset + 1
+            self.seq += 1
+            rows.append((topic, r.offset, nxt.get(inf_topic), nxt.get(lab_topic), self.last_ts))
+            preds, labels = join.expire()
+            if preds or labels:
+                self._expired(preds, labels)
+        self.processed_since_checkpoint += len(records)
+        for topic, n in processed.items():
             if n:
                 self.metrics.message(topic, self.partition, "processed", n)
         self.detect_and_decide()
         self.metrics.flush()
-
-    def process_record(self, r: Record) -> None:
-        try:
-            v = r.value
-            try:  # the usual case in one step; anything unusual gets its precise reason from decode()
-                obj = _loads(v) if v is not None and len(v) <= self._max_bytes else None
-            except orjson.JSONDecodeError:
-                obj = None
-            if type(obj) is not dict:
-                obj = decode(v, self._max_bytes)
-            if r.topic == self.inference_topic:
-                self._on_inference(r, obj)
-            else:
-                self._on_label(r, obj)
-            self._processed[r.topic] += 1
-        except InvalidMessage as exc:
-            self._dead_letter(r, exc.reason, exc.detail)
-        nxt = self.next_offsets
-        nxt[r.topic] = r.offset + 1
-        self.processed_since_checkpoint += 1
-        self.seq += 1
-        self._batch_rows.append((r.topic, r.offset, nxt.get(self.inference_topic), nxt.get(self.labels_topic),
-                                 self.last_ts))
-        preds, labels = self.join.expire()
-        if preds or labels:
-            self._expired(preds, labels)
 
     def _monitor(self, model: str) -> ModelMonitor:
         mon = self.monitors.get(model)
@@ -205,6 +207,7 @@ class PartitionProcessor:
         self.challengers[model] = ChampionChallenger(spec.task, c.window, c.alpha, c.min_pairs)
         self._policy_inputs[model] = []
         self._inference_rows[model] = []
+        self._deferred_joins[model] = []
         self.delay_watch[model] = LabelDelayWatch(spec.data_quality)
         self.volume_watch[model] = VolumeWatch(spec.data_quality)
 
@@ -262,6 +265,9 @@ class PartitionProcessor:
             )
         if joined is not None:
             joined.seq = self.seq + 1
+            if mon.defers_joins:
+                self._deferred_joins[ev.model].append(joined)
+                return
             self.data_drift[ev.model].add_label(joined.label, Position(r.topic, r.offset, ev.ts, ev.id))
             self._joined(mon, joined)
 
@@ -275,10 +281,39 @@ class PartitionProcessor:
         joined = self.join.add_label(ev.id, PendingLabel(r.offset, ev.ts, ev.model, ev.label, r.value or b""))
         if joined is not None:
             joined.seq = self.seq + 1
+            if mon.defers_joins:
+                self._deferred_joins[ev.model].append(joined)
+                return
             # label drift sees the labels that belong to a prediction (a label that never meets its
             # prediction is dead-lettered, not counted)
             self.data_drift[ev.model].add_label(ev.label, Position(r.topic, r.offset, ev.ts, ev.id))
             self._joined(mon, joined)
+
+    def _settle_joins(self) -> None:
+        """The batch's deferred joins, per model in order: exactly what :meth:`_joined` (and the label
+        drift buffering before it) does one by one, in a few passes."""
+        for model, js in self._deferred_joins.items():
+            if not js:
+                continue
+            self._deferred_joins[model] = []
+            mon = self.monitors[model]
+            dd = self.data_drift[model]
+            if dd.cfg.enabled:
+                inf, lab = self.inference_topic, self.labels_topic
+                for j in js:
+                    if j.completed_by == "labels":
+                        dd.add_label(j.label, Position(lab, j.completed_offset, j.label_ts, j.id))
+                    else:
+                        dd.add_label(j.label, Position(inf, j.completed_offset, j.prediction.ts, j.id))
+            mon.on_joined_many(js)
+            delays = [j.label_ts - j.prediction.ts for j in js]
+            self.metrics.joined_many(model, delays)
+            if mon.spec.data_quality.enabled:
+                for i, grown in self.delay_watch[model].observe_many(delays):
+                    j = js[i]
+                    topic = self.inference_topic if j.completed_by == "inference" else self.labels_topic
+                    self._quality_event(model, "label_delay_growth", topic, j.completed_offset,
+                                        max(j.label_ts, j.prediction.ts), grown)
 
     def _joined(self, mon: ModelMonitor, j: Joined) -> None:
         swap = mon.on_joined(j)
@@ -346,13 +381,12 @@ class PartitionProcessor:
             self.metrics.message(r.topic, r.partition, "dead_letter")
 
     def detect_and_decide(self) -> None:
+        self._settle_joins()
         self._check_quality()
         for model, mon in self.monitors.items():
-            outcomes = mon.batch_outcomes()
             inputs: list[tuple[int, int, str, Any]] = self._policy_inputs[model]
             self._policy_inputs[model] = []
-            for o in outcomes:
-                inputs.append((o.joined.seq, 0, "label", o))
+            inputs += [(o[2].seq, 0, "label", o) for o in mon.batch_outcomes()]
             for alarm in mon.run_detectors():
                 self.metrics.alarm(model, "concept", alarm.detector, alarm.warning)
                 seq = alarm.joined.seq
@@ -394,20 +428,22 @@ class PartitionProcessor:
         depend on where micro-batch boundaries fell."""
         policy, cc = self.policies[model], self.challengers[model]
         spec = mon.spec
+        challenger = spec.challenger.enabled
+        rows, seq0 = self._batch_rows, self._batch_seq0
+        n = len(rows)
         for seq, order, kind, payload in inputs:
-            row = self._row(seq)
-            if row is None:  # belongs to a record of a later batch (an on-demand request): keep it
+            k = seq - seq0
+            if not 0 <= k < n:  # belongs to a record of a later batch (an on-demand request): keep it
                 self._policy_inputs[model].append((seq, order, kind, payload))
                 continue
-            key = (row[0], row[1])
-            here = PolicyPosition(row[2], row[3], row[4])
+            row = rows[k]
             if kind == "label":
-                o = payload
-                policy.observe_label(max(o.joined.label_ts, o.joined.prediction.ts), o.served_error)
-                if spec.challenger.enabled and o.online_error is not None:
-                    cc.add(o.served_error, o.online_error)
+                err, online_err, j = payload
+                policy.observe_label(max(j.label_ts, j.prediction.ts), err)
+                if challenger and online_err is not None:
+                    cc.add(err, online_err)
                     if cc.added % spec.challenger.every == 0:
-                        self._challenge(model, mon, cc, key, here)
+                        self._challenge(model, mon, cc, (row[0], row[1]), PolicyPosition(row[2], row[3], row[4]))
             elif kind == "warning":
                 policy.observe_warning(self._change_point(payload.joined))
             elif kind == "drift":
@@ -423,10 +459,11 @@ class PartitionProcessor:
                 policy.observe_schema_change(payload)
             elif kind == "request":
                 policy.request(payload)
-            decision = policy.decide(here)
+            decision = policy.decide_at(row[4])
             if decision is not None:
-                comparison = cc.compare() if spec.challenger.enabled else None
-                ev = retrain_event(self, model, key, here, decision, comparison)
+                comparison = cc.compare() if challenger else None
+                ev = retrain_event(self, model, (row[0], row[1]), PolicyPosition(row[2], row[3], row[4]), decision,
+                                   comparison)
                 self.metrics.retrain(model, decision.reasons)
                 self.publisher.send(self.cfg.topics.retrain_events, model, ev)
 

@@ -128,13 +128,17 @@ class RetrainPolicy:
     # -- decision ---------------------------------------------------------------------------------
     def decide(self, now: Position) -> Decision | None:
         """Called after each input that may trigger; returns a decision at most once per incident."""
-        if not self.cfg.enabled:
+        return self.decide_at(now.ts)
+
+    def decide_at(self, ts: float) -> Decision | None:
+        """:meth:`decide` at event time ``ts`` (the only part of the position a decision depends on)."""
+        c = self.cfg
+        if not c.enabled:
             self.pending_reasons.clear()
             return None
-        c = self.cfg
-        oldest = min(self.data_drift_active.values(), default=None)
-        if c.data_drift_sustained_seconds > 0 and oldest is not None and self.sustained_armed \
-                and now.ts - oldest >= c.data_drift_sustained_seconds:
+        active = self.data_drift_active
+        if c.data_drift_sustained_seconds > 0 and active and self.sustained_armed \
+                and ts - min(active.values()) >= c.data_drift_sustained_seconds:
             self.sustained_armed = False
             self._want("data_drift_sustained")
         if c.performance_threshold > 0 and len(self.recent_errors) >= c.performance_window:
@@ -145,14 +149,14 @@ class RetrainPolicy:
             elif rate <= c.performance_threshold:
                 self.performance_armed = True
         since = self.last_retrain_ts if self.last_retrain_ts is not None else self.first_seen_ts
-        if c.every_seconds > 0 and since is not None and now.ts - since >= c.every_seconds:
+        if c.every_seconds > 0 and since is not None and ts - since >= c.every_seconds:
             self._want("schedule")
         if c.every_labels > 0 and self.labels_since >= c.every_labels:
             self._want("new_labels")
         if not self.pending_reasons:
             return None
         on_demand = "on_demand" in self.pending_reasons
-        if not on_demand and self.last_retrain_ts is not None and now.ts - self.last_retrain_ts < c.cooldown_seconds:
+        if not on_demand and self.last_retrain_ts is not None and ts - self.last_retrain_ts < c.cooldown_seconds:
             # cooldown: these alarms belong to the incident already reported; they must not become the
             # evidence or the change point of the next one
             self.pending_reasons.clear()
@@ -163,13 +167,13 @@ class RetrainPolicy:
             window_from, source = dict(self.change_point), "change_point"
         else:
             window_from, source = {"inference_offset": None, "labels_offset": None,
-                                   "ts": now.ts - c.fallback_window_seconds}, "fallback"
+                                   "ts": ts - c.fallback_window_seconds}, "fallback"
         decision = Decision(list(self.pending_reasons), list(self.evidence), window_from, source)
         self.pending_reasons.clear()
         self.evidence.clear()
         self.change_point = None
         self.last_warning_at = None
-        self.last_retrain_ts = now.ts
+        self.last_retrain_ts = ts
         self.labels_since = 0
         return decision
 

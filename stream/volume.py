@@ -65,6 +65,60 @@ class LabelDelayWatch:
             self.growing = False
         return None
 
+    def observe_many(self, delays: list[float]) -> list[tuple[int, dict[str, Any]]]:
+        """:meth:`observe` for each delay in order; returns (index, evidence) for each that reported."""
+        if self.cfg.label_delay_growth_factor <= 0:
+            return []
+        out: list[tuple[int, dict[str, Any]]] = []
+        observe = self.observe
+        reference, window = self.reference, self.cfg.label_delay_window
+        k, n = 0, len(delays)
+        while k < n and len(reference) < window:  # the reference fills first: nothing to report
+            d = delays[k]
+            if d < 0.0:
+                d = 0.0
+            reference.append(d)
+            self.reference_sum += d
+            k += 1
+        if k == n:
+            return out
+        if not reference:  # degenerate window: the one-by-one path
+            for i in range(k, n):
+                grown = observe(delays[i])
+                if grown is not None:
+                    out.append((i, grown))
+            return out
+        # the loop of observe() with the reference mean fixed (the reference is full)
+        factor = self.cfg.label_delay_growth_factor
+        ref = self.reference_sum / len(reference)
+        limit = factor * ref
+        recent = self.recent
+        maxlen = recent.maxlen
+        rs, growing = self.recent_sum, self.growing
+        for i in range(k, n):
+            d = delays[i]
+            if d < 0.0:
+                d = 0.0
+            m = len(recent)
+            if m == maxlen:
+                rs -= recent[0]
+            else:
+                m += 1
+            recent.append(d)
+            rs += d
+            if m < window:
+                continue
+            cur = (rs if rs > 0.0 else 0.0) / m
+            grown = cur > limit if ref > 0 else cur > 0
+            if grown and not growing:
+                growing = True
+                out.append((i, {"reference_mean_seconds": ref, "recent_mean_seconds": cur, "factor": factor,
+                                "window": window}))
+            elif not grown:
+                growing = False
+        self.recent_sum, self.growing = rs, growing
+        return out
+
     def to_state(self) -> dict[str, Any]:
         return {"reference": self.reference, "recent": list(self.recent), "growing": self.growing,
                 "reference_sum": self.reference_sum, "recent_sum": self.recent_sum}

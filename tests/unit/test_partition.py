@@ -162,3 +162,45 @@ def test_state_does_not_depend_on_where_batch_boundaries_fell():
             start += k
         states.append(orjson.loads(proc.to_payload()))
     assert all(s == states[0] for s in states[1:])
+
+
+def test_joins_taken_once_per_batch_give_what_one_by_one_gives(monkeypatch):
+    """A classification monitor without an online model takes the batch's joins in one pass at batch end
+    (ModelMonitor.defers_joins); forcing the one-by-one path must give the same outputs and state."""
+    import random
+
+    from stream.detect import ModelMonitor
+
+    rng = random.Random(3)
+    records, n_lab = [], 0
+    for i in range(3000):
+        drifted = i > 1500
+        records.append(_inf(i, f"e{i}", amount=rng.gauss(5.0 if drifted else 0.0, 1.0), ts=100.0 + i))
+        if i >= 3 and rng.random() < 0.9:  # some labels never come; delays grow after the change
+            k = i - 3
+            label = 1 if not drifted or rng.random() < 0.3 else 0
+            records.append(_lab(n_lab, f"e{k}", label=label, ts=100.0 + i + (40.0 if drifted else 0.5)))
+            n_lab += 1
+    records.append(_lab(n_lab, "e5", ts=2000.0))  # a duplicate label
+    records.sort(key=lambda r: (r.timestamp_ms, r.topic != "inference", r.offset))
+
+    def run(defer: bool):
+        monkeypatch.setattr(ModelMonitor, "defers_joins", property(lambda self: defer and self.online is None))
+        _, pub, cfg = _proc()
+        dm = dataclasses.replace(cfg.default_model, online_model=dataclasses.replace(
+            cfg.default_model.online_model, enabled=False))
+        proc = PartitionProcessor(0, dataclasses.replace(cfg, default_model=dm), 1, pub, Metrics(CollectorRegistry()))
+        cuts = random.Random(7)
+        start = 0
+        while start < len(records):
+            k = cuts.choice([1, 5, 50, 333])
+            proc.process(records[start:start + k], 0.0)
+            start += k
+        assert all(m.defers_joins == defer for m in proc.monitors.values())
+        return sorted(orjson.dumps(e, option=orjson.OPT_SORT_KEYS) for _, e in pub.sent), orjson.loads(proc.to_payload())
+
+    deferred, one_by_one = run(True), run(False)
+    kinds = {orjson.loads(e).get("check") or orjson.loads(e).get("type") for e in deferred[0]}
+    assert {"label_delay_growth", "drift", "dead-letter"} <= kinds, kinds  # the paths are exercised
+    assert any(b'"signal":"label"' in e for e in deferred[0])  # label drift too
+    assert deferred == one_by_one
