@@ -222,6 +222,9 @@ class PartitionProcessor:
             checker = self.quality[model]
             features = [ev.features for _, ev, _ in rows]
             if spec.data_quality.enabled:
+                for i, dropped in self.volume_watch[model].observe_many([ev.ts for _, ev, _ in rows]):
+                    r, ev, _ = rows[i]
+                    self._quality_event(model, "volume_drop", r.topic, r.offset, ev.ts, dropped)
                 valid, issues, columns, first = checker.check_many(features)
                 for i, issue in issues:
                     r, ev, seq = rows[i]
@@ -238,16 +241,12 @@ class PartitionProcessor:
 
     def _on_inference(self, r: Record, obj: dict[str, Any]) -> None:
         ev = validate_inference(obj)
-        mon = self._monitor(ev.model)
+        mon = self.monitors.get(ev.model) or self._monitor(ev.model)
         # a duplicate is bad input: it must not reach data quality, the drift tests or the model
         self.join.check_prediction(ev.id)
         if ev.ts > self.last_ts:
             self.last_ts = ev.ts
         self._inference_rows[ev.model].append((r, ev, self.seq + 1))  # checked column-wise per batch
-        if mon.spec.data_quality.enabled:
-            dropped = self.volume_watch[ev.model].observe(ev.ts)
-            if dropped is not None:
-                self._quality_event(ev.model, "volume_drop", r.topic, r.offset, ev.ts, dropped)
         online = mon.predict_online(ev.features) if mon.online is not None else None
         pending = PendingPrediction(r.offset, ev.ts, ev.model, ev.prediction, online, ev.features)
         try:
@@ -273,7 +272,7 @@ class PartitionProcessor:
 
     def _on_label(self, r: Record, obj: dict[str, Any]) -> None:
         ev = validate_label(obj)
-        mon = self._monitor(ev.model)
+        mon = self.monitors.get(ev.model) or self._monitor(ev.model)
         self.join.check_label(ev.id)
         if ev.ts > self.last_ts:
             self.last_ts = ev.ts

@@ -164,6 +164,30 @@ class VolumeWatch:
         self.count += 1
         return out
 
+    def observe_many(self, ts: list[float]) -> list[tuple[int, dict[str, Any]]]:
+        """:meth:`observe` for each event time in order; returns (index, evidence) for each that reported."""
+        c = self.cfg
+        if c.volume_drop_ratio <= 0 or c.volume_window_seconds <= 0 or not ts:
+            return []
+        if self.window_start is None:
+            self.window_start = ts[0]
+        out = []
+        observe = self.observe
+        end = self.window_start + c.volume_window_seconds
+        count = self.count
+        for i, t in enumerate(ts):
+            if t < end:  # inside the current window: just count (the usual case)
+                count += 1
+                continue
+            self.count = count
+            got = observe(t)
+            if got is not None:
+                out.append((i, got))
+            end = self.window_start + c.volume_window_seconds
+            count = self.count
+        self.count = count
+        return out
+
     def to_state(self) -> dict[str, Any]:
         return {"window_start": self.window_start, "count": self.count, "reference": self.reference}
 

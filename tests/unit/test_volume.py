@@ -100,3 +100,29 @@ def test_label_delay_watch_observe_many_equals_observe_one_by_one():
         assert orjson.dumps(many.to_state()) == orjson.dumps(one.to_state())
         if factor > 0 and window > 1:
             assert expect  # the stream does grow: the comparison is not vacuous
+
+
+def test_volume_watch_observe_many_equals_observe_one_by_one():
+    import random
+
+    rng = random.Random(4)
+    kinds = set()
+    for ratio, seconds in ((0.5, 10.0), (0.9, 1.0), (0.0, 10.0), (0.5, 0.0)):
+        cfg = DataQualityConfig(volume_drop_ratio=ratio, volume_window_seconds=seconds)
+        ts, t = [], 1000.0
+        for i in range(3000):  # busy, then quiet, with gaps of several windows now and then
+            t += rng.expovariate(20.0 if (i // 700) % 2 == 0 else 2.0)
+            if rng.random() < 0.003:
+                t += rng.uniform(20, 60)
+            ts.append(t)
+        one, many = VolumeWatch(cfg), VolumeWatch(cfg)
+        expect = [(i, e) for i, x in enumerate(ts) if (e := one.observe(x)) is not None]
+        got, start = [], 0
+        while start < len(ts):
+            k = rng.choice([1, 3, 40, 500])
+            got += [(start + i, e) for i, e in many.observe_many(ts[start:start + k])]
+            start += k
+        assert got == expect
+        assert many.to_state() == one.to_state()
+        kinds |= {"empty_windows" in e for _, e in expect}
+    assert kinds == {True, False}  # drops of both kinds were compared
