@@ -19,7 +19,7 @@ must report no drift again before it can alarm again.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detectors.chi2_test import ChiSquaredDrift
 from detectors.js_distance import JSDrift
@@ -28,6 +28,9 @@ from detectors.psi import PSIDrift
 from detectors.window import DriftTestResult, WindowedDriftTest
 from stream.config import DataDriftConfig
 from stream.events import output_id
+
+if TYPE_CHECKING:
+    from stream.quality import Columns
 
 #: short detector names used in events, ids and metrics
 DETECTOR_NAMES = {"KSDrift": "KS", "PSIDrift": "PSI", "ChiSquaredDrift": "chi2", "JSDrift": "JS"}
@@ -143,7 +146,7 @@ class DataDriftMonitor:
             s.values.append(float(score))
             s.positions.append(at)
 
-    def add_inferences(self, rows: list[dict[str, Any]], columns: dict[str, list[Any]] | None, first: int,
+    def add_inferences(self, rows: list[dict[str, Any]], columns: Columns | None, first: int,
                        types: dict[str, str | None], valid: list[bool], predictions: list[Any],
                        scores: list[float | None], positions: list[Position]) -> None:
         """:meth:`add_inference` for consecutive events, with identical buffers and signals. ``columns``
@@ -190,12 +193,15 @@ class DataDriftMonitor:
             s = cache.get(name)
             if s is None:
                 continue
-            if None in col:
-                keep = [i for i, v in enumerate(col) if v is not None]
-                col, at = [col[i] for i in keep], [positions[i] for i in keep]
-            else:
-                at = positions
-            s.values.extend([float(v) for v in col] if s.numeric and type(col[0]) is not float else col)
+            non_null = columns.non_null.get(name)
+            if non_null is None:
+                values, at = col, positions
+            else:  # check_many has filtered the nulls out already
+                keep, values = non_null
+                if not values:
+                    continue
+                at = list(map(positions.__getitem__, keep))
+            s.values.extend(map(float, values) if s.numeric and type(values[0]) is not float else values)
             s.positions.extend(at)
         if regression:
             if kept:
@@ -204,14 +210,18 @@ class DataDriftMonitor:
                 s.positions.extend(at for _, at in kept)
         else:
             s = self.signals["prediction\x00prediction"]
-            s.values.extend([str(v) for v in predictions])
+            s.values.extend(map(str, predictions))
             s.positions.extend(positions)
-        if "prediction\x00score" in self.signals:
-            s = self.signals["prediction\x00score"]
-            for sc, at in zip(scores, positions):
-                if sc is not None:
-                    s.values.append(float(sc))
-                    s.positions.append(at)
+        s = self.signals.get("prediction\x00score")
+        if s is not None:
+            if None not in scores:
+                s.values.extend(map(float, scores))
+                s.positions.extend(positions)
+            else:
+                for sc, at in zip(scores, positions):
+                    if sc is not None:
+                        s.values.append(float(sc))
+                        s.positions.append(at)
 
     def add_label(self, label: Any, at: Position) -> None:
         if self.cfg.enabled:
@@ -221,11 +231,13 @@ class DataDriftMonitor:
         if self.task == "regression":
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 return  # reported elsewhere (non_numeric_regression); nothing to test
-            s = self._signal(kind, signal, True)
-            v = float(v)
+            v, numeric = float(v), True
         else:
-            s = self._signal(kind, signal, False)
-            v = str(v)
+            v, numeric = str(v), False
+        # once per label and per event's prediction: look the signal up here, create it only the first time
+        s = self.signals.get(f"{kind}\x00{signal}")
+        if s is None:
+            s = self._signal(kind, signal, numeric)
         s.values.append(v)
         s.positions.append(at)
 

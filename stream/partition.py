@@ -235,9 +235,10 @@ class PartitionProcessor:
                         self._policy_inputs[model].append((seq, 1, "schema", dq["id"]))
             else:
                 valid, columns, first = [True] * len(rows), None, len(rows)
-            self.data_drift[model].add_inferences(
-                features, columns, first, checker.types, valid, [ev.prediction for _, ev, _ in rows],
-                [ev.score for _, ev, _ in rows], [Position(r.topic, r.offset, ev.ts, ev.id) for r, ev, _ in rows])
+            if spec.data_drift.enabled:
+                self.data_drift[model].add_inferences(
+                    features, columns, first, checker.types, valid, [ev.prediction for _, ev, _ in rows],
+                    [ev.score for _, ev, _ in rows], [Position(r.topic, r.offset, ev.ts, ev.id) for r, ev, _ in rows])
 
     def _on_inference(self, r: Record, obj: dict[str, Any]) -> None:
         ev = validate_inference(obj)

@@ -20,7 +20,9 @@ replay from a checkpoint produces the same events.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from itertools import compress
+from operator import itemgetter, ne
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -72,6 +74,7 @@ class DataQualityChecker:
         #: feature -> type ("numeric" | "categorical" | "boolean"); None = inferred, type not known yet
         self.types: dict[str, str | None] = {k: f.type for k, f in features.items()}
         self._specs = dict(features)
+        self._categories = {k: frozenset(f.categories) for k, f in features.items() if f.categories}
         self._reset()
 
     def _reset(self) -> None:
@@ -136,15 +139,15 @@ class DataQualityChecker:
 
     # -- per micro-batch ------------------------------------------------------------------------------
     def check_many(self, rows: list[dict[str, Any]]
-                   ) -> tuple[list[bool], list[tuple[int, Issue]], dict[str, list[Any]] | None, int]:
+                   ) -> tuple[list[bool], list[tuple[int, Issue]], Columns | None, int]:
         """:meth:`check` for the feature dicts of consecutive events, with identical results.
 
         Returns (valid per row, (row, issue) pairs in event order after rate limiting, columns, first).
         When every row from ``first`` on has exactly the known features and each feature column holds
         values of one Python type that matches its feature type, or nulls (the normal case), those rows
-        are checked column by column with numpy and ``columns`` maps feature -> values of rows
-        ``first..`` in row order; rows before ``first`` (an undeclared model's first events, which fix
-        its types) go through :meth:`check` one by one. If the batch does not qualify, every row goes
+        are checked column by column and ``columns`` maps feature -> values of rows ``first..`` in row
+        order (see :class:`Columns`); rows before ``first`` (an undeclared model's first events, which
+        fix its types) go through :meth:`check` one by one. If the batch does not qualify, every row goes
         through :meth:`check` and ``columns`` is None.
         """
         valid: list[bool] = []
@@ -159,38 +162,46 @@ class DataQualityChecker:
             for i in range(first, len(rows)):
                 self._check_one(rows, i, valid, issues)
             return valid, issues, None, len(rows)
-        found: list[tuple[int, int, int, Issue]] = []  # (row, feature position, check order, issue)
-        for name, col in columns.items():
+        found: list[tuple[int, int, int, Issue]] = []  # (row, column, check order, issue)
+        new_runs: list[tuple[int, str]] = []  # (row of the first value, feature) whose run state starts here
+        for k, (name, col) in enumerate(columns.items()):
             tp = self.types[name]
             spec = self._specs.get(name)
-            rows_of, values = _non_null(col)
-            if len(values) < len(col) and spec is not None and not spec.nullable:
-                found.extend((first + i, 0, 0, Issue("null_value", name, {}))
-                             for i, v in enumerate(col) if v is None)
+            kept = columns.non_null.get(name)
+            if kept is None:
+                rows_of, values = _same, col
+            else:
+                rows_of, values = kept[0].__getitem__, kept[1]
+                if spec is not None and not spec.nullable:
+                    found.extend((first + i, k, 0, Issue("null_value", name, {}))
+                                 for i, v in enumerate(col) if v is None)
             if not values:
                 continue
             if spec is not None:
-                if tp == "numeric" and (spec.min is not None or spec.max is not None):
+                if tp == "numeric" and not _within(values, spec.min, spec.max):
                     arr = np.asarray(values, dtype=np.float64) if type(values[0]) is float else None
                     for j in _out_of_range(values, arr, spec.min, spec.max):
-                        found.append((first + rows_of(j), 0, 0, Issue(
+                        found.append((first + rows_of(j), k, 0, Issue(
                             "out_of_range", name, {"value": values[j], "min": spec.min, "max": spec.max})))
-                elif tp == "categorical" and spec.categories and not set(spec.categories).issuperset(values):
-                    cats = set(spec.categories)
-                    found.extend((first + rows_of(j), 0, 0, Issue("unseen_category", name, {"value": _short(v)}))
+                elif tp == "categorical" and name in self._categories \
+                        and not self._categories[name].issuperset(values):
+                    cats = self._categories[name]
+                    found.extend((first + rows_of(j), k, 0, Issue("unseen_category", name, {"value": _short(v)}))
                                  for j, v in enumerate(values) if v not in cats)
             if tp != "boolean":
+                if name not in self._runs:
+                    new_runs.append((first + rows_of(0), name))
                 for j, run_length in self._constant_runs(name, values):
-                    found.append((first + rows_of(j), 0, 1, Issue(
+                    found.append((first + rows_of(j), k, 1, Issue(
                         "constant_feature", name, {"value": _short(values[j]), "run_length": run_length})))
+        if len(new_runs) > 1:
+            # the state lists runs in the order the per-event path starts them: by row, then key order
+            new_runs.sort(key=lambda t: (t[0], list(rows[t[0]]).index(t[1])))
+            for _, name in new_runs:
+                self._runs[name] = self._runs.pop(name)
         if found:
-            # within a row, issues follow that row's own key order (rows may order their keys differently)
-            order: dict[int, dict[str, int]] = {}
-            for k, (i, _, check, issue) in enumerate(found):
-                if i not in order:
-                    order[i] = {name: j for j, name in enumerate(rows[i])}
-                found[k] = (i, order[i][issue.feature], check, issue)
-            found.sort(key=lambda t: (t[0], t[1], t[2]))
+            found.sort(key=_ISSUE_ORDER)
+            _in_row_key_order(found, rows, list(columns))
             base = self.events_seen
             for i, _, _, issue in found:
                 self.events_seen = base + (i - first) + 1  # what the per-event path sees at that row
@@ -211,53 +222,69 @@ class DataQualityChecker:
         """Every feature's type is known (declared, or inferred from a non-null value)."""
         return self.inferred and None not in self.types.values()
 
-    def _columns(self, rows: list[dict[str, Any]]) -> dict[str, list[Any]] | None:
-        """Feature -> column, if the batch qualifies for the columnar path (see :meth:`check_many`)."""
+    def _columns(self, rows: list[dict[str, Any]]) -> Columns | None:
+        """The batch's columns, if it qualifies for the columnar path (see :meth:`check_many`)."""
         if not rows or not self._typed():
             return None
-        names = self.types.keys()
-        if not all(f.keys() == names for f in rows):
+        keys = tuple(rows[0])  # the per-event path walks the event's own key order
+        n = len(keys)
+        # every row has n keys and all of the first row's, so exactly the known ones
+        if rows[0].keys() != self.types.keys() or set(map(len, rows)) != {n}:
             return None
-        columns: dict[str, list[Any]] = {}
-        for name in rows[0]:  # the per-event path walks the event's own key order
-            col = [f[name] for f in rows]
+        try:
+            if n > 1:  # one pass over the rows, then a transpose, both in C
+                cols: Sequence[tuple[Any, ...]] = list(zip(*map(itemgetter(*keys), rows)))
+            else:  # an itemgetter of one key returns the value, not a 1-tuple
+                cols = [tuple(f[name] for f in rows) for name in keys]
+        except KeyError:
+            return None
+        columns = Columns()
+        for name, col in zip(keys, cols):
             kinds = set(map(type, col))
-            kinds.discard(_NONE_TYPE)
+            if _NONE_TYPE in kinds:
+                kinds.discard(_NONE_TYPE)
+                kept = [i for i, v in enumerate(col) if v is not None]
+                columns.non_null[name] = (kept, [col[i] for i in kept])
             if len(kinds) > 1 or (kinds and next(iter(kinds)) not in _COLUMN_TYPES[self.types[name]]):
                 return None
             columns[name] = col
         return columns
 
-    def _constant_runs(self, name: str, col: list[Any]) -> list[tuple[int, int]]:
+    def _constant_runs(self, name: str, col: Sequence[Any]) -> list[tuple[int, int]]:
         """Rows where a run of equal values reaches ``constant_window`` (first time in its episode), with
-        the run length there; updates the feature's run state as the per-event path would."""
+        the run length there; updates the feature's run state as the per-event path would. ``col`` holds
+        non-null values of one Python type (float, int or str): ``==`` is the exact opposite of the
+        per-event path's ``!=`` (a NaN equals nothing, itself included), and plain Python is cheaper
+        than numpy on a batch."""
         n, window = len(col), self.cfg.constant_window
-        arr = np.asarray(col, dtype=np.float64) if type(col[0]) is float else np.array(col, dtype=object)
-        run = self._runs.get(name)
-        starts = np.empty(n, dtype=bool)
-        starts[0] = run is None or run[0] != col[0] or type(run[0]) is not type(col[0])
-        if n > 1:
-            np.not_equal(arr[1:], arr[:-1], out=starts[1:])
-        idx = np.arange(n)
-        last_start = np.maximum.accumulate(np.where(starts, idx, -1))
-        carried = last_start < 0  # rows that continue the run of the previous batch
-        first_start = int(np.argmax(starts)) if starts.any() else n
         out: list[tuple[int, int]] = []
-        if first_start > 0 and not run[2]:  # the carried run: the first row at or past the window
-            i = max(window - run[1] - 1, 0)
-            if i < first_start:
-                out.append((i, run[1] + i + 1))
-        if window <= n:
-            lengths = idx - last_start + 1
-            for i in np.flatnonzero((lengths == window) & ~carried):
-                out.append((int(i), window))
-        last = int(last_start[-1])
-        if last < 0:
-            length = run[1] + n
-            self._runs[name] = [run[0], length, run[2] or length >= window]
+        run = self._runs.get(name)
+        p = 0  # rows 0..p-1 continue the run carried over from the previous batch
+        if run is not None and type(run[0]) is type(col[0]) and run[0] == col[0]:
+            p = 1
+            while p < n and col[p] == col[p - 1]:
+                p += 1
+            if not run[2]:  # the first row at or past the window
+                i = max(window - run[1] - 1, 0)
+                if i < p:
+                    out.append((i, run[1] + i + 1))
+            if p == n:
+                length = run[1] + n
+                self._runs[name] = [run[0], length, run[2] or length >= window]
+                return out
+        # runs that start in this batch
+        if n - p < window:  # none reaches the window (the usual case): only where the last one starts matters
+            last = n - 1
+            while last > p and col[last - 1] == col[last]:
+                last -= 1
         else:
-            length = n - last
-            self._runs[name] = [col[last], length, length >= window]
+            starts = [p, *compress(range(p + 1, n), map(ne, col[p + 1:], col[p:-1]))]
+            ends = starts[1:]
+            ends.append(n)
+            out.extend((s + window - 1, window) for s, e in zip(starts, ends) if e - s >= window)
+            last = starts[-1]
+        length = n - last
+        self._runs[name] = [col[last], length, length >= window]
         return out
 
     def _allow(self, issue: Issue) -> bool:
@@ -312,18 +339,52 @@ class _Row:
     features: dict[str, Any]
 
 
+class Columns(dict[str, tuple[Any, ...]]):
+    """The columns of a batch that passed :meth:`DataQualityChecker.check_many` column by column:
+    feature -> its values (None for null) of rows ``first..`` in row order, features in the first row's
+    key order. ``non_null`` has, for each feature with a null among them, (positions of its non-null
+    values in the column, those values), so that data drift does not filter the nulls out again."""
+
+    __slots__ = ("non_null",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.non_null: dict[str, tuple[list[int], list[Any]]] = {}
+
+
 _NONE_TYPE = type(None)
+#: found issues by (row, column, check order); see :func:`_in_row_key_order`
+_ISSUE_ORDER = itemgetter(0, 1, 2)
 
 
-def _non_null(col: list[Any]) -> tuple[Any, list[Any]]:
-    """(index in the values -> row, the non-null values) of a column."""
-    if None not in col:
-        return (lambda j: j), col
-    rows = [i for i, v in enumerate(col) if v is not None]
-    return rows.__getitem__, [col[i] for i in rows]
+def _same(j: int) -> int:
+    return j
 
 
-def _out_of_range(col: list[Any], arr: np.ndarray | None, lo: float | None, hi: float | None) -> list[int]:
+def _in_row_key_order(found: list[tuple[int, int, int, Issue]], rows: list[dict[str, Any]],
+                      keys: list[str]) -> None:
+    """Re-sort in place, within each row that has several issues, by that row's own key order (as the
+    per-event path walks it) where it differs from the column order ``keys`` (found is sorted by
+    row, column, check order)."""
+    a = 0
+    while a < len(found) - 1:
+        i, b = found[a][0], a + 1
+        while b < len(found) and found[b][0] == i:
+            b += 1
+        if b - a > 1 and list(rows[i]) != keys:
+            pos = {name: j for j, name in enumerate(rows[i])}
+            found[a:b] = sorted(found[a:b], key=lambda t: (pos[t[3].feature], t[2]))
+        a = b
+
+
+def _within(values: Sequence[Any], lo: float | None, hi: float | None) -> bool:
+    """Every value is in [lo, hi] -- exact, and cheaper than finding the ones that are not. A NaN first
+    value makes min / max NaN and the answer False (then :func:`_out_of_range` decides); a later NaN is
+    skipped by min / max, as it is never out of range."""
+    return (lo is None or lo <= min(values)) and (hi is None or max(values) <= hi)
+
+
+def _out_of_range(col: Sequence[Any], arr: np.ndarray | None, lo: float | None, hi: float | None) -> list[int]:
     if arr is None:  # ints: compare in Python, exactly
         return [i for i, v in enumerate(col) if (lo is not None and v < lo) or (hi is not None and v > hi)]
     bad = np.zeros(len(col), dtype=bool)
