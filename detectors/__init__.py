@@ -66,6 +66,17 @@ def warm_up(names: Any = None) -> None:
     from detectors._stats import ks_2samp_statistic
 
     ks_2samp_statistic(np.sort(xs), np.sort(xs[::2]))
+    if names is None:  # the windowed data-drift tests: two tests each, so that every kernel runs
+        from detectors.chi2_test import ChiSquaredDrift
+        from detectors.js_distance import JSDrift
+        from detectors.ks_test import KSDrift
+        from detectors.psi import PSIDrift
+
+        for numeric in (KSDrift, PSIDrift):
+            numeric(reference_size=8, window_size=8, step=4).update_many(xs[:24])
+        labels = ["a" if x else "b" for x in xs[:24]]
+        for categorical in (ChiSquaredDrift, JSDrift):
+            categorical(reference_size=8, window_size=8, step=4).update_many(labels)
 
 
 def __getattr__(name: str) -> Any:

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors._stats import js_distance
+from detectors._stats import js_distance_of_proportions, proportions
 from detectors.window import CategoricalWindowedTest
 
 
@@ -72,6 +72,17 @@ class JSDrift(CategoricalWindowedTest):
         self.threshold = threshold
         self._reset()
 
+    def _reset_reference(self) -> None:
+        super()._reset_reference()
+        self._ref_props: np.ndarray | None = None  # proportions(ref_counts), once they are final
+
+    def _set_test_state(self, state: dict[str, Any]) -> None:
+        super()._set_test_state(state)
+        self._ref_props = None
+
     def _evaluate(self, window: np.ndarray) -> tuple:
-        d = js_distance(self._ref_counts, self._current_counts(window))
+        # = js_distance(self._ref_counts, np.bincount(window, ...)), bit for bit (tested)
+        if self._ref_props is None:
+            self._ref_props = proportions(self._ref_counts)
+        d = js_distance_of_proportions(self._ref_props, proportions(self._current_counts(window)))
         return d, None, d, d >= self.threshold, self.threshold, None

@@ -6,9 +6,13 @@ The statistic is ``D = sup_x |F_ref(x) - F_cur(x)|`` between the empirical CDFs 
 (:func:`detectors._stats.kolmogorov_sf`). Drift is flagged when ``p_value < alpha``.
 
 The reference (the first ``reference_size`` values, or ``reference``) is kept as a sorted sample, the window as
-a ring buffer of raw values, so memory is ``O(reference_size + window_size)`` and a test costs
-``O((n + m) log(n + m))``. ``update_many`` writes whole chunks into the ring buffer and only runs the tests the
-schedule asks for (see :mod:`detectors.window`).
+a ring buffer of raw values, so memory is ``O(reference_size + window_size)``. ``update_many`` writes whole
+chunks into the ring buffer and only runs the tests the schedule asks for (see :mod:`detectors.window`).
+Once the window is full each value entering it is ranked among the reference's ``K`` distinct values
+(``O(log K)``) and a test is one pass over the ``2K + 1`` rank counts, with no sort
+(:func:`detectors._ks_kernel.ks_statistic_counts`; the statistic is bit-identical to the merge of the sorted
+samples). P-values are remembered per statistic value: with fixed sample sizes ``D`` takes few distinct
+values.
 
 References: A. Kolmogorov, "Sulla determinazione empirica di una legge di distribuzione", 1933;
 N. Smirnov, "Table for estimating the goodness of fit of empirical distributions", Ann. Math. Stat. 19, 1948;
@@ -29,13 +33,18 @@ Rabanser et al., "Failing loudly", NeurIPS 2019 (KS on features for shift detect
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-from detectors._stats import ks_2samp_asymp
-from detectors.base import as_float_array, check_scalar
+from detectors._stats import kolmogorov_sf
+from detectors.base import as_float_array, check_scalar, kernel_module
 from detectors.window import WindowedDriftTest
+
+#: p-values remembered per detector (one per distinct statistic value; cleared when full)
+_P_VALUE_MEMO_SIZE = 4096
+_MAX_BUCKETS = 1 << 16
 
 
 class KSDrift(WindowedDriftTest):
@@ -80,11 +89,63 @@ class KSDrift(WindowedDriftTest):
         return np.array([check_scalar(x)], dtype=np.float64)
 
     def _encode_many(self, xs: Any) -> np.ndarray:
-        return as_float_array(xs)
+        arr = as_float_array(xs)
+        flags = arr.flags
+        if not (flags.c_contiguous and flags.writeable):  # a view of the caller's data: the kernels are
+            arr = arr.copy()  # compiled (and warmed up) for plain contiguous arrays only
+        return arr
 
     def _reset_reference(self) -> None:
         size = len(self.reference) if self.reference is not None else int(self.reference_size)
         self._ref = np.zeros(size, dtype=np.float64)
+        self._forget_derived()
+
+    def _forget_derived(self) -> None:
+        """Drop what is derived from the reference and the window (not checkpointed; rebuilt by the next
+        test, when the window is full)."""
+        self._keys: np.ndarray | None = None  # rank key of each window slot, or None: not tracked yet
+        self._key_counts = np.zeros(0, dtype=np.int64)  # number of window values per key
+        self._upad = np.zeros(0, dtype=np.float64)  # [-inf, distinct reference values (sorted), inf, inf]
+        self._starts = np.zeros(0, dtype=np.int64)  # bucket g holds uniq[starts[g]:starts[g + 1]]
+        self._grid = np.zeros(2, dtype=np.float64)  # (lo, scale) of the buckets
+        self._f1 = np.zeros(0, dtype=np.float64)  # F_ref at each key
+        self._f2 = np.zeros(0, dtype=np.float64)  # j / window_size
+        self._sqrt_en = 0.0
+        self._p_values: dict[float, float] = {}
+
+    def _track_window(self, window: np.ndarray) -> None:
+        """Rank keys of the (full) window and the per-reference tables of ``ks_statistic_counts``."""
+        ref = self._ref
+        uniq = np.unique(ref)
+        cum = np.zeros(uniq.shape[0] + 1, dtype=np.int64)  # cum[k] = number of reference values <= u_k
+        cum[1:] = np.searchsorted(ref, uniq, side="right")
+        n_keys = 2 * uniq.shape[0] + 1
+        self._upad = np.concatenate(([-np.inf], uniq, [np.inf, np.inf]))
+        self._f1 = cum[(np.arange(n_keys) + 1) // 2] / ref.shape[0]
+        self._f2 = np.arange(window.shape[0] + 1) / window.shape[0]
+        n1 = float(ref.shape[0])
+        n2 = float(window.shape[0])
+        self._sqrt_en = math.sqrt(n1 * n2 / (n1 + n2))  # as in detectors._stats.ks_2samp_asymp
+        # buckets for the key search of push_keyed: about two per distinct value, at most 2**16
+        n_buckets = min(2 * uniq.shape[0], _MAX_BUCKETS)
+        lo = float(uniq[0])
+        span = float(uniq[-1]) - lo
+        scale = n_buckets / span if span > 0.0 else 0.0
+        if not math.isfinite(scale) or not math.isfinite(span):
+            scale = 0.0
+        self._grid = np.array([lo, scale])
+        self._starts = kernel_module("detectors._ks_kernel").bucket_starts(uniq, lo, scale, n_buckets)
+        keys = np.searchsorted(uniq, window, side="left") + np.searchsorted(uniq, window, side="right")
+        self._keys = keys.astype(np.int64)
+        self._key_counts = np.bincount(self._keys, minlength=n_keys).astype(np.int64)
+
+    def _push(self, chunk: np.ndarray) -> None:
+        if self._keys is None:
+            super()._push(chunk)
+            return
+        kernel = kernel_module("detectors._ks_kernel")
+        self._pos = kernel.push_keyed(self._window, self._keys, self._key_counts, self._upad, self._starts,
+                                      self._grid, self._pos, chunk)
 
     def _add_reference(self, arr: np.ndarray) -> None:
         self._ref[self._n_ref : self._n_ref + arr.shape[0]] = arr
@@ -93,7 +154,16 @@ class KSDrift(WindowedDriftTest):
         self._ref.sort()
 
     def _evaluate(self, window: np.ndarray) -> tuple:
-        d, p = ks_2samp_asymp(self._ref, np.sort(window))
+        # = detectors._stats.ks_2samp_asymp(self._ref, np.sort(window)), bit for bit (tested)
+        if self._keys is None:
+            self._track_window(window)
+        kernel = kernel_module("detectors._ks_kernel")
+        d = float(kernel.ks_statistic_counts(self._key_counts, self._f1, self._f2))
+        p = self._p_values.get(d)
+        if p is None:
+            if len(self._p_values) >= _P_VALUE_MEMO_SIZE:
+                self._p_values.clear()
+            p = self._p_values[d] = kolmogorov_sf(self._sqrt_en * d)
         return d, p, d, p < self.alpha, self.alpha, None
 
     def _get_test_state(self) -> dict[str, Any]:
@@ -107,3 +177,4 @@ class KSDrift(WindowedDriftTest):
             ref = np.asarray(state["ref"], dtype=np.float64)
             self._ref = np.zeros(int(self.reference_size), dtype=np.float64)
             self._ref[: ref.shape[0]] = ref
+        self._forget_derived()

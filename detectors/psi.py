@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors._stats import psi
+from detectors._stats import psi_of_proportions, psi_proportions
 from detectors.base import as_float_array, check_scalar
 from detectors.window import WindowedDriftTest
 
@@ -106,6 +106,7 @@ class PSIDrift(WindowedDriftTest):
         self._ref_buf = np.zeros(size, dtype=np.float64)
         self._edges: np.ndarray | None = None
         self._ref_counts = np.zeros(0, dtype=np.int64)
+        self._ref_props: np.ndarray | None = None  # psi_proportions(ref_counts), once they are final
 
     def _add_reference(self, arr: np.ndarray) -> None:
         self._ref_buf[self._n_ref : self._n_ref + arr.shape[0]] = arr
@@ -122,8 +123,11 @@ class PSIDrift(WindowedDriftTest):
         return np.searchsorted(self._edges, arr, side="right").astype(np.int64)
 
     def _evaluate(self, window: np.ndarray) -> tuple:
-        cur = np.bincount(window, minlength=self._ref_counts.shape[0])
-        value = psi(self._ref_counts, cur, float(self.epsilon))
+        # = psi(self._ref_counts, np.bincount(window, ...), epsilon), bit for bit (tested)
+        if self._ref_props is None:
+            self._ref_props = psi_proportions(self._ref_counts, float(self.epsilon))
+        cur = self._window_counts(window, self._ref_counts.shape[0])
+        value = psi_of_proportions(self._ref_props, psi_proportions(cur, float(self.epsilon)))
         return value, None, value, value >= self.threshold, self.threshold, None
 
     def _get_test_state(self) -> dict[str, Any]:
@@ -142,3 +146,4 @@ class PSIDrift(WindowedDriftTest):
             self._ref_buf = np.zeros(0, dtype=np.float64)
         self._edges = None if state["edges"] is None else np.asarray(state["edges"], dtype=np.float64)
         self._ref_counts = np.asarray(state["ref_counts"], dtype=np.int64).copy()
+        self._ref_props = None

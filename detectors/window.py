@@ -12,7 +12,9 @@ concept drift", 2016).
   for categorical ones.
   Each test keeps it in bounded form: KS a sorted sample, PSI bin edges + bin counts, chi-squared and JS
   category counts.
-* **Current window** -- a ring buffer of the last ``window_size`` values after the reference.
+* **Current window** -- a ring buffer of the last ``window_size`` values after the reference. Tests on counts
+  (chi-squared, JS, PSI) count the window once, at the first test, and then keep the counts up to date as
+  values enter and leave it; such derived data is never checkpointed and is rebuilt after a restore.
 * **Schedule** -- a test runs once the window is full and then every ``step`` values. ``mode="sliding"``
   defaults to ``step=1`` (a test after every value once full); ``mode="tumbling"`` means
   ``step=window_size``: non-overlapping windows, each test sees ``window_size`` fresh values.
@@ -45,11 +47,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import numpy as np
 
-from detectors.base import DriftDetector, InvalidInput
+from detectors.base import DriftDetector, InvalidInput, kernel_module
 
 #: bucket that pools the categories beyond ``max_categories`` (and the literal input ``"__other__"``).
 OTHER = "__other__"
@@ -86,9 +89,6 @@ class DriftTestResult:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DriftTestResult":
         return cls(**d)
-
-
-_STR_ONLY = {str}
 
 
 def check_category(x: Any) -> Any:
@@ -181,6 +181,7 @@ class WindowedDriftTest(DriftDetector):
         self._pos = 0  # next write index of the ring buffer
         self._until_test = int(self.window_size)
         self._window = np.zeros(int(self.window_size), dtype=self._window_dtype)
+        self._win_counts: np.ndarray | None = None
         self._last_result: DriftTestResult | None = None
         self._reset_reference()
         if self.reference is not None:
@@ -214,12 +215,15 @@ class WindowedDriftTest(DriftDetector):
             if self._n_ref == self.reference_size:
                 self._finish_reference()
                 self._ref_ready = True
-        rest = self._to_window(arr[start:]) if start < n else arr[:0]
+        if start == n:
+            self._drift_detected = False
+            return results
+        rest = self._to_window(arr[start:] if start else arr)
         j = 0
-        m = int(rest.shape[0])
+        m = rest.shape[0]
         while j < m:
             take = min(self._until_test, m - j)
-            self._push(rest[j : j + take])
+            self._push(rest if take == m else rest[j : j + take])
             j += take
             self._n_seen += take
             self._until_test -= take
@@ -230,19 +234,31 @@ class WindowedDriftTest(DriftDetector):
         return results
 
     def _push(self, chunk: np.ndarray) -> None:
-        w = int(self.window_size)
-        size = int(chunk.shape[0])
-        if size == 1:
-            self._window[self._pos] = chunk[0]
-            self._pos = (self._pos + 1) % w
+        if self._win_counts is not None:
+            kernel = kernel_module("detectors._window_kernel")
+            self._pos = kernel.push_counted(self._window, self._win_counts, self._pos, chunk)
             return
+        window = self._window
+        w = window.shape[0]
+        size = chunk.shape[0]
         start = self._pos
         if size > w:  # only the last w values survive
             start = (start + size - w) % w
             chunk = chunk[size - w :]
-        idx = (start + np.arange(chunk.shape[0])) % w
-        self._window[idx] = chunk
+        end = start + chunk.shape[0]
+        if end <= w:
+            window[start:end] = chunk
+        else:  # wraps around: two slices
+            window[start:] = chunk[: w - start]
+            window[: end - w] = chunk[w - start :]
         self._pos = (self._pos + size) % w
+
+    def _window_counts(self, window: np.ndarray, n_values: int) -> np.ndarray:
+        """``np.bincount(window, minlength=n_values)`` for a full window of ints in ``[0, n_values)``: counted
+        at the first test, then kept up to date by ``_push`` (not checkpointed). Read-only."""
+        if self._win_counts is None:
+            self._win_counts = np.bincount(window, minlength=n_values).astype(np.int64)
+        return self._win_counts
 
     def _run_test(self) -> DriftTestResult:
         statistic, p_value, distance, drift, threshold, dof = self._evaluate(self._window)
@@ -282,6 +298,7 @@ class WindowedDriftTest(DriftDetector):
         self._pos = int(state["pos"])
         self._until_test = int(state["until_test"])
         self._window = np.asarray(state["window"], dtype=self._window_dtype).copy()
+        self._win_counts = None
         self._drift_detected = bool(state["drift_detected"])
         last = state["last_result"]
         self._last_result = None if last is None else DriftTestResult.from_dict(last)
@@ -374,11 +391,16 @@ class CategoricalWindowedTest(WindowedDriftTest):
     def _encode_many(self, xs: Any) -> np.ndarray:
         if isinstance(xs, (str, bytes)):
             raise InvalidInput("update_many expects a sequence of categories, not a string")
-        if type(xs) is list and set(map(type, xs)) == _STR_ONLY:
-            # hot path: strings are valid categories as they are; all of them already have a bucket
+        if type(xs) is list:
+            # hot path: strings are valid categories as they are (a str subclass is looked up as itself by the
+            # slow path too); if all of them already have a bucket, that is the encoding
             try:
+                "".join(xs)  # only to check that every item is a str: ~4x cheaper than set(map(type, xs))
+                if len(self._categories) >= self.max_categories:  # full for good: any other string is pooled
+                    other = repeat(int(self.max_categories))
+                    return np.fromiter(map(self._index.get, xs, other), dtype=np.int64, count=len(xs))
                 return np.fromiter(map(self._index.__getitem__, xs), dtype=np.int64, count=len(xs))
-            except KeyError:
+            except (TypeError, KeyError):
                 pass
         if isinstance(xs, np.ndarray) and xs.ndim != 1:
             raise InvalidInput(f"update_many expects a 1-D array, got shape {xs.shape}")
@@ -403,7 +425,7 @@ class CategoricalWindowedTest(WindowedDriftTest):
         pass
 
     def _current_counts(self, window: np.ndarray) -> np.ndarray:
-        return np.bincount(window, minlength=int(self.max_categories) + 1)
+        return self._window_counts(window, int(self.max_categories) + 1)
 
     def _get_test_state(self) -> dict[str, Any]:
         return {"categories": list(self._categories), "ref_counts": self._ref_counts.copy()}

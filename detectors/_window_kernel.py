@@ -1,0 +1,65 @@
+"""Numba kernels of the windowed two-sample tests (imported lazily: this module imports numba).
+
+* :func:`push_counted` -- write a chunk of small non-negative ints (category buckets, PSI bins) into the
+  ring buffer and keep the per-value counts of the window up to date, so a test needs no ``np.bincount`` of
+  the whole window. Values are written one by one at ``pos, pos + 1, ...`` (mod the window size), which
+  leaves the buffer exactly as the slice writes of :meth:`detectors.window.WindowedDriftTest._push`.
+* :func:`chi2_terms` -- the table of Pearson terms ``(O - E)**2 / E`` of
+  :func:`detectors._stats.chi2_homogeneity`, element by element with the same IEEE operations in the same
+  order (row, column and grand totals are sums of integers, hence exact in any order), so that ``np.sum``
+  of it is bit-identical to that function's statistic.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def push_counted(window, counts, pos, chunk):
+    """Write ``chunk`` into the ring ``window`` from ``pos``; ``counts[v]`` = occurrences of ``v`` in it.
+
+    The window must be full (every slot counted). Returns the next write position."""
+    w = window.shape[0]
+    for t in range(chunk.shape[0]):
+        v = chunk[t]
+        counts[window[pos]] -= 1
+        counts[v] += 1
+        window[pos] = v
+        pos += 1
+        if pos == w:
+            pos = 0
+    return pos
+
+
+@njit(cache=True, error_model="numpy")
+def chi2_terms(ref_counts, cur_counts):
+    """``((O - E)**2 / E, N)`` for the 2 x k table of the columns non-empty in either row; ``k`` may be < 2.
+
+    An empty row gives 0 / 0 = NaN terms, as numpy does (``error_model="numpy"``: no ZeroDivisionError)."""
+    m = ref_counts.shape[0]
+    k = 0
+    row0 = 0.0
+    row1 = 0.0
+    for i in range(m):
+        if ref_counts[i] + cur_counts[i] > 0:
+            k += 1
+            row0 += ref_counts[i]
+            row1 += cur_counts[i]
+    total = row0 + row1
+    terms = np.empty((2, k), dtype=np.float64)
+    c = 0
+    for i in range(m):
+        if ref_counts[i] + cur_counts[i] > 0:
+            o0 = float(ref_counts[i])
+            o1 = float(cur_counts[i])
+            col = o0 + o1
+            e0 = row0 * col / total
+            e1 = row1 * col / total
+            d0 = o0 - e0
+            d1 = o1 - e1
+            terms[0, c] = d0 * d0 / e0
+            terms[1, c] = d1 * d1 / e1
+            c += 1
+    return terms, total
