@@ -241,7 +241,7 @@ class PartitionProcessor:
                     [ev.score for _, ev, _ in rows], [Position(r.topic, r.offset, ev.ts, ev.id) for r, ev, _ in rows])
 
     def _on_inference(self, r: Record, obj: dict[str, Any]) -> None:
-        ev = validate_inference(obj)
+        ev = validate_inference(obj, json_bytes=len(r.value))  # obj is orjson.loads(r.value)
         mon = self.monitors.get(ev.model) or self._monitor(ev.model)
         # a duplicate is bad input: it must not reach data quality, the drift tests or the model
         self.join.check_prediction(ev.id)

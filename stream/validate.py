@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import re
-from functools import lru_cache
 from typing import Any
 
 from stream.errors import InvalidMessage
@@ -33,7 +32,12 @@ def _str_field(obj: dict[str, Any], key: str, limit: int) -> str:
 
 
 def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def _ts(obj: dict[str, Any]) -> float:
@@ -79,7 +83,7 @@ def _features(obj: dict[str, Any]) -> dict[str, Any]:
             if v - v == 0.0:  # finite: inf - inf and nan - nan are nan
                 continue
             raise InvalidMessage("bad_features", f"feature {k!r} must be a finite number, string, boolean or null")
-        if t is int or v is None or t is bool or _finite(v):
+        if v is None or t is bool or _finite(v):  # an int too large for a float is not finite
             continue
         if isinstance(v, str):
             if len(v) > MAX_STRING:
@@ -89,8 +93,10 @@ def _features(obj: dict[str, Any]) -> dict[str, Any]:
     return f
 
 
-def validate_inference(obj: dict[str, Any]) -> InferenceEvent:
-    return _inference_fast(obj) or _inference_careful(obj)
+def validate_inference(obj: dict[str, Any], *, json_bytes: int | None = None) -> InferenceEvent:
+    """``json_bytes``: pass ``len(raw)`` only when ``obj`` is exactly what ``orjson.loads(raw)`` returned.
+    The checks that such an object passes by construction are then skipped (see :func:`_inference_fast`)."""
+    return _inference_fast(obj, json_bytes) or _inference_careful(obj)
 
 
 def validate_label(obj: dict[str, Any]) -> LabelEvent:
@@ -123,49 +129,86 @@ def _label_careful(obj: dict[str, Any]) -> LabelEvent:
 # -- the hot path: well-formed events in as few Python steps as possible --------------------------------
 # Each returns None as soon as anything is unusual; the careful path above then finds the precise reason
 # (or accepts the event), so the results are the same. Tests compare both paths.
-@lru_cache(maxsize=1024)
+#
+# Two memos, bounded by clearing them when full. They are caches of pure functions, so their contents never
+# change a result, only its cost. Keys must be exact ``str`` (tuples of them): equal means same length and
+# characters, which is all the checks look at.
+_CACHE_LIMIT = 1024
+_MODEL_OK: dict[str, bool] = {}  # model name -> matches _MODEL_RE
+_GOOD_NAMES: set[tuple[str, ...]] = set()  # feature-name tuples all of length 1..MAX_NAME
+_CONTAINERS = frozenset({dict, list})
+#: ints the fast paths accept without a float conversion (orjson's range); larger ones go the careful way
+_INT_RANGE = 2**64
+
+
 def _model_ok(m: str) -> bool:
-    return _MODEL_RE.match(m) is not None
-
-
-def _head_ok(obj: dict[str, Any]) -> bool:
-    i, m, ts = obj.get("id"), obj.get("model"), obj.get("ts")
-    return (type(i) is str and 0 < len(i) <= MAX_ID and type(m) is str and len(m) <= MAX_NAME and _model_ok(m)
-            and type(ts) is float and 0.0 <= ts <= 1e11)
+    """Only for ``type(m) is str`` and ``len(m) <= MAX_NAME``, which keeps the memo small."""
+    if len(_MODEL_OK) >= _CACHE_LIMIT:
+        _MODEL_OK.clear()
+    ok = _MODEL_OK[m] = _MODEL_RE.match(m) is not None
+    return ok
 
 
 def _scalar_ok(v: Any) -> bool:
     t = type(v)
-    return (t is float and v - v == 0.0) or t is int or t is bool or (t is str and 0 < len(v) <= MAX_NAME)
+    return ((t is float and v - v == 0.0) or (t is int and -_INT_RANGE < v < _INT_RANGE) or t is bool
+            or (t is str and 0 < len(v) <= MAX_NAME))
 
 
-def _inference_fast(obj: dict[str, Any]) -> InferenceEvent | None:
-    if not _head_ok(obj):
+def _inference_fast(obj: dict[str, Any], json_bytes: int | None = None) -> InferenceEvent | None:
+    get = obj.get
+    i, m, ts = get("id"), get("model"), get("ts")
+    if not (type(i) is str and 0 < len(i) <= MAX_ID and type(ts) is float and 0.0 <= ts <= 1e11
+            and type(m) is str and len(m) <= MAX_NAME and (_MODEL_OK.get(m) or _model_ok(m))):
         return None
-    f, pred, score = obj.get("features"), obj.get("prediction"), obj.get("score")
+    f, pred, score = get("features"), get("prediction"), get("score")
     if type(f) is not dict or len(f) > MAX_FEATURES or not _scalar_ok(pred):
         return None
     if score is not None and not (type(score) is float and score - score == 0.0):
         return None
-    if f and ("" in f or max(map(len, f)) > MAX_NAME):
-        return None
-    for v in f.values():
-        t = type(v)
-        if t is float:
-            if v - v != 0.0:
-                return None
-        elif t is str:
-            if len(v) > MAX_STRING:
-                return None
-        elif not (v is None or t is int or t is bool):
+    if json_bytes is None:  # any dict: check every name and value
+        if f and ("" in f or max(map(len, f)) > MAX_NAME):
             return None
-    return InferenceEvent(obj["id"], obj["model"], obj["ts"], f, pred, score)
+        for v in f.values():
+            t = type(v)
+            if t is float:
+                if v - v != 0.0:
+                    return None
+            elif t is str:
+                if len(v) > MAX_STRING:
+                    return None
+            elif not (v is None or (t is int and -_INT_RANGE < v < _INT_RANGE) or t is bool):
+                return None
+        return InferenceEvent(i, m, ts, f, pred, score)
+    # Decoded by orjson: names are exact str (so the memo is safe), numbers are finite (orjson refuses NaN,
+    # Infinity and overflow), values are str, int, float, bool, None, list or dict, and no string is longer
+    # than the payload it came from.
+    names = tuple(f)
+    if names not in _GOOD_NAMES:
+        if "" in f or (f and max(map(len, f)) > MAX_NAME):
+            return None
+        if len(_GOOD_NAMES) >= _CACHE_LIMIT:
+            _GOOD_NAMES.clear()
+        _GOOD_NAMES.add(names)
+    if json_bytes <= MAX_STRING:
+        if not _CONTAINERS.isdisjoint(map(type, f.values())):
+            return None
+    else:
+        for v in f.values():
+            t = type(v)
+            if t is str:
+                if len(v) > MAX_STRING:
+                    return None
+            elif t is dict or t is list:
+                return None
+    return InferenceEvent(i, m, ts, f, pred, score)
 
 
 def _label_fast(obj: dict[str, Any]) -> LabelEvent | None:
-    if not _head_ok(obj):
+    get = obj.get
+    i, m, ts, label = get("id"), get("model"), get("ts"), get("label")
+    if not (type(i) is str and 0 < len(i) <= MAX_ID and type(ts) is float and 0.0 <= ts <= 1e11
+            and type(m) is str and len(m) <= MAX_NAME and (_MODEL_OK.get(m) or _model_ok(m))
+            and _scalar_ok(label)):
         return None
-    label = obj.get("label")
-    if not _scalar_ok(label):
-        return None
-    return LabelEvent(obj["id"], obj["model"], obj["ts"], label)
+    return LabelEvent(i, m, ts, label)

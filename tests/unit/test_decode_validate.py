@@ -4,7 +4,7 @@ import math
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from stream.decode import decode
@@ -83,6 +83,7 @@ from stream.validate import _inference_careful, _inference_fast, _label_careful,
 
 _values = st.one_of(
     st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1), st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([2**64, -(2**64), 2**1023, 10**400, -(10**400)]),  # beyond orjson's range, past a float's
     st.text(max_size=3), st.sampled_from(["", "x" * 1025, "x" * 129, "ok"]), st.just([1]), st.just({"a": 1}),
 )
 _fields = st.fixed_dictionaries({}, optional={
@@ -121,3 +122,81 @@ def test_fast_validation_takes_the_normal_event():
            "prediction": 1, "score": 0.5}
     assert _inference_fast(obj) == _inference_careful(obj)
     assert _label_fast({"id": "e-1", "model": "m", "ts": 5.0, "label": "yes"}) is not None
+
+
+# -- the orjson shortcut (json_bytes) and the memos agree with the careful path too ---------------------
+import stream.validate as validate_module  # noqa: E402
+
+def _mostly(good, other):
+    return st.integers(0, 7).flatmap(lambda k: other if k == 0 else good)
+
+
+_names = st.sampled_from(["a", "b", "c", "", "k" * 128, "k" * 129])
+_near_valid = st.fixed_dictionaries({
+    "id": _mostly(st.sampled_from(["e-1", "e-2"]), _values),
+    "model": _mostly(st.sampled_from(["m", "fraud-v2.1"]), st.sampled_from(["m 1", "a" * 129, 1])),
+    "ts": _mostly(st.floats(0.0, 1e11), _values),
+    "features": _mostly(st.dictionaries(_names, _mostly(st.floats(allow_nan=False, allow_infinity=False)
+                                                        | st.integers(-2**63, 2**63 - 1) | st.text(max_size=3),
+                                                        _values), max_size=5), _values),
+    "prediction": _mostly(st.integers(0, 1), _values),
+}, optional={"score": _mostly(st.floats(0.0, 1.0), _values)})
+_padded = st.tuples(_near_valid | _fields, st.sampled_from([0, 10, 1000, 2000]))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(_padded, st.sampled_from([1, 2, 1024]))
+def test_orjson_shortcut_accepts_exactly_what_the_careful_path_accepts(fields_and_pad, cache_limit):
+    """Payloads on both sides of MAX_STRING bytes; tiny memo limits so that eviction happens all the time,
+    and the same feature names come back with other values, other names and other models in between."""
+    fields, pad = fields_and_pad
+    try:
+        raw = orjson.dumps({**fields, "pad": "p" * pad} if pad else fields)
+    except TypeError:  # an int beyond 64 bits: not JSON that orjson reads
+        assume(False)
+    obj = orjson.loads(raw)
+    saved = validate_module._CACHE_LIMIT
+    validate_module._CACHE_LIMIT = cache_limit
+    if len(validate_module._GOOD_NAMES) > cache_limit or len(validate_module._MODEL_OK) > cache_limit:
+        validate_module._GOOD_NAMES.clear()  # filled under a larger limit by an earlier example
+        validate_module._MODEL_OK.clear()
+    try:
+        for _ in range(2):  # the second time the memos are warm
+            trusted = _inference_fast(obj, len(raw))
+            assert trusted == _inference_fast(obj)  # the shortcut never costs an event the plain path takes
+            if trusted is not None:
+                assert trusted == _outcome(_inference_careful, obj)
+                assert validate_inference(obj, json_bytes=len(raw)) == trusted
+            assert len(validate_module._GOOD_NAMES) <= cache_limit
+            assert len(validate_module._MODEL_OK) <= cache_limit
+    finally:
+        validate_module._CACHE_LIMIT = saved
+
+
+def test_memoised_names_do_not_hide_bad_values_or_bad_names():
+    good = {"id": "e-1", "model": "m", "ts": 5.0, "features": {"a": 1.0, "b": "x"}, "prediction": 1}
+    bad_values = [{"a": [1.0], "b": "x"}, {"a": 1.0, "b": {"c": 1}}, {"a": 1.0, "b": "x" * 1025}]
+    for features in [good["features"], *bad_values, {"a": 1.0, "k" * 129: "x"}, {"a": 1.0, "": "x"},
+                     good["features"]]:
+        raw = orjson.dumps({**good, "features": features})
+        obj = orjson.loads(raw)
+        assert _outcome(lambda o: validate_inference(o, json_bytes=len(raw)), obj) == _outcome(_inference_careful, obj)
+        assert _outcome(validate_inference, obj) == _outcome(_inference_careful, obj)
+    for model in ["m", "m 1", "m", "m 1"]:  # the model memo remembers rejections as well
+        obj = {**good, "model": model}
+        assert _outcome(validate_inference, obj) == _outcome(_inference_careful, obj)
+        assert _outcome(validate_label, {**obj, "label": 1}) == _outcome(_label_careful, {**obj, "label": 1})
+
+
+def test_an_int_too_large_for_a_float_is_invalid_input_not_a_crash():
+    # orjson never yields such ints, but validate_* are public: a caller's dict must get a clear reason
+    for field, reason in (("ts", "bad_ts"), ("label", "bad_label")):
+        with pytest.raises(InvalidMessage) as exc:
+            validate_label({"id": "a", "model": "m", "ts": 1.0, "label": 1, field: 10**400})
+        assert exc.value.reason == reason
+    with pytest.raises(InvalidMessage) as exc:
+        validate_inference({**GOOD, "prediction": -(10**400)})
+    assert exc.value.reason == "bad_prediction"
+    with pytest.raises(InvalidMessage) as exc:
+        validate_inference({**GOOD, "features": {"a": 10**400}})
+    assert exc.value.reason == "bad_features"
