@@ -21,7 +21,7 @@ cross-checked against scipy in ``tests/unit/detectors/test_stats.py``.
 * :func:`chi2_homogeneity` -- Pearson's chi-squared test of homogeneity on the 2 x k table (reference counts,
   current counts), without Yates' correction, as ``scipy.stats.chi2_contingency(correction=False)``; columns
   empty in both rows are dropped. :func:`chi2_homogeneity_counts` is the same for int64 counts, bit for bit,
-  with the table built by a compiled kernel (what the detector calls once per test).
+  with the table and the p-value's loops compiled (what the detector calls once per test).
 * :func:`js_distance` -- Jensen-Shannon distance, base 2 (Lin 1991; Endres & Schindelin 2003), in [0, 1], as
   ``scipy.spatial.distance.jensenshannon(p, q, base=2)``.
 * :func:`psi` -- Population Stability Index ``sum (q - p) * ln(q / p)`` over binned proportions, with
@@ -85,8 +85,9 @@ def _log_prefactor(a: float, x: float) -> float:
     return -x + a * math.log(x) - math.lgamma(a)
 
 
-def _gammainc_series(a: float, x: float) -> float:
-    """Lower regularized ``P(a, x)`` by its power series (converges quickly for ``x < a + 1``)."""
+def _gammainc_series_sum(a: float, x: float) -> float:
+    """The power series of the lower regularized ``P(a, x) = series * exp(_log_prefactor(a, x))`` (converges
+    quickly for ``x < a + 1``); NaN if it does not converge."""
     ap = a
     term = 1.0 / a
     total = term
@@ -95,12 +96,13 @@ def _gammainc_series(a: float, x: float) -> float:
         term *= x / ap
         total += term
         if abs(term) < abs(total) * _EPS:
-            return total * math.exp(_log_prefactor(a, x))
-    raise ArithmeticError(f"gammainc series did not converge for a={a}, x={x}")  # pragma: no cover
+            return total
+    return math.nan  # pragma: no cover
 
 
-def _gammaincc_cf(a: float, x: float) -> float:
-    """Upper regularized ``Q(a, x)`` by Legendre's continued fraction, modified Lentz (``x >= a + 1``)."""
+def _gammaincc_cf_h(a: float, x: float) -> float:
+    """Legendre's continued fraction of the upper regularized ``Q(a, x) = exp(_log_prefactor(a, x)) * cf``,
+    modified Lentz (``x >= a + 1``); NaN if it does not converge."""
     b = x + 1.0 - a
     c = 1.0 / _FPMIN
     d = 1.0 / b
@@ -118,12 +120,19 @@ def _gammaincc_cf(a: float, x: float) -> float:
         delta = d * c
         h *= delta
         if abs(delta - 1.0) < _EPS:
-            return math.exp(_log_prefactor(a, x)) * h
-    raise ArithmeticError(f"gammaincc continued fraction did not converge for a={a}, x={x}")  # pragma: no cover
+            return h
+    return math.nan  # pragma: no cover
 
 
 def gammaincc(a: float, x: float) -> float:
     """Regularized upper incomplete gamma function ``Q(a, x)``, for ``a > 0`` and ``x >= 0``."""
+    return _gammaincc(a, x, _gammainc_series_sum, _gammaincc_cf_h)
+
+
+def _gammaincc(a: float, x: float, series_sum, cf_h) -> float:
+    """:func:`gammaincc` with the two loops passed in: the Python ones above, or the same loops compiled
+    (:func:`detectors._window_kernel.gammainc_series_sum` / ``gammaincc_cf_h``: the same IEEE operations in the
+    same order, so the same floats; tested)."""
     a = float(a)
     x = float(x)
     if not a > 0.0 or math.isinf(a):
@@ -135,8 +144,14 @@ def gammaincc(a: float, x: float) -> float:
     if math.isinf(x):
         return 0.0
     if x < a + 1.0:
-        return min(1.0, max(0.0, 1.0 - _gammainc_series(a, x)))
-    return min(1.0, max(0.0, _gammaincc_cf(a, x)))
+        total = series_sum(a, x)
+        if math.isnan(total):  # pragma: no cover
+            raise ArithmeticError(f"gammainc series did not converge for a={a}, x={x}")
+        return min(1.0, max(0.0, 1.0 - total * math.exp(_log_prefactor(a, x))))
+    h = cf_h(a, x)
+    if math.isnan(h):  # pragma: no cover
+        raise ArithmeticError(f"gammaincc continued fraction did not converge for a={a}, x={x}")
+    return min(1.0, max(0.0, math.exp(_log_prefactor(a, x)) * h))
 
 
 def chi2_sf(x: float, dof: int) -> float:
@@ -144,6 +159,15 @@ def chi2_sf(x: float, dof: int) -> float:
     if dof == 0:
         return 1.0
     return gammaincc(dof / 2.0, max(float(x), 0.0) / 2.0)
+
+
+def chi2_sf_compiled(x: float, dof: int) -> float:
+    """:func:`chi2_sf`, bit for bit, with the loops of :func:`gammaincc` compiled: ~3x cheaper; what the
+    chi-squared detector calls once per test."""
+    if dof == 0:
+        return 1.0
+    kernel = kernel_module("detectors._window_kernel")
+    return _gammaincc(dof / 2.0, max(float(x), 0.0) / 2.0, kernel.gammainc_series_sum, kernel.gammaincc_cf_h)
 
 
 def ks_2samp_statistic(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> float:
@@ -206,7 +230,7 @@ def chi2_homogeneity_counts(ref_counts: np.ndarray, cur_counts: np.ndarray) -> t
         return 0.0, 0, 1.0, 0.0
     stat = float(np.add.reduce(terms, axis=None))  # what np.sum(terms) runs, without its Python wrapper
     dof = k - 1
-    return stat, dof, chi2_sf(stat, dof), math.sqrt(stat / total)
+    return stat, dof, chi2_sf_compiled(stat, dof), math.sqrt(stat / total)
 
 
 def js_distance(p_counts: np.ndarray, q_counts: np.ndarray) -> float:
