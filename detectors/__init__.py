@@ -63,10 +63,10 @@ def warm_up(names: Any = None) -> None:
         if ALIASES.get(name, name) in BINARY:
             det.update_many(xs, warnings=True)
         det.update_many(xs)
-    from detectors._stats import chi2_sf_compiled, ks_2samp_statistic
+    from detectors._stats import chi2_sf, ks_2samp_statistic
 
     ks_2samp_statistic(np.sort(xs), np.sort(xs[::2]))
-    chi2_sf_compiled(1.0, 1), chi2_sf_compiled(10.0, 1)  # both loops (series, continued fraction)
+    chi2_sf(1.0, 1), chi2_sf(10.0, 1)  # both loops (series, continued fraction)
     if names is None:  # the windowed data-drift tests: two tests each, so that every kernel runs
         from detectors.chi2_test import ChiSquaredDrift
         from detectors.js_distance import JSDrift

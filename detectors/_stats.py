@@ -85,54 +85,19 @@ def _log_prefactor(a: float, x: float) -> float:
     return -x + a * math.log(x) - math.lgamma(a)
 
 
-def _gammainc_series_sum(a: float, x: float) -> float:
-    """The power series of the lower regularized ``P(a, x) = series * exp(_log_prefactor(a, x))`` (converges
-    quickly for ``x < a + 1``); NaN if it does not converge."""
-    ap = a
-    term = 1.0 / a
-    total = term
-    for _ in range(_MAX_ITER):
-        ap += 1.0
-        term *= x / ap
-        total += term
-        if abs(term) < abs(total) * _EPS:
-            return total
-    return math.nan  # pragma: no cover
-
-
-def _gammaincc_cf_h(a: float, x: float) -> float:
-    """Legendre's continued fraction of the upper regularized ``Q(a, x) = exp(_log_prefactor(a, x)) * cf``,
-    modified Lentz (``x >= a + 1``); NaN if it does not converge."""
-    b = x + 1.0 - a
-    c = 1.0 / _FPMIN
-    d = 1.0 / b
-    h = d
-    for i in range(1, _MAX_ITER):
-        an = -i * (i - a)
-        b += 2.0
-        d = an * d + b
-        if abs(d) < _FPMIN:
-            d = _FPMIN
-        c = b + an / c
-        if abs(c) < _FPMIN:
-            c = _FPMIN
-        d = 1.0 / d
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < _EPS:
-            return h
-    return math.nan  # pragma: no cover
-
-
 def gammaincc(a: float, x: float) -> float:
-    """Regularized upper incomplete gamma function ``Q(a, x)``, for ``a > 0`` and ``x >= 0``."""
-    return _gammaincc(a, x, _gammainc_series_sum, _gammaincc_cf_h)
+    """Regularized upper incomplete gamma function ``Q(a, x)``, for ``a > 0`` and ``x >= 0``. Its two loops
+    (the power series of ``P`` and Legendre's continued fraction of ``Q``, modified Lentz) are compiled:
+    :func:`detectors._window_kernel.gammainc_series_sum` / ``gammaincc_cf_h``."""
+    kernel = kernel_module("detectors._window_kernel")
+    return _gammaincc(a, x, kernel.gammainc_series_sum, kernel.gammaincc_cf_h)
 
 
 def _gammaincc(a: float, x: float, series_sum, cf_h) -> float:
-    """:func:`gammaincc` with the two loops passed in: the Python ones above, or the same loops compiled
-    (:func:`detectors._window_kernel.gammainc_series_sum` / ``gammaincc_cf_h``: the same IEEE operations in the
-    same order, so the same floats; tested)."""
+    """:func:`gammaincc` with its two loops passed in (``series_sum(a, x)``: the power series of the lower
+    regularized ``P(a, x) = series * exp(_log_prefactor(a, x))``, for ``x < a + 1``; ``cf_h(a, x)``: the
+    continued fraction with ``Q(a, x) = exp(_log_prefactor(a, x)) * cf``; NaN when they do not converge).
+    The tests pass plain Python loops and compare bit for bit."""
     a = float(a)
     x = float(x)
     if not a > 0.0 or math.isinf(a):
@@ -159,15 +124,6 @@ def chi2_sf(x: float, dof: int) -> float:
     if dof == 0:
         return 1.0
     return gammaincc(dof / 2.0, max(float(x), 0.0) / 2.0)
-
-
-def chi2_sf_compiled(x: float, dof: int) -> float:
-    """:func:`chi2_sf`, bit for bit, with the loops of :func:`gammaincc` compiled: ~3x cheaper; what the
-    chi-squared detector calls once per test."""
-    if dof == 0:
-        return 1.0
-    kernel = kernel_module("detectors._window_kernel")
-    return _gammaincc(dof / 2.0, max(float(x), 0.0) / 2.0, kernel.gammainc_series_sum, kernel.gammaincc_cf_h)
 
 
 def ks_2samp_statistic(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> float:
@@ -230,7 +186,7 @@ def chi2_homogeneity_counts(ref_counts: np.ndarray, cur_counts: np.ndarray) -> t
         return 0.0, 0, 1.0, 0.0
     stat = float(np.add.reduce(terms, axis=None))  # what np.sum(terms) runs, without its Python wrapper
     dof = k - 1
-    return stat, dof, chi2_sf_compiled(stat, dof), math.sqrt(stat / total)
+    return stat, dof, chi2_sf(stat, dof), math.sqrt(stat / total)
 
 
 def js_distance(p_counts: np.ndarray, q_counts: np.ndarray) -> float:

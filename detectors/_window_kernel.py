@@ -9,8 +9,8 @@
   order (row, column and grand totals are sums of integers, hence exact in any order), so that ``np.sum``
   of it is bit-identical to that function's statistic.
 * :func:`gammainc_series_sum` / :func:`gammaincc_cf_h` -- the loops of :func:`detectors._stats.gammaincc`
-  (:func:`detectors._stats.chi2_sf_compiled`), statement for statement: no fast-math, so no contraction into
-  fused multiply-adds and no reassociation, hence the same floats as the Python loops (tested).
+  (and so of ``chi2_sf``). No fast-math: no contraction into fused multiply-adds and no reassociation, hence
+  the same floats as the same loops in plain Python (tested against such a copy).
 """
 
 from __future__ import annotations
@@ -72,7 +72,8 @@ def chi2_terms(ref_counts, cur_counts):
 
 @njit(cache=True)
 def gammainc_series_sum(a, x):
-    """:func:`detectors._stats._gammainc_series_sum`, compiled."""
+    """The power series of the lower regularized ``P(a, x) = series * exp(_log_prefactor(a, x))``
+    (converges quickly for ``x < a + 1``); NaN if it does not converge."""
     ap = a
     term = 1.0 / a
     total = term
@@ -87,7 +88,8 @@ def gammainc_series_sum(a, x):
 
 @njit(cache=True)
 def gammaincc_cf_h(a, x):
-    """:func:`detectors._stats._gammaincc_cf_h`, compiled."""
+    """Legendre's continued fraction of the upper regularized ``Q(a, x) = exp(_log_prefactor(a, x)) * cf``,
+    modified Lentz (``x >= a + 1``); NaN if it does not converge."""
     b = x + 1.0 - a
     c = 1.0 / _FPMIN
     d = 1.0 / b
