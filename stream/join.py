@@ -97,24 +97,29 @@ class LabelJoin:
         return None
 
     def add_label(self, event_id: str, label: PendingLabel) -> Joined | None:
+        return self.join_label(event_id, label.offset, label.ts, label.model, label.label, label.raw)
+
+    def join_label(self, event_id: str, offset: int, ts: float, model: str, label: Any,
+                   raw: str | bytes) -> Joined | None:
+        """:meth:`add_label` from the label's fields: the usual label finds its prediction waiting and never
+        needs a :class:`PendingLabel`."""
         if event_id in self._joined or event_id in self._labels:
             raise InvalidMessage("duplicate_label", f"a label for id {event_id!r} was already seen")
-        ts = label.ts
         if ts > self._watermark:
             self._watermark = ts
         preds = self._predictions
         pred = preds.get(event_id)
         if pred is not None:
-            if pred.model != label.model:
+            if pred.model != model:
                 raise InvalidMessage(
-                    "model_mismatch", f"label for {event_id!r} names model {label.model!r}, prediction {pred.model!r}"
+                    "model_mismatch", f"label for {event_id!r} names model {model!r}, prediction {pred.model!r}"
                 )
             del preds[event_id]
             self._remember(event_id, max(pred.ts, ts))
-            return Joined(event_id, pred, label.label, ts, "labels", label.offset)
-        if isinstance(label.raw, bytes):
-            label.raw = label.raw.decode("utf-8", "replace")
-        self._labels[event_id] = label
+            return Joined(event_id, pred, label, ts, "labels", offset)
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8", "replace")
+        self._labels[event_id] = PendingLabel(offset, ts, model, label, raw)
         return None
 
     # -- expiry ---------------------------------------------------------------------------------

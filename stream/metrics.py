@@ -21,6 +21,7 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self._children: dict[tuple[str, int, str], Any] = {}
+        self._gauge_children: dict[tuple[Any, tuple[str, ...]], Any] = {}
         self.messages = Counter(f"{NS}_messages", "Input messages by outcome (processed or dead_letter)",
                                 ["topic", "partition", "outcome"], registry=registry)
         self.dead_letters = Counter(f"{NS}_dead_letter", "Messages sent to the dead-letter topic by reason",
@@ -107,24 +108,34 @@ class Metrics:
     def join_expired(self, n: int) -> None:
         self.join_expired_total.inc(n)
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, remembered: gauges set every micro-batch would otherwise pay a label
+        lookup under a lock each time."""
+        key = (metric, labels)
+        child = self._gauge_children.get(key)
+        if child is None:
+            child = self._gauge_children[key] = metric.labels(*labels)
+        return child
+
     def pending(self, partition: int, predictions: int, labels: int) -> None:
-        self.pending_gauge.labels(str(partition), "predictions").set(predictions)
-        self.pending_gauge.labels(str(partition), "labels").set(labels)
+        p = str(partition)
+        self._child(self.pending_gauge, p, "predictions").set(predictions)
+        self._child(self.pending_gauge, p, "labels").set(labels)
 
     def alarm(self, model: str, kind: str, detector: str, warning: bool) -> None:
         self.alarms.labels(model, kind, detector, "warning" if warning else "drift").inc()
 
     def model_errors(self, model: str, served: float | None, online: float | None) -> None:
         if served is not None:
-            self.served_error.labels(model).set(served)
+            self._child(self.served_error, model).set(served)
         if online is not None:
-            self.online_error.labels(model).set(online)
+            self._child(self.online_error, model).set(online)
 
     def quality_issue(self, model: str, check: str) -> None:
         self.data_quality.labels(model, check).inc()
 
     def drift_statistic(self, model: str, feature: str, test: str, value: float) -> None:
-        self.feature_drift_statistic.labels(model, feature, test).set(value)
+        self._child(self.feature_drift_statistic, model, feature, test).set(value)
 
     def retrain(self, model: str, reasons: list[str]) -> None:
         for r in reasons:

@@ -60,7 +60,6 @@ class PartitionProcessor:
         self.inference_topic = t.inference
         self.labels_topic = t.labels
         self.buffers: dict[str, deque[Record]] = {t.inference: deque(), t.labels: deque()}
-        self._rank = {t.inference: 0, t.labels: 1}
         self._empty_since: dict[str, float | None] = {t.inference: None, t.labels: None}
         #: next offset to process per input topic: what a checkpoint stores
         self.next_offsets: dict[str, int] = {}
@@ -110,9 +109,10 @@ class PartitionProcessor:
         may_drain: dict[str, bool] = {}  # caught-up answers do not change within one release
         while a or b:
             if a and b:
-                ha, hb = a[0], b[0]
-                take = a if (ha.timestamp_ms, 0, ha.offset) <= (hb.timestamp_ms, 1, hb.offset) else b
-                out.append(take.popleft())
+                # by (timestamp, topic rank, offset): an equal timestamp releases the inference record first
+                append = out.append
+                while a and b:
+                    append(a.popleft() if a[0].timestamp_ms <= b[0].timestamp_ms else b.popleft())
                 continue
             empty_topic = self.labels_topic if a else self.inference_topic
             ok = may_drain.get(empty_topic)
@@ -155,9 +155,11 @@ class PartitionProcessor:
         inf_topic, lab_topic, max_bytes = self.inference_topic, self.labels_topic, self._max_bytes
         processed = {inf_topic: 0, lab_topic: 0}
         nxt, rows, join = self.next_offsets, self._batch_rows, self.join
+        next_inf, next_lab = nxt.get(inf_topic), nxt.get(lab_topic)
         on_inference, on_label = self._on_inference, self._on_label
         for r in records:
             topic = r.topic
+            offset = r.offset
             try:
                 v = r.value
                 try:  # the usual case in one step; anything unusual gets its precise reason from decode()
@@ -173,9 +175,12 @@ class PartitionProcessor:
                 processed[topic] += 1
             except InvalidMessage as exc:
                 self._dead_letter(r, exc.reason, exc.detail)
-            nxt[topic] = r.offset + 1
+            if topic == inf_topic:
+                next_inf = nxt[topic] = offset + 1
+            else:
+                next_lab = nxt[topic] = offset + 1
             self.seq += 1
-            rows.append((topic, r.offset, nxt.get(inf_topic), nxt.get(lab_topic), self.last_ts))
+            rows.append((topic, offset, next_inf, next_lab, self.last_ts))
             preds, labels = join.expire()
             if preds or labels:
                 self._expired(preds, labels)
@@ -278,7 +283,7 @@ class PartitionProcessor:
         if ev.ts > self.last_ts:
             self.last_ts = ev.ts
         # the raw bytes are decoded only if the label has to wait (see LabelJoin.add_label)
-        joined = self.join.add_label(ev.id, PendingLabel(r.offset, ev.ts, ev.model, ev.label, r.value or b""))
+        joined = self.join.join_label(ev.id, r.offset, ev.ts, ev.model, ev.label, r.value or b"")
         if joined is not None:
             joined.seq = self.seq + 1
             if mon.defers_joins:
