@@ -145,11 +145,14 @@ class _FirstMessageClock:
         self._consumer = consumer
         self.first_at: float | None = None
         self.first_cpu = 0.0
+        #: CPU time of the thread that consumes (the service's main thread) at the first message
+        self.first_thread_cpu = 0.0
 
     def consume(self, *args: Any, **kwargs: Any) -> list[Any]:
         msgs = self._consumer.consume(*args, **kwargs)
         if msgs and self.first_at is None:
             self.first_at, self.first_cpu = time.monotonic(), time.process_time()
+            self.first_thread_cpu = time.thread_time()
         return msgs
 
     def __getattr__(self, name: str) -> Any:
@@ -174,12 +177,14 @@ def worker_driftstream(cfg: AppConfig, spec: dict[str, Any], variant: str) -> di
     expect = spec["expect"]
     done: dict[str, float] = {}
 
+    main_clock = time.pthread_getcpuclockid(threading.get_ident())
+
     def watch() -> None:
         # the stop condition: driftstream_messages_total reaches the number of input messages
         deadline = time.monotonic() + spec["timeout"]
         while time.monotonic() < deadline:
             if messages_total(metrics) >= expect:
-                done.update(at=time.monotonic(), cpu=time.process_time())
+                done.update(at=time.monotonic(), cpu=time.process_time(), main_cpu=time.clock_gettime(main_clock))
                 break
             time.sleep(0.02)
         svc.stop()
@@ -201,6 +206,8 @@ def worker_driftstream(cfg: AppConfig, spec: dict[str, Any], variant: str) -> di
     if clock.first_at is not None:
         end, end_cpu = (done["at"], done["cpu"]) if done else (time.monotonic(), time.process_time())
         out.update(first_at=clock.first_at, seconds=end - clock.first_at, cpu_seconds=end_cpu - clock.first_cpu)
+        if done:  # the service's own thread, without librdkafka's threads
+            out.update(main_thread_cpu_seconds=done["main_cpu"] - clock.first_thread_cpu)
     return out
 
 
@@ -481,6 +488,13 @@ def report(results: dict[str, VariantResult], expect: int, n_events: int, resume
                                f"{res['seconds']:.2f} s (restart -> partitions assigned: "
                                f"{_fmt(res['to_assignment'], '.2f', ' s')}; killed after "
                                f"{res['processed_at_kill']} of {res['of']} messages)"])
+    for v in ("driftstream", "driftstream-nockpt", "driftstream+model"):
+        r = results.get(v)
+        main = r.extra.get("main_thread_cpu_seconds") if r else None
+        if main is not None and r.consumed and r.seconds:
+            extra_rows.append([f"service thread CPU, {VARIANTS[v][0]}",
+                               f"{main / r.consumed * 1e6:.1f} µs per event ({100 * main / r.seconds:.0f}% of the "
+                               f"window; the rest of the CPU is librdkafka's threads)"])
     for v, s in sizes.items():
         if s:
             extra_rows.append([f"state bytes per partition, {VARIANTS[v][0]}",

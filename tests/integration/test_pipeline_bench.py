@@ -34,4 +34,8 @@ def test_pipeline_benchmark_consumes_every_message(stack, tmp_path):
     for row in ROWS:
         assert row in table_rows, f"row {row!r} missing from the table:\n{proc.stdout}"
     assert "checkpoint overhead" in proc.stdout
+    for name in ("driftstream", "driftstream-nockpt", "driftstream+model"):  # the service's own thread
+        main = result["variants"][name]["extra"]["main_thread_cpu_seconds"]
+        assert 0 < main <= result["variants"][name]["cpu_seconds"]
+    assert "service thread CPU, 2 driftstream" in proc.stdout
     assert "cleanup: deleted" in proc.stderr
