@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 from typing import Any
 
 from stream.errors import InvalidMessage
@@ -40,12 +41,22 @@ def _finite(v: Any) -> bool:
         return False
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 48, 48
+
+
+def _preview(v: Any) -> str:
+    """A short repr of any decoded JSON value for an error message (bounded depth: a deeply nested value
+    must not turn into a RecursionError)."""
+    return _REPR.repr(v)[:64]
+
+
 def _ts(obj: dict[str, Any]) -> float:
     if "ts" not in obj:
         raise InvalidMessage("missing_ts", "field 'ts' (epoch seconds) is required")
     v = obj["ts"]
     if not _finite(v) or v < 0 or v > 1e11:
-        raise InvalidMessage("bad_ts", f"field 'ts' must be epoch seconds, got {v!r:.64}")
+        raise InvalidMessage("bad_ts", f"field 'ts' must be epoch seconds, got {_preview(v)}")
     return float(v)
 
 

@@ -200,3 +200,12 @@ def test_an_int_too_large_for_a_float_is_invalid_input_not_a_crash():
     with pytest.raises(InvalidMessage) as exc:
         validate_inference({**GOOD, "features": {"a": 10**400}})
     assert exc.value.reason == "bad_features"
+
+
+def test_a_deeply_nested_value_gets_a_reason_not_a_recursion_error():
+    # orjson decodes up to 1024 levels; the error message must not repr the whole value
+    raw = b'{"id":"a","model":"m","ts":' + b"[" * 1000 + b"]" * 1000 + b',"label":1}'
+    for validate in (validate_inference, validate_label):
+        with pytest.raises(InvalidMessage) as exc:
+            validate(decode(raw, 10**6))
+        assert exc.value.reason == "bad_ts" and len(exc.value.detail) < 200
