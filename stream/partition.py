@@ -33,13 +33,13 @@ from stream.decide import (challenger_event, drift_event, label_missing_event, o
 from stream.decode import decode
 from stream.detect import ModelMonitor
 from stream.errors import InvalidMessage, StateRefused
-from stream.events import Record
+from stream.events import InferenceEvent, LabelEvent, Record
 from stream.join import Joined, LabelJoin, MismatchedLabel, PendingLabel, PendingPrediction
 from stream.policy import Position as PolicyPosition
 from stream.policy import RetrainPolicy
 from stream.quality import DataQualityChecker
 from stream.volume import LabelDelayWatch, VolumeWatch
-from stream.validate import validate_inference, validate_label
+from stream.validate import TypedInference, TypedLabel, typed_inference, typed_label, validate_inference, validate_label
 
 STATE_FORMAT = 1
 MAX_MODELS_PER_PARTITION = 100
@@ -162,16 +162,14 @@ class PartitionProcessor:
             offset = r.offset
             try:
                 v = r.value
-                try:  # the usual case in one step; anything unusual gets its precise reason from decode()
-                    obj = _loads(v) if v is not None and len(v) <= max_bytes else None
-                except orjson.JSONDecodeError:
-                    obj = None
-                if type(obj) is not dict:
-                    obj = decode(v, max_bytes)
+                small = v is not None and len(v) <= max_bytes
+                # a well-formed message in one step; anything else in two, with the precise reason
                 if topic == inf_topic:
-                    on_inference(r, obj)
+                    ev = typed_inference(v) if small else None
+                    on_inference(r, ev or validate_inference(self._decode(v, small), json_bytes=len(v)))
                 else:
-                    on_label(r, obj)
+                    ev = typed_label(v) if small else None
+                    on_label(r, ev or validate_label(self._decode(v, small)))
                 processed[topic] += 1
             except InvalidMessage as exc:
                 self._dead_letter(r, exc.reason, exc.detail)
@@ -190,6 +188,13 @@ class PartitionProcessor:
                 self.metrics.message(topic, self.partition, "processed", n)
         self.detect_and_decide()
         self.metrics.flush()
+
+    def _decode(self, v: bytes | None, small: bool) -> dict[str, Any]:
+        try:  # the usual case in one step; anything unusual gets its precise reason from decode()
+            obj = _loads(v) if small else None
+        except orjson.JSONDecodeError:
+            obj = None
+        return obj if type(obj) is dict else decode(v, self._max_bytes)
 
     def _monitor(self, model: str) -> ModelMonitor:
         mon = self.monitors.get(model)
@@ -245,8 +250,7 @@ class PartitionProcessor:
                     features, columns, first, checker.types, valid, [ev.prediction for _, ev, _ in rows],
                     [ev.score for _, ev, _ in rows], [Position(r.topic, r.offset, ev.ts, ev.id) for r, ev, _ in rows])
 
-    def _on_inference(self, r: Record, obj: dict[str, Any]) -> None:
-        ev = validate_inference(obj, json_bytes=len(r.value))  # obj is orjson.loads(r.value)
+    def _on_inference(self, r: Record, ev: InferenceEvent | TypedInference) -> None:
         mon = self.monitors.get(ev.model) or self._monitor(ev.model)
         # a duplicate is bad input: it must not reach data quality, the drift tests or the model
         self.join.check_prediction(ev.id)
@@ -276,8 +280,7 @@ class PartitionProcessor:
             self.data_drift[ev.model].add_label(joined.label, Position(r.topic, r.offset, ev.ts, ev.id))
             self._joined(mon, joined)
 
-    def _on_label(self, r: Record, obj: dict[str, Any]) -> None:
-        ev = validate_label(obj)
+    def _on_label(self, r: Record, ev: LabelEvent | TypedLabel) -> None:
         mon = self.monitors.get(ev.model) or self._monitor(ev.model)
         self.join.check_label(ev.id)
         if ev.ts > self.last_ts:
