@@ -50,8 +50,12 @@ class TopicsConfig:
 @dataclass(frozen=True)
 class ProcessingConfig:
     group_id: str = "driftstream"
-    #: max messages per consume() call; each call is one micro-batch
+    #: max messages per consume() call
     batch_size: int = 2000
+    #: max records of one partition processed as one micro-batch: what the merge releases at once (up to
+    #: a few thousand while catching up) is processed in slices of this size. Same results for any size;
+    #: a slice that fits the CPU caches is ~25% cheaper per record than a batch of thousands
+    micro_batch_records: int = 256
     poll_timeout_seconds: float = 0.2
     #: checkpoint a partition after this many processed input messages ...
     checkpoint_every_messages: int = 5000
@@ -409,6 +413,8 @@ def _validate(cfg: AppConfig) -> AppConfig:
         raise ConfigError("processing.start_from must be 'earliest' or 'latest'")
     if cfg.processing.on_offset_out_of_range not in ("fail", "reset"):
         raise ConfigError("processing.on_offset_out_of_range must be 'fail' or 'reset'")
+    if cfg.processing.micro_batch_records < 1:
+        raise ConfigError("processing.micro_batch_records must be >= 1")
     if cfg.processing.gc_threshold < 0:
         raise ConfigError("processing.gc_threshold must be >= 0 (0 = Python's default)")
     if cfg.processing.batch_size < 1:
