@@ -9,6 +9,8 @@ import re
 import signal
 import time
 
+import orjson
+
 from stream.workload import Workload, produce
 from tests.faults.harness import (assert_equivalent, caught_up, end_offsets, final_states, outputs, progress, sibling,
                                   stop, store, tail, wait_for, write_toml)
@@ -30,6 +32,16 @@ def _owned(log) -> list[int]:
         elif re.search(r"(revoked|lost) partitions", line):
             owned = []
     return owned
+
+
+def _checkpointed(st, parts) -> int:
+    """Input offsets covered by the checkpoints of ``parts``."""
+    total = 0
+    for p in parts:
+        raw = st.read_raw(p).get(b"offsets")
+        if raw:
+            total += sum(orjson.loads(raw).values())
+    return total
 
 
 def _epochs(st, parts) -> dict[int, int]:
@@ -71,6 +83,11 @@ def test_joins_leaves_and_a_paused_zombie_equal_clean_run(cfg, redis_client, ser
         zombie, zlog = procs[zname], logs[zname]
         zparts = _owned(zlog)
         assert zparts, f"{zname} owns nothing to be a zombie for"
+        # pause it while it is busy with a backlog (its checkpoints advance), not while it waits for the first
+        # fetch after a rebalance: stopped inside consume(), it learns of the loss before it can write
+        mark = _checkpointed(st, zparts)
+        wait_for(f"{zname} processes its partitions {zparts}", lambda: _checkpointed(st, zparts) > mark, 60,
+                 interval=0.05, alive=[zombie], log=zlog)
         before = _epochs(st, zparts)
         fenced_before = zlog.read_text(errors="replace").count("fenced")
         zombie.send_signal(signal.SIGSTOP)
