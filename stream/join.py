@@ -154,10 +154,6 @@ class LabelJoin:
                 break
         return out
 
-    def _advance(self, ts: float) -> None:
-        if ts > self._watermark:
-            self._watermark = ts
-
     def _remember(self, event_id: str, ts: float) -> None:
         ids, times = self._joined_ids, self._joined_ts
         self._joined.add(event_id)

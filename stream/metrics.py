@@ -20,8 +20,8 @@ NS = "driftstream"
 class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self._children: dict[tuple[str, int, str], Any] = {}
-        self._gauge_children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+        #: (metric, label values) -> child, for the series updated every micro-batch
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
         self.messages = Counter(f"{NS}_messages", "Input messages by outcome (processed or dead_letter)",
                                 ["topic", "partition", "outcome"], registry=registry)
         self.dead_letters = Counter(f"{NS}_dead_letter", "Messages sent to the dead-letter topic by reason",
@@ -92,12 +92,8 @@ class Metrics:
         """Publish the per-message counts and label delays collected since the last flush (called at the
         end of every micro-batch: a Prometheus counter increment per message would cost more than the
         message's own processing)."""
-        for key, n in self._message_counts.items():
-            child = self._children.get(key)
-            if child is None:
-                topic, partition, outcome = key
-                child = self._children[key] = self.messages.labels(topic, str(partition), outcome)
-            child.inc(n)
+        for (topic, partition, outcome), n in self._message_counts.items():
+            self._child(self.messages, topic, str(partition), outcome).inc(n)
         self._message_counts.clear()
         for model, delays in self._delays.items():
             if delays:
@@ -109,12 +105,12 @@ class Metrics:
         self.join_expired_total.inc(n)
 
     def _child(self, metric: Any, *labels: str) -> Any:
-        """``metric.labels(*labels)``, remembered: gauges set every micro-batch would otherwise pay a label
-        lookup under a lock each time."""
+        """``metric.labels(*labels)``, remembered: series updated every micro-batch would otherwise pay a
+        label lookup under a lock each time."""
         key = (metric, labels)
-        child = self._gauge_children.get(key)
+        child = self._children.get(key)
         if child is None:
-            child = self._gauge_children[key] = metric.labels(*labels)
+            child = self._children[key] = metric.labels(*labels)
         return child
 
     def pending(self, partition: int, predictions: int, labels: int) -> None:

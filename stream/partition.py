@@ -318,10 +318,7 @@ class PartitionProcessor:
             self.metrics.joined_many(model, delays)
             if mon.spec.data_quality.enabled:
                 for i, grown in self.delay_watch[model].observe_many(delays):
-                    j = js[i]
-                    topic = self.inference_topic if j.completed_by == "inference" else self.labels_topic
-                    self._quality_event(model, "label_delay_growth", topic, j.completed_offset,
-                                        max(j.label_ts, j.prediction.ts), grown)
+                    self._delay_grown(model, js[i], grown)
 
     def _joined(self, mon: ModelMonitor, j: Joined) -> None:
         swap = mon.on_joined(j)
@@ -330,12 +327,16 @@ class PartitionProcessor:
         if mon.spec.data_quality.enabled:
             grown = self.delay_watch[mon.model].observe(delay)
             if grown is not None:
-                topic = self.inference_topic if j.completed_by == "inference" else self.labels_topic
-                self._quality_event(mon.model, "label_delay_growth", topic, j.completed_offset,
-                                    max(j.label_ts, j.prediction.ts), grown)
+                self._delay_grown(mon.model, j, grown)
         if swap is not None:
             self.metrics.model_swap(mon.model)
             self.publisher.send(self.cfg.topics.model_updates, mon.model, swap_event(self, mon, swap))
+
+    def _delay_grown(self, model: str, j: Joined, evidence: dict[str, Any]) -> None:
+        """The label-delay-growth event, at the input that completed join ``j``."""
+        topic = self.inference_topic if j.completed_by == "inference" else self.labels_topic
+        self._quality_event(model, "label_delay_growth", topic, j.completed_offset,
+                            max(j.label_ts, j.prediction.ts), evidence)
 
     def _quality_event(self, model: str, check: str, topic: str, offset: int, ts: float,
                        evidence: dict[str, Any]) -> None:

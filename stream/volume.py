@@ -33,44 +33,14 @@ class LabelDelayWatch:
 
     def observe(self, delay: float) -> dict[str, Any] | None:
         """Returns evidence when the delay starts to grow, else None."""
-        c = self.cfg
-        if c.label_delay_growth_factor <= 0:
-            return None
-        if delay < 0.0:
-            delay = 0.0
-        window = c.label_delay_window
-        reference = self.reference
-        if len(reference) < window:
-            reference.append(delay)
-            self.reference_sum += delay
-            return None
-        recent = self.recent
-        n = len(recent)
-        if n == recent.maxlen:
-            self.recent_sum -= recent[0]
-        else:
-            n += 1
-        recent.append(delay)
-        self.recent_sum += delay
-        if n < window:
-            return None
-        ref = self.reference_sum / len(reference)
-        cur = (self.recent_sum if self.recent_sum > 0.0 else 0.0) / n
-        grown = cur > c.label_delay_growth_factor * ref if ref > 0 else cur > 0
-        if grown and not self.growing:
-            self.growing = True
-            return {"reference_mean_seconds": ref, "recent_mean_seconds": cur,
-                    "factor": c.label_delay_growth_factor, "window": window}
-        if not grown:
-            self.growing = False
-        return None
+        got = self.observe_many([delay])
+        return got[0][1] if got else None
 
     def observe_many(self, delays: list[float]) -> list[tuple[int, dict[str, Any]]]:
         """:meth:`observe` for each delay in order; returns (index, evidence) for each that reported."""
         if self.cfg.label_delay_growth_factor <= 0:
             return []
         out: list[tuple[int, dict[str, Any]]] = []
-        observe = self.observe
         reference, window = self.reference, self.cfg.label_delay_window
         k, n = 0, len(delays)
         while k < n and len(reference) < window:  # the reference fills first: nothing to report
@@ -82,13 +52,7 @@ class LabelDelayWatch:
             k += 1
         if k == n:
             return out
-        if not reference:  # degenerate window: the one-by-one path
-            for i in range(k, n):
-                grown = observe(delays[i])
-                if grown is not None:
-                    out.append((i, grown))
-            return out
-        # the loop of observe() with the reference mean fixed (the reference is full)
+        # the reference is full: its mean is fixed from here on
         factor = self.cfg.label_delay_growth_factor
         ref = self.reference_sum / len(reference)
         limit = factor * ref
