@@ -459,6 +459,8 @@ def _validate(cfg: AppConfig) -> AppConfig:
         _validate_data_drift(where, spec.data_drift)
         if spec.data_quality.constant_window < 2:
             raise ConfigError(f"{where}.data_quality.constant_window must be >= 2")
+        if spec.data_quality.label_delay_window < 1:
+            raise ConfigError(f"{where}.data_quality.label_delay_window must be >= 1")
         if spec.data_quality.rate_limit_events < 1:
             raise ConfigError(f"{where}.data_quality.rate_limit_events must be >= 1")
     return cfg

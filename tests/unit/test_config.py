@@ -53,6 +53,8 @@ def test_unknown_key_is_an_error_naming_it(tmp_path):
 def test_wrong_types_and_values_are_errors(tmp_path):
     with pytest.raises(ConfigError, match="integer"):
         load_config(None, {"DRIFTSTREAM_PROCESSING__BATCH_SIZE": "many"})
+    with pytest.raises(ConfigError, match="label_delay_window"):  # a 0 window divided by zero at the first label
+        load_config(None, {"DRIFTSTREAM_DEFAULT_MODEL__DATA_QUALITY__LABEL_DELAY_WINDOW": "0"})
     with pytest.raises(ConfigError, match="micro_batch_records"):
         load_config(None, {"DRIFTSTREAM_PROCESSING__MICRO_BATCH_RECORDS": "0"})
     with pytest.raises(ConfigError, match="unknown detector"):
