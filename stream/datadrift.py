@@ -19,6 +19,7 @@ must report no drift again before it can alarm again.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import countOf
 from typing import TYPE_CHECKING, Any
 
 from detectors.chi2_test import ChiSquaredDrift
@@ -61,10 +62,13 @@ class DriftFinding:
 class _Signal:
     """One test plus its batch buffer and its alarm state."""
 
-    __slots__ = ("kind", "signal", "test", "in_drift", "values", "positions", "numeric", "mean_detector")
+    __slots__ = ("kind", "signal", "test", "detector", "in_drift", "values", "positions", "numeric",
+                 "mean_detector")
 
     def __init__(self, kind: str, signal: str, test: WindowedDriftTest, in_drift: bool = False) -> None:
         self.numeric = isinstance(test, (KSDrift, PSIDrift))
+        #: short name of the test (a signal keeps its test for life)
+        self.detector = DETECTOR_NAMES[type(test).__name__]
         self.kind = kind
         self.signal = signal
         self.test = test
@@ -73,10 +77,6 @@ class _Signal:
         self.positions: list[Position] = []
         #: optional ADWIN / Page-Hinkley on the values themselves (numeric features only)
         self.mean_detector: Any = None
-
-    @property
-    def detector(self) -> str:
-        return DETECTOR_NAMES[type(self.test).__name__]
 
 
 class DataDriftMonitor:
@@ -93,6 +93,8 @@ class DataDriftMonitor:
         self.features_tracked = 0
         #: the latest test result per signal, for the statistic gauge
         self.latest: dict[tuple[str, str, str], float] = {}
+        #: the label signal of a classification model once it exists; derived, dropped on a load
+        self._labels: _Signal | None = None
 
     def _make_test(self, numeric: bool) -> WindowedDriftTest:
         c = self.cfg
@@ -151,7 +153,8 @@ class DataDriftMonitor:
                        scores: list[float | None], positions: list[Position]) -> None:
         """:meth:`add_inference` for consecutive events, with identical buffers and signals. ``columns``
         and ``first`` come from :meth:`stream.quality.DataQualityChecker.check_many`: rows before
-        ``first`` go one by one, the rest (all valid) column by column."""
+        ``first`` go one by one, the rest column by column (all valid, or all invalid if ``columns`` has
+        unexpected features)."""
         if not self.cfg.enabled:
             return
         for i in range(first if columns is not None else len(rows)):
@@ -168,7 +171,9 @@ class DataDriftMonitor:
         # event features (in its key order), then the prediction, then the score
         births: list[tuple[int, int, int, str]] = []
         cache = self._feature_cache
-        for name, col in columns.items():
+        # rows with unexpected features are invalid: they feed no feature drift
+        features = {} if columns.unexpected else columns
+        for name, col in features.items():
             if name not in cache:
                 row = next((i for i, v in enumerate(col) if v is not None), None)
                 if row is not None:
@@ -189,7 +194,7 @@ class DataDriftMonitor:
                 self._signal("prediction", "prediction", regression)
             else:
                 self._signal("prediction", "score", True)
-        for name, col in columns.items():
+        for name, col in features.items():
             s = cache.get(name)
             if s is None:
                 continue
@@ -214,7 +219,10 @@ class DataDriftMonitor:
             s.positions.extend(positions)
         s = self.signals.get("prediction\x00score")
         if s is not None:
-            if None not in scores:
+            if countOf(map(type, scores), float) == len(scores):  # float(x) is x for a float (the usual case)
+                s.values.extend(scores)
+                s.positions.extend(positions)
+            elif None not in scores:
                 s.values.extend(map(float, scores))
                 s.positions.extend(positions)
             else:
@@ -224,8 +232,14 @@ class DataDriftMonitor:
                         s.positions.append(at)
 
     def add_label(self, label: Any, at: Position) -> None:
-        if self.cfg.enabled:
+        s = self._labels  # one call per label: skip the key building and lookup of _add_target
+        if s is not None:
+            s.values.append(str(label))
+            s.positions.append(at)
+        elif self.cfg.enabled:
             self._add_target("label", "label", label, at)
+            if self.task != "regression":
+                self._labels = self.signals["label\x00label"]
 
     def _add_target(self, kind: str, signal: str, v: Any, at: Position) -> None:
         if self.task == "regression":
@@ -315,6 +329,7 @@ class DataDriftMonitor:
     def load_state(self, state: dict[str, Any]) -> None:
         self.signals = {}
         self._feature_cache = {}
+        self._labels = None
         from detectors import detector_from_state
 
         for kind, signal, in_drift, tstate, *rest in state["signals"]:

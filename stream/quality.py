@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import compress
-from operator import itemgetter, ne
-from typing import Any, Sequence
+from operator import countOf, itemgetter, ne
+from typing import AbstractSet, Any, Sequence
 
 import numpy as np
 
@@ -87,46 +87,61 @@ class DataQualityChecker:
 
     # -- per event ----------------------------------------------------------------------------------
     def check(self, ev: InferenceEvent) -> tuple[bool, list[Issue]]:
-        """Return (row is valid for feature drift, issues to report after rate limiting)."""
+        """Return (row is valid for feature drift, issues to report after rate limiting).
+
+        Each issue passes the rate limit (:meth:`_admit`) where it is found, and only one that passes is
+        built: under flood control most are suppressed. An event has at most one issue per (check,
+        feature), so this is the same as limiting the event's issues in order afterwards."""
         self.events_seen += 1
         issues: list[Issue] = []
+        admit = self._admit
         if not self.inferred:
             self.inferred = True
             self.types = {k: value_type(v) for k, v in ev.features.items()}
-            issues.append(Issue("model_undeclared", MODEL_WIDE,
-                                {"inferred_types": dict(self.types), "note": "types inferred from this event"}))
+            if (sup := admit("model_undeclared", MODEL_WIDE)) is not None:
+                issues.append(Issue("model_undeclared", MODEL_WIDE, {
+                    "inferred_types": dict(self.types), "note": "types inferred from this event",
+                    "suppressed_since_last": sup}))
         valid = True
         features = ev.features
         for name, tp in self.types.items():
             if name not in features:
-                issues.append(Issue("missing_feature", name, {"expected_type": tp}))
                 valid = False
+                if (sup := admit("missing_feature", name)) is not None:
+                    issues.append(Issue("missing_feature", name, {"expected_type": tp, "suppressed_since_last": sup}))
         for name, v in features.items():
             if name not in self.types:
-                issues.append(Issue("unexpected_feature", name, {"value_type": value_type(v)}))
                 valid = False
+                if (sup := admit("unexpected_feature", name)) is not None:
+                    issues.append(Issue("unexpected_feature", name, {"value_type": value_type(v),
+                                                                     "suppressed_since_last": sup}))
                 continue
             vt = value_type(v)
             tp = self.types[name]
             if vt is None:
                 spec = self._specs.get(name)
-                if spec is not None and not spec.nullable:
-                    issues.append(Issue("null_value", name, {}))
+                if spec is not None and not spec.nullable and (sup := admit("null_value", name)) is not None:
+                    issues.append(Issue("null_value", name, {"suppressed_since_last": sup}))
                 continue
             if tp is None:  # inferred schema, first non-null value fixes the type
                 tp = self.types[name] = vt
             if vt != tp:
-                issues.append(Issue("wrong_type", name, {"expected_type": tp, "value_type": vt,
-                                                         "value": _short(v)}))
                 valid = False
+                if (sup := admit("wrong_type", name)) is not None:
+                    issues.append(Issue("wrong_type", name, {"expected_type": tp, "value_type": vt, "value": _short(v),
+                                                             "suppressed_since_last": sup}))
                 continue
             spec = self._specs.get(name)
             if spec is not None:
                 if tp == "numeric" and ((spec.min is not None and v < spec.min)
                                         or (spec.max is not None and v > spec.max)):
-                    issues.append(Issue("out_of_range", name, {"value": v, "min": spec.min, "max": spec.max}))
+                    if (sup := admit("out_of_range", name)) is not None:
+                        issues.append(Issue("out_of_range", name, {"value": v, "min": spec.min, "max": spec.max,
+                                                                   "suppressed_since_last": sup}))
                 elif tp == "categorical" and spec.categories and v not in spec.categories:
-                    issues.append(Issue("unseen_category", name, {"value": _short(v)}))
+                    if (sup := admit("unseen_category", name)) is not None:
+                        issues.append(Issue("unseen_category", name, {"value": _short(v),
+                                                                      "suppressed_since_last": sup}))
             if tp != "boolean":
                 run = self._runs.get(name)
                 if run is None or run[0] != v or type(run[0]) is not type(v):
@@ -134,8 +149,10 @@ class DataQualityChecker:
                 run[1] += 1
                 if run[1] >= self.cfg.constant_window and not run[2]:
                     run[2] = True
-                    issues.append(Issue("constant_feature", name, {"value": _short(v), "run_length": run[1]}))
-        return valid, [i for i in issues if self._allow(i)]
+                    if (sup := admit("constant_feature", name)) is not None:
+                        issues.append(Issue("constant_feature", name, {"value": _short(v), "run_length": run[1],
+                                                                       "suppressed_since_last": sup}))
+        return valid, issues
 
     # -- per micro-batch ------------------------------------------------------------------------------
     def check_many(self, rows: list[dict[str, Any]]
@@ -143,11 +160,12 @@ class DataQualityChecker:
         """:meth:`check` for the feature dicts of consecutive events, with identical results.
 
         Returns (valid per row, (row, issue) pairs in event order after rate limiting, columns, first).
-        When every row from ``first`` on has exactly the known features and each feature column holds
-        values of one Python type that matches its feature type, or nulls (the normal case), those rows
-        are checked column by column and ``columns`` maps feature -> values of rows ``first..`` in row
-        order (see :class:`Columns`); rows before ``first`` (an undeclared model's first events, which
-        fix its types) go through :meth:`check` one by one. If the batch does not qualify, every row goes
+        When every row from ``first`` on has the same features, all the known ones (the normal case) or
+        all of them and the same unexpected ones (then every row is invalid), and each known feature's
+        column holds values of one Python type that matches its feature type, or nulls, those rows are
+        checked column by column and ``columns`` maps feature -> values of rows ``first..`` in row order
+        (see :class:`Columns`); rows before ``first`` (an undeclared model's first events, which fix its
+        types) go through :meth:`check` one by one. If the batch does not qualify, every row goes
         through :meth:`check` and ``columns`` is None.
         """
         valid: list[bool] = []
@@ -164,7 +182,11 @@ class DataQualityChecker:
             return valid, issues, None, len(rows)
         found: list[tuple[int, int, int, Issue]] = []  # (row, column, check order, issue)
         new_runs: list[tuple[int, str]] = []  # (row of the first value, feature) whose run state starts here
+        tails: list[tuple[str, int]] = []  # (unexpected feature, its issues suppressed after the last reported)
         for k, (name, col) in enumerate(columns.items()):
+            if name in columns.unexpected:
+                tails.append((name, self._unexpected_every_row(name, col, k, first, found)))
+                continue
             tp = self.types[name]
             spec = self._specs.get(name)
             kept = columns.non_null.get(name)
@@ -205,12 +227,37 @@ class DataQualityChecker:
             base = self.events_seen
             for i, _, _, issue in found:
                 self.events_seen = base + (i - first) + 1  # what the per-event path sees at that row
-                if self._allow(issue):
+                if issue.check == "unexpected_feature":  # let through by _unexpected_every_row: record it here,
+                    # in event order (the order of new keys in the state)
+                    self._limits[(issue.check, issue.feature)] = [self.events_seen, 0]
+                    issues.append((i, issue))
+                elif self._allow(issue):
                     issues.append((i, issue))
             self.events_seen = base
+        for name, suppressed in tails:
+            self._limits[("unexpected_feature", name)][1] += suppressed
         self.events_seen += len(rest)
-        valid.extend([True] * len(rest))
+        valid.extend([not columns.unexpected] * len(rest))
         return valid, issues, columns, first
+
+    def _unexpected_every_row(self, name: str, col: Sequence[Any], k: int, first: int,
+                              found: list[tuple[int, int, int, Issue]]) -> int:
+        """The ``unexpected_feature`` issues of column ``k``, which is not a known feature: add to ``found``
+        the rows where the rate limit lets one through, decided here in one step since every row has one
+        (``check_many`` records them in the limit's state); return how many are suppressed after the last
+        of them (all rows if none)."""
+        lim = self._limits.get(("unexpected_feature", name))
+        rate = self.cfg.rate_limit_events
+        step = max(rate, 1)  # rows from one reported issue to the next
+        # row j is seen at events_seen + j + 1; the first one past the limit of the last reported issue
+        start = 0 if lim is None else max(lim[0] + rate - self.events_seen - 1, 0)
+        reported = range(start, len(col), step)
+        suppressed = 0 if lim is None else lim[1] + start  # before the first one reported here
+        for j in reported:
+            found.append((first + j, k, 0, Issue("unexpected_feature", name, {
+                "value_type": value_type(col[j]), "suppressed_since_last": suppressed})))
+            suppressed = step - 1
+        return len(col) - 1 - reported[-1] if reported else len(col)
 
     def _check_one(self, rows: list[dict[str, Any]], i: int, valid: list[bool],
                    issues: list[tuple[int, Issue]]) -> None:
@@ -228,8 +275,8 @@ class DataQualityChecker:
             return None
         keys = tuple(rows[0])  # the per-event path walks the event's own key order
         n = len(keys)
-        # every row has n keys and all of the first row's, so exactly the known ones
-        if rows[0].keys() != self.types.keys() or set(map(len, rows)) != {n}:
+        # every row has n keys and all of the first row's, so the same ones: all the known ones, maybe more
+        if not self.types.keys() <= rows[0].keys() or set(map(len, rows)) != {n}:
             return None
         try:
             if n > 1:  # one pass over the rows, then a transpose, both in C
@@ -239,7 +286,19 @@ class DataQualityChecker:
         except KeyError:
             return None
         columns = Columns()
+        if n > len(self.types):
+            columns.unexpected = rows[0].keys() - self.types.keys()
         for name, col in zip(keys, cols):
+            if name in columns.unexpected:  # any values: they are only reported
+                columns[name] = col
+                continue
+            allowed = _COLUMN_TYPES[self.types[name]]
+            kind = type(col[0])
+            # the usual column: every value of its first value's type, counted by identity in C, cheaper
+            # than collecting the set of types
+            if kind in allowed and countOf(map(type, col), kind) == len(col):
+                columns[name] = col
+                continue
             kinds = set(map(type, col))
             if _NONE_TYPE in kinds:
                 kinds.discard(_NONE_TYPE)
@@ -288,14 +347,22 @@ class DataQualityChecker:
         return out
 
     def _allow(self, issue: Issue) -> bool:
-        key = (issue.check, issue.feature)
+        sup = self._admit(issue.check, issue.feature)
+        if sup is None:
+            return False
+        issue.evidence["suppressed_since_last"] = sup
+        return True
+
+    def _admit(self, check: str, feature: str) -> int | None:
+        """Rate limit one issue of (check, feature) at ``events_seen``: None if it is suppressed, else the
+        number suppressed since the last one reported (for its evidence)."""
+        key = (check, feature)
         lim = self._limits.get(key)
         if lim is not None and self.events_seen - lim[0] < self.cfg.rate_limit_events:
             lim[1] += 1
-            return False
-        issue.evidence["suppressed_since_last"] = 0 if lim is None else lim[1]
+            return None
         self._limits[key] = [self.events_seen, 0]
-        return True
+        return 0 if lim is None else lim[1]
 
     def event(self, issue: Issue, topic: str, partition: int, offset: int, ts: float,
               event_id: str) -> dict[str, Any]:
@@ -342,14 +409,16 @@ class _Row:
 class Columns(dict[str, tuple[Any, ...]]):
     """The columns of a batch that passed :meth:`DataQualityChecker.check_many` column by column:
     feature -> its values (None for null) of rows ``first..`` in row order, features in the first row's
-    key order. ``non_null`` has, for each feature with a null among them, (positions of its non-null
-    values in the column, those values), so that data drift does not filter the nulls out again."""
+    key order. ``non_null`` has, for each known feature with a null among them, (positions of its non-null
+    values in the column, those values), so that data drift does not filter the nulls out again.
+    ``unexpected`` names the features that are not known (then every row is invalid)."""
 
-    __slots__ = ("non_null",)
+    __slots__ = ("non_null", "unexpected")
 
     def __init__(self) -> None:
         super().__init__()
         self.non_null: dict[str, tuple[list[int], list[Any]]] = {}
+        self.unexpected: AbstractSet[str] = frozenset()
 
 
 _NONE_TYPE = type(None)

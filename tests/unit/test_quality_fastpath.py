@@ -101,10 +101,11 @@ def test_issues_within_a_row_follow_that_rows_key_order():
 @pytest.mark.parametrize("features", [{"x": 1.5}, {}])
 def test_one_feature_and_no_feature_models(features):
     rows = [dict(features) for _ in range(6)]
-    batches = [rows[:1], rows[1:4], rows[4:], [{"x": 2.0, "y": 1}] if features else [{"y": 1}]]
-    assert same_as_per_event({}, batches) == [False, True, True, False]
+    batches = [rows[:1], rows[1:4], rows[4:], [{"x": 2.0, "y": 1}] if features else [{"y": 1}], [{"y": 1}]]
+    # the same unexpected feature in every row of a batch: column by column too; missing ones: event by event
+    assert same_as_per_event({}, batches) == [False, True, True, True, not features]
     spec = {k: FeatureSpec("numeric") for k in features}
-    assert same_as_per_event(spec, [rows, [{"x": "a"}] if features else [{"y": 1}]]) == [True, False]
+    assert same_as_per_event(spec, [rows, [{"x": "a"}] if features else [{"y": 1}]]) == [True, not features]
 
 
 def test_a_batch_whose_numeric_column_is_all_null():
