@@ -8,6 +8,7 @@
   window value gets its rank among the reference's distinct values once, when it enters the window, and a
   test is one pass over the ``2K + 1`` rank keys (``K`` distinct reference values) with no sort of the
   window. Same result as the merge kernel, bit for bit (argument in :func:`ks_statistic_counts`).
+  :func:`ingest_keyed` runs them for a whole batch in one call.
 """
 
 from __future__ import annotations
@@ -146,3 +147,26 @@ def ks_statistic_counts(counts, f1, f2):
         if v > d0:
             d0 = v
     return d0 if d0 > d1 else d1
+
+
+@njit(cache=True)
+def ingest_keyed(window, keys, counts, upad, starts, grid, f1, f2, pos, until, step, chunk, stats):
+    """A whole batch of the tracked window in one call (the per-call overhead is what costs on small batches):
+    ``push_keyed`` of ``chunk`` in runs of ``until`` values, then of ``step``, with ``ks_statistic_counts``
+    written to ``stats[0], stats[1], ...`` after each run (``stats`` needs ``chunk.shape[0] // step + 1``
+    slots). Returns ``(number of tests, pos, until)``; ``(-1, pos, until)``, with nothing changed, if the chunk
+    holds a non-finite value."""
+    n = chunk.shape[0]
+    for i in range(n):
+        if not np.isfinite(chunk[i]):
+            return -1, pos, until
+    n_tests = 0
+    j = 0
+    while n - j >= until:
+        pos = push_keyed(window, keys, counts, upad, starts, grid, pos, chunk[j : j + until])
+        j += until
+        stats[n_tests] = ks_statistic_counts(counts, f1, f2)
+        n_tests += 1
+        until = step
+    pos = push_keyed(window, keys, counts, upad, starts, grid, pos, chunk[j:])
+    return n_tests, pos, until - (n - j)

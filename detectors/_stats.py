@@ -178,15 +178,19 @@ def chi2_homogeneity(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[fl
 
 def chi2_homogeneity_counts(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, int, float, float]:
     """:func:`chi2_homogeneity` of two int64 count vectors of one length, with the table built by a compiled
-    kernel (:func:`detectors._window_kernel.chi2_terms`: same operations, then the same ``np.sum``), so the
-    result is bit-identical at a fraction of the cost of a dozen small numpy calls."""
-    terms, total = kernel_module("detectors._window_kernel").chi2_terms(ref_counts, cur_counts)
-    k = terms.shape[1]
+    kernel (:func:`detectors._window_kernel.chi2_statistic`: same operations, then the same sum as ``np.sum``),
+    so the result is bit-identical at a fraction of the cost of a dozen small numpy calls."""
+    stat, dof, cramers_v = chi2_table_counts(ref_counts, cur_counts)
+    return stat, dof, chi2_sf(stat, dof), cramers_v
+
+
+def chi2_table_counts(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, int, float]:
+    """``(statistic, dof, cramers_v)`` of :func:`chi2_homogeneity_counts`: all but the p-value, which is
+    ``chi2_sf(statistic, dof)`` (1.0 for a table with fewer than two non-empty columns, where ``dof = 0``)."""
+    stat, k, total = kernel_module("detectors._window_kernel").chi2_statistic(ref_counts, cur_counts)
     if k < 2:
-        return 0.0, 0, 1.0, 0.0
-    stat = float(np.add.reduce(terms, axis=None))  # what np.sum(terms) runs, without its Python wrapper
-    dof = k - 1
-    return stat, dof, chi2_sf(stat, dof), math.sqrt(stat / total)
+        return 0.0, 0, 0.0
+    return stat, k - 1, math.sqrt(stat / total)
 
 
 def js_distance(p_counts: np.ndarray, q_counts: np.ndarray) -> float:

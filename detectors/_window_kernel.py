@@ -8,6 +8,8 @@
   :func:`detectors._stats.chi2_homogeneity`, element by element with the same IEEE operations in the same
   order (row, column and grand totals are sums of integers, hence exact in any order), so that ``np.sum``
   of it is bit-identical to that function's statistic.
+* :func:`chi2_statistic` -- the sum of those terms as ``np.sum`` adds them (:func:`numpy_sum`), in the same
+  call.
 * :func:`gammainc_series_sum` / :func:`gammaincc_cf_h` -- the loops of :func:`detectors._stats.gammaincc`
   (and so of ``chi2_sf``). No fast-math: no contraction into fused multiply-adds and no reassociation, hence
   the same floats as the same loops in plain Python (tested against such a copy).
@@ -68,6 +70,79 @@ def chi2_terms(ref_counts, cur_counts):
             terms[1, c] = d1 * d1 / e1
             c += 1
     return terms, total
+
+
+@njit(cache=True)
+def numpy_sum(a):
+    """``np.add.reduce(a)`` of a contiguous 1-D float64 array, bit for bit (tested): ``0.0 +`` numpy's pairwise
+    summation, which splits the array in halves cut at a multiple of 8 until at most 128 values are left and
+    sums those with :func:`_block_sum`. The recursion runs on an explicit stack: numba does not load a cached
+    recursive function called from another one."""
+    start_of = np.empty(192, dtype=np.int64)  # pending parts; size -1 means "add the last two partial sums"
+    size_of = np.empty(192, dtype=np.int64)  # (a split adds 3 entries per level, 2**63 values need < 64 levels)
+    sums = np.empty(96, dtype=np.float64)
+    start_of[0] = 0
+    size_of[0] = a.shape[0]
+    n_parts = 1
+    n_sums = 0
+    while n_parts > 0:
+        n_parts -= 1
+        start = start_of[n_parts]
+        n = size_of[n_parts]
+        if n < 0:
+            n_sums -= 1
+            sums[n_sums - 1] = sums[n_sums - 1] + sums[n_sums]
+        elif n <= 128:
+            sums[n_sums] = _block_sum(a, start, n)
+            n_sums += 1
+        else:  # left half, then right half, then their sum (pushed in reverse)
+            half = n // 2
+            half -= half % 8
+            start_of[n_parts] = 0
+            size_of[n_parts] = -1
+            start_of[n_parts + 1] = start + half
+            size_of[n_parts + 1] = n - half
+            start_of[n_parts + 2] = start
+            size_of[n_parts + 2] = half
+            n_parts += 3
+    return 0.0 + sums[0]
+
+
+@njit(cache=True)
+def _block_sum(a, start, n):
+    """numpy's ``pairwise_sum`` of at most 128 values: a plain loop below 8, else eight interleaved
+    accumulators combined as a tree, then the rest one by one."""
+    if n < 8:
+        res = 0.0
+        for i in range(start, start + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[start], a[start + 1], a[start + 2], a[start + 3]
+    r4, r5, r6, r7 = a[start + 4], a[start + 5], a[start + 6], a[start + 7]
+    i = start + 8
+    end8 = start + n - n % 8
+    while i < end8:
+        r0 += a[i]
+        r1 += a[i + 1]
+        r2 += a[i + 2]
+        r3 += a[i + 3]
+        r4 += a[i + 4]
+        r5 += a[i + 5]
+        r6 += a[i + 6]
+        r7 += a[i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < start + n:
+        res += a[i]
+        i += 1
+    return res
+
+
+@njit(cache=True, error_model="numpy")
+def chi2_statistic(ref_counts, cur_counts):
+    """``(float(np.sum(terms)), k, N)`` for ``terms, N = chi2_terms(...)`` with ``k`` columns, in one call."""
+    terms, total = chi2_terms(ref_counts, cur_counts)
+    return numpy_sum(terms.reshape(terms.size)), terms.shape[1], total
 
 
 @njit(cache=True)

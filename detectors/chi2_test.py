@@ -36,8 +36,11 @@ from typing import Any
 
 import numpy as np
 
-from detectors._stats import chi2_homogeneity_counts
+from detectors._stats import chi2_sf, chi2_table_counts
 from detectors.window import CategoricalWindowedTest
+
+#: p-values remembered per detector (one per distinct (statistic, dof); cleared when full)
+_P_VALUE_MEMO_SIZE = 4096
 
 
 class ChiSquaredDrift(CategoricalWindowedTest):
@@ -74,7 +77,18 @@ class ChiSquaredDrift(CategoricalWindowedTest):
         self.alpha = alpha
         self._reset()
 
+    def _reset_reference(self) -> None:
+        super()._reset_reference()
+        #: chi2_sf per (statistic, dof) seen (not checkpointed): with few categories the window's counts, and so
+        #: the statistic, take few values
+        self._p_values: dict[tuple[float, int], float] = {}
+
     def _evaluate(self, window: np.ndarray) -> tuple:
         # = chi2_homogeneity(self._ref_counts, np.bincount(window, ...)), bit for bit (tested)
-        stat, dof, p, cramers_v = chi2_homogeneity_counts(self._ref_counts, self._current_counts(window))
+        stat, dof, cramers_v = chi2_table_counts(self._ref_counts, self._current_counts(window))
+        p = self._p_values.get((stat, dof))
+        if p is None:
+            if len(self._p_values) >= _P_VALUE_MEMO_SIZE:
+                self._p_values.clear()
+            p = self._p_values[stat, dof] = chi2_sf(stat, dof)
         return stat, p, cramers_v, p < self.alpha, self.alpha, dof

@@ -11,8 +11,8 @@ chunks into the ring buffer and only runs the tests the schedule asks for (see :
 Once the window is full each value entering it is ranked among the reference's ``K`` distinct values
 (``O(log K)``) and a test is one pass over the ``2K + 1`` rank counts, with no sort
 (:func:`detectors._ks_kernel.ks_statistic_counts`; the statistic is bit-identical to the merge of the sorted
-samples). P-values are remembered per statistic value: with fixed sample sizes ``D`` takes few distinct
-values.
+samples); from then on a batch of ``update_many`` is one compiled call (:func:`detectors._ks_kernel.ingest_keyed`).
+P-values are remembered per statistic value: with fixed sample sizes ``D`` takes few distinct values.
 
 References: A. Kolmogorov, "Sulla determinazione empirica di una legge di distribuzione", 1933;
 N. Smirnov, "Table for estimating the goodness of fit of empirical distributions", Ann. Math. Stat. 19, 1948;
@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 
 from detectors._stats import kolmogorov_sf
-from detectors.base import as_float_array, check_scalar, kernel_module
-from detectors.window import WindowedDriftTest
+from detectors.base import as_float_array, as_float_vector, check_scalar, kernel_module, non_finite_error
+from detectors.window import DriftTestResult, WindowedDriftTest
 
 #: p-values remembered per detector (one per distinct statistic value; cleared when full)
 _P_VALUE_MEMO_SIZE = 4096
@@ -84,6 +84,42 @@ class KSDrift(WindowedDriftTest):
         super().__init__(reference_size, window_size, step, mode, reference)
         self.alpha = alpha
         self._reset()
+
+    def update_many(self, xs: Any) -> list[DriftTestResult]:  # type: ignore[override]
+        if self._keys is None:  # reference or first window still filling (or just restored): the general path
+            return super().update_many(xs)
+        # once the window is tracked, the whole batch is one kernel call (finite check, pushes and statistics):
+        # on the small batches of a stream the general path's per-chunk calls cost more than the work
+        arr = as_float_vector(xs)
+        flags = arr.flags
+        if not (flags.c_contiguous and flags.writeable):
+            arr = arr.copy()  # as in _encode_many
+        n = arr.shape[0]
+        if n == 0:
+            return []
+        step = self._step
+        until = self._until_test
+        stats = np.empty(n // step + 1, dtype=np.float64)
+        n_tests, self._pos, self._until_test = kernel_module("detectors._ks_kernel").ingest_keyed(
+            self._window, self._keys, self._key_counts, self._upad, self._starts, self._grid, self._f1, self._f2,
+            self._pos, until, step, arr, stats)
+        if n_tests < 0:  # nothing has changed
+            raise non_finite_error(arr)
+        n0 = self._n_seen
+        self._n_seen = n0 + n
+        if n_tests == 0:
+            self._drift_detected = False
+            return []
+        alpha = self.alpha
+        results = []
+        position = n0 + until
+        for d in stats[:n_tests].tolist():
+            p = self._p_value(d)
+            results.append(self._record(d, p, d, p < alpha, alpha, None, position))
+            position += step
+        last = results[-1]
+        self._drift_detected = last.position == self._n_seen and last.drift
+        return results
 
     def _encode_one(self, x: Any) -> np.ndarray:
         return np.array([check_scalar(x)], dtype=np.float64)
@@ -159,12 +195,16 @@ class KSDrift(WindowedDriftTest):
             self._track_window(window)
         kernel = kernel_module("detectors._ks_kernel")
         d = float(kernel.ks_statistic_counts(self._key_counts, self._f1, self._f2))
+        p = self._p_value(d)
+        return d, p, d, p < self.alpha, self.alpha, None
+
+    def _p_value(self, d: float) -> float:
         p = self._p_values.get(d)
         if p is None:
             if len(self._p_values) >= _P_VALUE_MEMO_SIZE:
                 self._p_values.clear()
             p = self._p_values[d] = kolmogorov_sf(self._sqrt_en * d)
-        return d, p, d, p < self.alpha, self.alpha, None
+        return p
 
     def _get_test_state(self) -> dict[str, Any]:
         # a user-supplied reference is rebuilt from the params; a learned one is saved (filled part only)

@@ -48,6 +48,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -287,7 +288,11 @@ class WindowedDriftTest(DriftDetector):
         return self._win_counts
 
     def _run_test(self) -> DriftTestResult:
-        statistic, p_value, distance, drift, threshold, dof = self._evaluate(self._window)
+        return self._record(*self._evaluate(self._window), self._n_seen)
+
+    def _record(self, statistic: Any, p_value: Any, distance: Any, drift: Any, threshold: Any, dof: int | None,
+                position: int) -> DriftTestResult:
+        """The result of a test (the fields of ``_evaluate`` and the position), kept as ``last_result``."""
         result = _new_result(
             self._test_name,
             float(statistic),
@@ -297,7 +302,7 @@ class WindowedDriftTest(DriftDetector):
             float(threshold),
             int(self._n_ref),
             int(self.window_size),
-            int(self._n_seen),
+            int(position),
             dof,
         )
         self._last_result = result
@@ -425,6 +430,10 @@ class CategoricalWindowedTest(WindowedDriftTest):
                 if len(self._categories) >= self.max_categories:  # full for good: any other string is pooled
                     other = repeat(int(self.max_categories))
                     return np.fromiter(map(self._index.get, xs, other), dtype=np.int64, count=len(xs))
+                if len(xs) > 1 and self.max_categories < 256:
+                    # a third of the cost: itemgetter looks all of them up in one C call (KeyError as above; of
+                    # one key it returns no tuple), bytearray packs the buckets (< 256 here) in another
+                    return np.frombuffer(bytearray(itemgetter(*xs)(self._index)), dtype=np.uint8)
                 return np.fromiter(map(self._index.__getitem__, xs), dtype=np.int64, count=len(xs))
             except (TypeError, KeyError):
                 pass
