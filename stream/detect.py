@@ -11,7 +11,6 @@ served model's.
 
 from __future__ import annotations
 
-import numbers
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +53,10 @@ def build_online_model(cfg: OnlineModelConfig, task: str):
     """The default challenger: scaled numeric features + one-hot categoricals into a linear model."""
     from river import compose, linear_model, optim, preprocessing, tree
 
-    numeric = compose.SelectType(numbers.Number) | preprocessing.StandardScaler()
+    # the values reaching the model are JSON numbers (int or float), strings, and booleans already turned into
+    # strings (_river_x): the concrete types select what numbers.Number would, without an ABC check per
+    # feature and call (~10% of the model's time)
+    numeric = compose.SelectType(int, float) | preprocessing.StandardScaler()
     categorical = compose.SelectType(str) | preprocessing.OneHotEncoder()
     if cfg.kind == "hoeffding_tree":
         return tree.HoeffdingTreeClassifier() if task == "classification" else tree.HoeffdingTreeRegressor()
