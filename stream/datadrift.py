@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from operator import countOf
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from detectors.chi2_test import ChiSquaredDrift
 from detectors.js_distance import JSDrift
@@ -148,21 +148,32 @@ class DataDriftMonitor:
             s.values.append(float(score))
             s.positions.append(at)
 
-    def add_inferences(self, rows: list[dict[str, Any]], columns: Columns | None, first: int,
+    def add_inferences(self, rows: list[dict[str, Any]], columns: Sequence[Columns] | None,
                        types: dict[str, str | None], valid: list[bool], predictions: list[Any],
                        scores: list[float | None], positions: list[Position]) -> None:
         """:meth:`add_inference` for consecutive events, with identical buffers and signals. ``columns``
-        and ``first`` come from :meth:`stream.quality.DataQualityChecker.check_many`: rows before
-        ``first`` go one by one, the rest column by column (all valid, or all invalid if ``columns`` has
-        unexpected features)."""
+        comes from :meth:`stream.quality.DataQualityChecker.check_many`: the rows of each segment in it go
+        column by column (all valid, or all invalid if it has unexpected features), the others one by
+        one, in row order; ``None`` (data quality off): every row one by one."""
         if not self.cfg.enabled:
             return
-        for i in range(first if columns is not None else len(rows)):
+        done = 0  # rows before this one are added
+        for seg in columns or ():
+            for i in range(done, seg.start):
+                self.add_inference(rows[i], types, valid[i], predictions[i], scores[i], positions[i])
+            a, done = seg.start, seg.stop
+            if a or done < len(rows):
+                self._add_columns(rows, seg, types, predictions[a:done], scores[a:done], positions[a:done])
+            else:
+                self._add_columns(rows, seg, types, predictions, scores, positions)
+        for i in range(done, len(rows)):
             self.add_inference(rows[i], types, valid[i], predictions[i], scores[i], positions[i])
-        if columns is None or first >= len(rows):
-            return
-        if first:
-            predictions, scores, positions = predictions[first:], scores[first:], positions[first:]
+
+    def _add_columns(self, rows: list[dict[str, Any]], columns: Columns, types: dict[str, str | None],
+                     predictions: list[Any], scores: list[float | None], positions: list[Position]) -> None:
+        """:meth:`add_inference` for the rows of one segment, column by column; ``predictions``,
+        ``scores`` and ``positions`` are those of its rows."""
+        first = columns.start
         regression = self.task == "regression"
         if regression:
             kept = [(float(v), at) for v, at in zip(predictions, positions)

@@ -235,7 +235,7 @@ class PartitionProcessor:
                 for i, dropped in self.volume_watch[model].observe_many([ev.ts for _, ev, _ in rows]):
                     r, ev, _ = rows[i]
                     self._quality_event(model, "volume_drop", r.topic, r.offset, ev.ts, dropped)
-                valid, issues, columns, first = checker.check_many(features)
+                valid, issues, columns, _ = checker.check_many(features)
                 for i, issue in issues:
                     r, ev, seq = rows[i]
                     self.metrics.quality_issue(model, issue.check)
@@ -244,10 +244,10 @@ class PartitionProcessor:
                     if issue.check in SCHEMA_CHECKS:
                         self._policy_inputs[model].append((seq, 1, "schema", dq["id"]))
             else:
-                valid, columns, first = [True] * len(rows), None, len(rows)
+                valid, columns = [True] * len(rows), None
             if spec.data_drift.enabled:
                 self.data_drift[model].add_inferences(
-                    features, columns, first, checker.types, valid, [ev.prediction for _, ev, _ in rows],
+                    features, columns, checker.types, valid, [ev.prediction for _, ev, _ in rows],
                     [ev.score for _, ev, _ in rows], [Position(r.topic, r.offset, ev.ts, ev.id) for r, ev, _ in rows])
 
     def _on_inference(self, r: Record, ev: InferenceEvent | TypedInference) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import compress
 from operator import countOf, itemgetter, ne
-from typing import AbstractSet, Any, Sequence
+from typing import AbstractSet, Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -156,17 +156,18 @@ class DataQualityChecker:
 
     # -- per micro-batch ------------------------------------------------------------------------------
     def check_many(self, rows: list[dict[str, Any]]
-                   ) -> tuple[list[bool], list[tuple[int, Issue]], Columns | None, int]:
+                   ) -> tuple[list[bool], list[tuple[int, Issue]], list[Columns], int]:
         """:meth:`check` for the feature dicts of consecutive events, with identical results.
 
-        Returns (valid per row, (row, issue) pairs in event order after rate limiting, columns, first).
-        When every row from ``first`` on has the same features, all the known ones (the normal case) or
-        all of them and the same unexpected ones (then every row is invalid), and each known feature's
-        column holds values of one Python type that matches its feature type, or nulls, those rows are
-        checked column by column and ``columns`` maps feature -> values of rows ``first..`` in row order
-        (see :class:`Columns`); rows before ``first`` (an undeclared model's first events, which fix its
-        types) go through :meth:`check` one by one. If the batch does not qualify, every row goes
-        through :meth:`check` and ``columns`` is None.
+        Returns (valid per row, (row, issue) pairs in event order after rate limiting, segments, first).
+        A *segment* is a run of rows checked column by column (see :class:`Columns`): rows that have the
+        same features, all the known ones (the normal case) or all of them and the same unexpected ones
+        (then every row is invalid), where each known feature's column holds values of one Python type
+        that matches its feature type, or nulls. The other rows -- an undeclared model's first events,
+        which fix its types, and irregular rows (a missing feature, another key set, a value of another
+        Python type) -- go through :meth:`check` one by one, in event order between the segments, so
+        the rate limits, constant runs and the order of state keys evolve exactly as event by event.
+        ``first`` is the first row of the first segment (``len(rows)`` if there is none).
         """
         valid: list[bool] = []
         issues: list[tuple[int, Issue]] = []
@@ -174,12 +175,21 @@ class DataQualityChecker:
         while first < len(rows) and not self._typed():
             self._check_one(rows, first, valid, issues)
             first += 1
-        rest = rows[first:] if first else rows
-        columns = self._columns(rest)
-        if columns is None:
-            for i in range(first, len(rows)):
+        segments = self._segments(rows, first)
+        done = first  # rows before this one are checked
+        for seg in segments:
+            for i in range(done, seg.start):
                 self._check_one(rows, i, valid, issues)
-            return valid, issues, None, len(rows)
+            self._check_columns(rows, seg, valid, issues)
+            done = seg.stop
+        for i in range(done, len(rows)):
+            self._check_one(rows, i, valid, issues)
+        return valid, issues, segments, segments[0].start if segments else len(rows)
+
+    def _check_columns(self, rows: list[dict[str, Any]], columns: Columns, valid: list[bool],
+                       issues: list[tuple[int, Issue]]) -> None:
+        """:meth:`check` for the rows of one segment, column by column."""
+        first = columns.start
         found: list[tuple[int, int, int, Issue]] = []  # (row, column, check order, issue)
         new_runs: list[tuple[int, str]] = []  # (row of the first value, feature) whose run state starts here
         tails: list[tuple[str, int]] = []  # (unexpected feature, its issues suppressed after the last reported)
@@ -236,9 +246,9 @@ class DataQualityChecker:
             self.events_seen = base
         for name, suppressed in tails:
             self._limits[("unexpected_feature", name)][1] += suppressed
-        self.events_seen += len(rest)
-        valid.extend([not columns.unexpected] * len(rest))
-        return valid, issues, columns, first
+        n = columns.stop - first
+        self.events_seen += n
+        valid.extend([not columns.unexpected] * n)
 
     def _unexpected_every_row(self, name: str, col: Sequence[Any], k: int, first: int,
                               found: list[tuple[int, int, int, Issue]]) -> int:
@@ -269,25 +279,75 @@ class DataQualityChecker:
         """Every feature's type is known (declared, or inferred from a non-null value)."""
         return self.inferred and None not in self.types.values()
 
-    def _columns(self, rows: list[dict[str, Any]]) -> Columns | None:
-        """The batch's columns, if it qualifies for the columnar path (see :meth:`check_many`)."""
-        if not rows or not self._typed():
-            return None
-        keys = tuple(rows[0])  # the per-event path walks the event's own key order
-        n = len(keys)
-        # every row has n keys and all of the first row's, so the same ones: all the known ones, maybe more
-        if not self.types.keys() <= rows[0].keys() or set(map(len, rows)) != {n}:
-            return None
-        try:
-            if n > 1:  # one pass over the rows, then a transpose, both in C
-                cols: Sequence[tuple[Any, ...]] = list(zip(*map(itemgetter(*keys), rows)))
-            else:  # an itemgetter of one key returns the value, not a 1-tuple
-                cols = [tuple(f[name] for f in rows) for name in keys]
-        except KeyError:
-            return None
-        columns = Columns()
-        if n > len(self.types):
-            columns.unexpected = rows[0].keys() - self.types.keys()
+    def _segments(self, rows: list[dict[str, Any]], first: int) -> list[Columns]:
+        """The segments of rows ``first..`` (see :meth:`check_many`), in row order: usually one, all of
+        them. Rows are grouped in runs of one key set (all the known features, maybe more), cut at the
+        rows that hold a value of another Python type than the rest of their column; pieces shorter than
+        ``_MIN_SEGMENT`` rows are cheaper one by one (a whole batch is a segment whatever its length).
+        Every segment passes :meth:`_make_columns`, which alone decides what the columnar path may take;
+        this only finds candidates cheaply."""
+        m = len(rows) - first
+        if m <= 0 or not self._typed():
+            return []
+        rest = rows[first:] if first else rows
+        known = self.types.keys()
+        keys = tuple(rest[0])  # the per-event path walks the event's own key order
+        runs = None
+        # the usual case, all in C: every row has as many features as the first and all of its, so the same
+        if countOf(map(len, rest), len(keys)) == m and known <= rest[0].keys():
+            try:
+                cols = _transpose(keys, map(_getter(keys), rest))
+            except KeyError:
+                pass
+            else:
+                whole = self._make_columns(keys, cols, first, len(rows))
+                if whole is not None:
+                    return [whole]
+                runs = [(0, m, keys, cols)]
+        least = min(_MIN_SEGMENT, m)
+        if runs is None:
+            runs = _runs(rest, known, least)
+        segments: list[Columns] = []
+        for a, b, keys, cols in runs:
+            whole = self._make_columns(keys, cols, first + a, first + b)
+            if whole is not None:
+                segments.append(whole)
+                continue
+            start = 0
+            for stop in (*self._odd_rows(keys, cols), b - a):
+                if stop - start >= least:
+                    seg = self._make_columns(keys, [c[start:stop] for c in cols], first + a + start,
+                                             first + a + stop)
+                    if seg is not None:
+                        segments.append(seg)
+                start = stop + 1
+        return segments
+
+    def _odd_rows(self, keys: tuple[str, ...], cols: Sequence[Sequence[Any]]) -> list[int]:
+        """Rows (ascending) where a known feature's value is neither null nor of the Python type most
+        of its column has among those its feature type allows."""
+        odd: set[int] = set()
+        for name, col in zip(keys, cols):
+            tp = self.types.get(name)
+            if tp is None:  # not a known feature: any value
+                continue
+            allowed = _COLUMN_TYPES[tp]
+            kind = type(col[0])
+            if kind in allowed and countOf(map(type, col), kind) == len(col):
+                continue
+            kinds = list(map(type, col))
+            kind = max(allowed, key=kinds.count)
+            odd.update(j for j, t in enumerate(kinds) if t is not kind and t is not _NONE_TYPE)
+        return sorted(odd)
+
+    def _make_columns(self, keys: tuple[str, ...], cols: Sequence[tuple[Any, ...]], start: int,
+                      stop: int) -> Columns | None:
+        """The segment of rows ``start..stop-1``, whose values (one tuple per feature of ``keys``, which
+        every one of those rows has, in row order) are ``cols``, if it qualifies for the columnar path
+        (see :meth:`check_many`)."""
+        columns = Columns(start, stop)
+        if len(keys) > len(self.types):
+            columns.unexpected = {name for name in keys if name not in self.types}
         for name, col in zip(keys, cols):
             if name in columns.unexpected:  # any values: they are only reported
                 columns[name] = col
@@ -304,7 +364,7 @@ class DataQualityChecker:
                 kinds.discard(_NONE_TYPE)
                 kept = [i for i, v in enumerate(col) if v is not None]
                 columns.non_null[name] = (kept, [col[i] for i in kept])
-            if len(kinds) > 1 or (kinds and next(iter(kinds)) not in _COLUMN_TYPES[self.types[name]]):
+            if len(kinds) > 1 or (kinds and next(iter(kinds)) not in allowed):
                 return None
             columns[name] = col
         return columns
@@ -407,27 +467,78 @@ class _Row:
 
 
 class Columns(dict[str, tuple[Any, ...]]):
-    """The columns of a batch that passed :meth:`DataQualityChecker.check_many` column by column:
-    feature -> its values (None for null) of rows ``first..`` in row order, features in the first row's
-    key order. ``non_null`` has, for each known feature with a null among them, (positions of its non-null
-    values in the column, those values), so that data drift does not filter the nulls out again.
-    ``unexpected`` names the features that are not known (then every row is invalid)."""
+    """One segment of a batch that :meth:`DataQualityChecker.check_many` checked column by column: the
+    batch's rows ``start..stop-1``, feature -> its values (None for null) in row order, features in the
+    segment's first row's key order. ``non_null`` has, for each known feature with a null among them,
+    (positions of its non-null values in the column, those values), so that data drift does not filter the
+    nulls out again. ``unexpected`` names the features that are not known (then every row is invalid)."""
 
-    __slots__ = ("non_null", "unexpected")
+    __slots__ = ("start", "stop", "non_null", "unexpected")
 
-    def __init__(self) -> None:
+    def __init__(self, start: int, stop: int) -> None:
         super().__init__()
+        self.start = start
+        self.stop = stop
         self.non_null: dict[str, tuple[list[int], list[Any]]] = {}
         self.unexpected: AbstractSet[str] = frozenset()
 
 
 _NONE_TYPE = type(None)
+#: the fewest rows worth a segment: below, the columnar path's fixed cost per feature is more than it saves
+_MIN_SEGMENT = 4
 #: found issues by (row, column, check order); see :func:`_in_row_key_order`
 _ISSUE_ORDER = itemgetter(0, 1, 2)
 
 
 def _same(j: int) -> int:
     return j
+
+
+def _getter(keys: tuple[str, ...]) -> Callable[[dict[str, Any]], Any]:
+    """A row's values of ``keys``, in C (one value, not a 1-tuple, for one key); KeyError if one is missing."""
+    return itemgetter(*keys) if keys else _no_values
+
+
+def _no_values(row: dict[str, Any]) -> tuple[()]:
+    return ()
+
+
+def _transpose(keys: tuple[str, ...], values: Iterable[Any]) -> list[tuple[Any, ...]]:
+    """The columns of the rows' values from :func:`_getter`."""
+    if len(keys) > 1:
+        return list(zip(*values))
+    return [tuple(values)] if keys else []
+
+
+def _runs(rows: list[dict[str, Any]], known: AbstractSet[str], least: int
+          ) -> list[tuple[int, int, tuple[str, ...], list[tuple[Any, ...]]]]:
+    """The runs of at least ``least`` consecutive rows with one key set that has all the ``known``
+    features: (first row, end, that key set in the first row's order, the run's columns)."""
+    lens = list(map(len, rows))
+    # where the number of features changes, a run ends
+    bounds = [0, *compress(range(1, len(rows)), map(ne, lens[1:], lens[:-1])), len(rows)]
+    runs = []
+    for a, b in zip(bounds, bounds[1:]):
+        while b - a >= least:  # rows a..b-1 have as many features: a run ends where the key set changes
+            r = rows[a]
+            if not known <= r.keys():  # a missing feature: this row goes one by one
+                a += 1
+                continue
+            keys = tuple(r)
+            get = _getter(keys)
+            try:
+                values = list(map(get, rows[a:b]))
+            except KeyError:  # another key set with as many features (rare): find where
+                values = [get(r)]
+                for j in range(a + 1, b):
+                    try:
+                        values.append(get(rows[j]))
+                    except KeyError:
+                        break
+            if len(values) >= least:
+                runs.append((a, a + len(values), keys, _transpose(keys, values)))
+            a += len(values)
+    return runs
 
 
 def _in_row_key_order(found: list[tuple[int, int, int, Issue]], rows: list[dict[str, Any]],

@@ -83,8 +83,8 @@ def test_check_many_equals_check_event_by_event(seed, declared):
     got_valid, issues, start, columnar = [], [], 0, 0
     for k in batches(len(rows), rng):
         valid, found, columns, first = got.check_many(rows[start:start + k])
-        columnar += columns is not None
-        assert (columns is None) == (first == k)
+        columnar += bool(columns)
+        assert (not columns) == (first == k)
         got_valid.extend(valid)
         issues.extend((start + i, x) for i, x in found)
         start += k
@@ -120,8 +120,8 @@ def test_add_inferences_fills_the_same_buffers(task, max_features, declared, one
     for k in [len(rows)] if one_batch else batches(len(rows), rng):
         sl = slice(start, start + k)
         valid, _, columns, first = q.check_many(rows[sl])
-        d.add_inferences(rows[sl], columns, first, q.types, valid, preds[sl], scores[sl], pos[sl])
-        taken += columns is not None
+        d.add_inferences(rows[sl], columns, q.types, valid, preds[sl], scores[sl], pos[sl])
+        taken += bool(columns)
         start += k
     assert taken > 0
     assert list(d.signals) == list(ref_d.signals)

@@ -12,6 +12,7 @@ import pytest
 from stream.config import DataDriftConfig, DataQualityConfig, FeatureSpec
 from stream.datadrift import DataDriftMonitor, Position
 from stream.events import InferenceEvent
+from stream import quality
 from stream.quality import DataQualityChecker
 
 SPEC = {
@@ -25,7 +26,15 @@ OK = {"amount": 1.0, "count": 3, "country": "DE", "vip": False}
 
 def same_as_per_event(spec, batches, cfg=None, task="classification"):
     """Run ``batches`` through check_many + add_inferences and the same rows event by event; assert equal
-    results; return per batch whether it went column by column."""
+    results; return per batch whether it went column by column (but for an undeclared model's first rows,
+    which fix its types): in one segment that ends the batch (see :func:`segments_of`)."""
+    return [len(segs) == 1 and segs[0][1] == len(rows)
+            for segs, rows in zip(segments_of(spec, batches, cfg, task), batches)]
+
+
+def segments_of(spec, batches, cfg=None, task="classification"):
+    """:func:`same_as_per_event`, returning per batch its segments checked column by column, as (start,
+    stop) rows; the other rows went one by one."""
     cfg = cfg or DataQualityConfig(constant_window=3, rate_limit_events=1)
     dcfg = DataDriftConfig(enabled=True)
     ref_q, ref_d = DataQualityChecker("m", spec, cfg), DataDriftMonitor("m", task, dcfg)
@@ -42,11 +51,11 @@ def same_as_per_event(spec, batches, cfg=None, task="classification"):
             expected.extend((i, x.check, x.feature, x.evidence) for x in found)
             ref_d.add_inference(f, ref_q.types, ok, preds[i], scores[i], pos[i])
         valid, issues, columns, first = q.check_many(rows)
-        d.add_inferences(rows, columns, first, q.types, valid, preds, scores, pos)
+        d.add_inferences(rows, columns, q.types, valid, preds, scores, pos)
         assert valid == expected_valid
         assert [(i, x.check, x.feature, x.evidence) for i, x in issues] == expected
         assert q.to_state() == ref_q.to_state()
-        columnar.append(columns is not None)
+        columnar.append([(seg.start, seg.stop) for seg in columns])
         n += len(rows)
     assert list(d.signals) == list(ref_d.signals)
     for key, s in ref_d.signals.items():
@@ -60,24 +69,29 @@ def _nan_equal(a, b):
     return len(a) == len(b) and all(type(x) is type(y) and (x == y or (x != x and y != y)) for x, y in zip(a, b))
 
 
-@pytest.mark.parametrize("bad, columnar", [
-    ({}, True),
-    ({"amount": None}, True),                       # null: a column may hold nulls
-    ({"count": None, "country": None}, True),
-    ({"extra": 1.0}, False),                        # one key too many
-    ({"drop": "count"}, False),                     # one key missing
-    ({"drop": "count", "extra": 1}, False),         # as many keys as declared, but not the declared ones
-    ({"count": True}, False),                       # a bool in a numeric feature is a wrong type
-    ({"vip": 1}, False),                            # an int in a boolean feature too
-    ({"count": 2.0}, False),                        # ints and floats in one column: another Python type
-    ({"amount": "1.0"}, False),
-    ({"country": 7}, False),
-    ({"amount": math.nan}, True),                   # NaN is a float: in range, and never equal to itself
-    ({"amount": -0.0}, True),                       # equal to 0.0
-    ({"reorder": True}, True),                      # same keys in another order
+@pytest.mark.parametrize("bad, alone", [
+    ({}, None),
+    ({"amount": None}, None),                       # null: a column may hold nulls
+    ({"count": None, "country": None}, None),
+    ({"extra": 1.0}, "segment"),                    # one key too many: a segment of its own key set
+    ({"drop": "count"}, "one"),                     # one key missing: checked on its own
+    ({"drop": "count", "extra": 1}, "one"),         # as many keys as declared, but not the declared ones
+    ({"count": True}, "one"),                       # a bool in a numeric feature is a wrong type
+    ({"vip": 1}, "one"),                            # an int in a boolean feature too
+    ({"count": 2.0}, "one"),                        # ints and floats in one column: another Python type
+    ({"count": 2**64 - 1}, None),                   # a huge int is an int
+    ({"amount": 2**64 - 1}, "one"),                 # but not a float
+    ({"amount": "1.0"}, "one"),
+    ({"country": 7}, "one"),
+    ({"amount": math.nan}, None),                   # NaN is a float: in range, and never equal to itself
+    ({"amount": -0.0}, None),                       # equal to 0.0
+    ({"reorder": True}, None),                      # same keys in another order
 ])
 @pytest.mark.parametrize("where", [0, 3, 7])
-def test_a_bad_row_decides_the_path_and_results_do_not_change(bad, columnar, where):
+def test_a_bad_row_decides_the_path_and_results_do_not_change(bad, alone, where, monkeypatch):
+    """Rows around an irregular one are still checked column by column: the irregular row alone (one by
+    one, or a segment of its own key set), here with segments as short as one row."""
+    monkeypatch.setattr(quality, "_MIN_SEGMENT", 1)
     rows = [dict(OK) for _ in range(8)]
     row = dict(OK)
     if "drop" in bad:
@@ -87,7 +101,19 @@ def test_a_bad_row_decides_the_path_and_results_do_not_change(bad, columnar, whe
     row.update({k: v for k, v in bad.items() if k not in ("drop", "reorder")})
     rows[where] = row
     rows[5] = {**rows[5], "amount": 11.0, "country": "XX"}  # two issues in one row: their order
-    assert same_as_per_event(SPEC, [rows, [dict(OK) for _ in range(4)]]) == [columnar, True]
+    around = [(a, b) for a, b in [(0, where), (where + 1, 8)] if a < b]
+    expected = {None: [(0, 8)], "one": around, "segment": sorted(around + [(where, where + 1)])}[alone]
+    assert segments_of(SPEC, [rows, [dict(OK) for _ in range(4)]]) == [expected, [(0, 4)]]
+
+
+@pytest.mark.parametrize("where", [0, 2, 5, 6, 9])
+def test_pieces_shorter_than_the_minimum_go_one_by_one(where):
+    rows = [dict(OK) for _ in range(10)]
+    rows[where] = {**OK, "count": True}
+    expected = [(a, b) for a, b in [(0, where), (where + 1, 10)] if b - a >= quality._MIN_SEGMENT]
+    assert segments_of(SPEC, [rows]) == [expected]
+    # a batch shorter than the minimum is still one segment
+    assert segments_of(SPEC, [[dict(OK)], [dict(OK), dict(OK)]]) == [[(0, 1)], [(0, 2)]]
 
 
 def test_issues_within_a_row_follow_that_rows_key_order():

@@ -124,7 +124,7 @@ def test_batches_and_events_report_what_the_plain_limit_keeps(seed, declared):
         v, found, columns, first = q.check_many(rows[a:b])
         valid.extend(v)
         got.extend((a + i, x.check, x.feature, x.evidence) for i, x in found)
-        columnar += columns is not None and bool(columns.unexpected)
+        columnar += any(seg.unexpected for seg in columns)
     assert valid == all_valid
     assert got == expected
     state = q.to_state()
@@ -147,7 +147,7 @@ def test_an_unexpected_feature_in_every_row_across_batches(rate):
         q, got, a = DataQualityChecker("m", {"x": FeatureSpec("numeric")}, cfg), [], 0
         for k in sizes:
             valid, found, columns, _ = q.check_many(rows[a:a + k])
-            assert columns is not None and not any(valid)
+            assert columns and not any(valid)
             got.extend((a + i, x.check, x.feature, x.evidence) for i, x in found)
             a += k
         assert got == expected
@@ -175,7 +175,7 @@ def test_drift_buffers_from_batches_with_unexpected_features(seed, task):
             ref_d.add_inference(rows[i], ref_q.types, ok, preds[i], scores[i], pos[i])
             ref_d.add_label(labels[i], pos[i])
         valid, _, columns, first = q.check_many(rows[a:b])
-        d.add_inferences(rows[a:b], columns, first, q.types, valid, preds[a:b], scores[a:b], pos[a:b])
+        d.add_inferences(rows[a:b], columns, q.types, valid, preds[a:b], scores[a:b], pos[a:b])
         for i in range(a, b):
             d.add_label(labels[i], pos[i])
         assert d.signals.keys() == ref_d.signals.keys()
