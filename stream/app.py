@@ -50,6 +50,19 @@ def producer_config(cfg: AppConfig) -> dict[str, Any]:
     return conf
 
 
+def checkpoint_round(pending: dict[int, tuple[int, float]], every_messages: int, every_seconds: float) -> list[int]:
+    """The partitions to checkpoint now, from each one's (input messages since its last checkpoint, seconds
+    since it): none unless one is due (past its interval by messages or by time); then every one with
+    unsaved input past half its interval as well. A round flushes the producer once and waits for the
+    acknowledgements: partitions whose timers drift apart by a few milliseconds would otherwise pay that
+    wait one by one, and joined in one round they stay in step."""
+    def past(share: float) -> list[int]:
+        return [p for p, (n, age) in pending.items()
+                if n and (n >= share * every_messages or age >= share * every_seconds)]
+
+    return past(0.5) if past(1.0) else []
+
+
 class Service:
     """Runs until :meth:`stop` (SIGTERM/SIGINT) or a fatal error; ``run`` returns the exit code."""
 
@@ -242,11 +255,9 @@ class Service:
     # -- checkpoints --------------------------------------------------------------------------------
     def _checkpoint_due(self, now: float) -> None:
         pc = self.cfg.processing
-        due = [
-            p for p, proc in self.processors.items()
-            if proc.processed_since_checkpoint >= pc.checkpoint_every_messages
-            or (proc.processed_since_checkpoint and now - self._last_checkpoint.get(p, now) >= pc.checkpoint_every_seconds)
-        ]
+        pending = {p: (proc.processed_since_checkpoint, now - self._last_checkpoint.get(p, now))
+                   for p, proc in self.processors.items()}
+        due = checkpoint_round(pending, pc.checkpoint_every_messages, pc.checkpoint_every_seconds)
         if due:
             self.checkpoint(due)
 
