@@ -44,7 +44,6 @@ API, as River plus :mod:`detectors.base`:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from itertools import repeat
@@ -85,7 +84,9 @@ class DriftTestResult:
     dof: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # the fields are numbers, bools, str or None: a copy of the instance dict (fields in declaration
+        # order, however the result was built) is what dataclasses.asdict returns, without its deep copies
+        return dict(self.__dict__)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DriftTestResult":

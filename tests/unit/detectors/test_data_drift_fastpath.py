@@ -31,6 +31,9 @@ def test_fast_result_is_the_dataclass(fields):
     assert fast == plain and hash(fast) == hash(plain) and repr(fast) == repr(plain)
     assert vars(fast) == vars(plain) and list(vars(fast)) == list(vars(plain))
     assert fast.to_dict() == plain.to_dict() and DriftTestResult.from_dict(fast.to_dict()) == fast
+    for r in (fast, plain):  # what dataclasses.asdict gives, key order included, and a copy
+        assert list(r.to_dict().items()) == list(dataclasses.asdict(r).items())
+        assert r.to_dict() is not vars(r)
     with pytest.raises(dataclasses.FrozenInstanceError):
         fast.drift = True  # type: ignore[misc]
 
