@@ -5,11 +5,14 @@
     python benchmarks/pipeline.py --events 20000 --variants ceiling,driftstream --no-resume
     python benchmarks/pipeline.py --quick --profile   # + a cProfile run of variant 2, top hotspots
     python benchmarks/pipeline.py --markdown      # the tables as Markdown, for the README
+    python benchmarks/pipeline.py --rounds 3      # every variant 3 times in turn: medians and spread
 
 One run, one machine, the shared broker. The workload (``stream.workload.Workload`` with 8 extra numeric
 features, the concept changing half way) is produced once into fresh topics of this run; then every
 variant reads it from the beginning with a fresh consumer group, each in its own subprocess, until it has
-consumed every input message:
+consumed every input message (with ``--rounds N``, the whole sequence N times, later rounds with groups of
+their own; the tables then show each variant's median run, ratios between medians, and the events/s of
+every round):
 
 1. ``ceiling``: confluent-kafka ``consume(num_messages=...)`` + ``orjson.loads`` of every value, nothing else;
 2. ``driftstream``: ``stream.app.Service`` in-process, online model off (join + data quality + concept and
@@ -38,6 +41,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import pstats
 import signal
@@ -114,7 +118,8 @@ def group_of(run_id: str, variant: str) -> str:
 def worker_ceiling(cfg: AppConfig, spec: dict[str, Any]) -> dict[str, Any]:
     from confluent_kafka import Consumer
 
-    c = Consumer({**cfg.kafka, "group.id": group_of(spec["run_id"], "ceiling"), "auto.offset.reset": "earliest",
+    c = Consumer({**cfg.kafka, "group.id": group_of(spec["run_id"], "ceiling") + spec.get("group_tag", ""),
+                  "auto.offset.reset": "earliest",
                   "enable.auto.commit": False, "partition.assignment.strategy": "range"})
     c.subscribe([cfg.topics.inference, cfg.topics.labels])
     expect, consumed = spec["expect"], 0
@@ -218,7 +223,7 @@ def worker_main(variant: str, spec: dict[str, Any]) -> int:
     elif variant == "quix":
         from benchmarks import quix_baseline
 
-        result = quix_baseline.run(cfg.kafka["bootstrap.servers"], group_of(spec["run_id"], "quix"),
+        result = quix_baseline.run(cfg.kafka["bootstrap.servers"], group_of(spec["run_id"], "quix") + spec.get("group_tag", ""),
                                    cfg.topics.inference, cfg.topics.labels, cfg.topics.drift_events, spec["expect"],
                                    commit_interval=CHECKPOINT_SECONDS, timeout=min(spec["timeout"], 120.0))
     else:
@@ -440,8 +445,15 @@ def _fmt(x: float | None, spec: str = ".1f", suffix: str = "") -> str:
     return "n/a" if x is None else f"{x:{spec}}{suffix}"
 
 
+def median_run(runs: list[VariantResult]) -> VariantResult:
+    """The median of a variant's runs by processing window (the lower one of an even count); a run that did
+    not finish counts as the slowest."""
+    ordered = sorted(runs, key=lambda r: math.inf if r.seconds is None else r.seconds)
+    return ordered[(len(ordered) - 1) // 2]
+
+
 def report(results: dict[str, VariantResult], expect: int, n_events: int, resume: dict[str, Any] | None,
-           sizes: dict[str, list[int]], markdown: bool) -> str:
+           sizes: dict[str, list[int]], markdown: bool, rounds: dict[str, list[VariantResult]] | None = None) -> str:
     header = ["variant", "consumed", "events/s", "CPU s / 1M events", "peak RSS MiB", "window s", "start s"]
     rows = []
     for v in ORDER:
@@ -480,6 +492,11 @@ def report(results: dict[str, VariantResult], expect: int, n_events: int, resume
          verdict(overhead, overhead is not None and overhead <= TARGET_CHECKPOINT_OVERHEAD)],
     ]
     extra_rows = []
+    for v in ORDER:
+        runs = (rounds or {}).get(v, [])
+        if len(runs) > 1:  # the table shows the median run; here are all of them
+            extra_rows.append([f"events/s of each round, {VARIANTS[v][0]}",
+                               ", ".join(_fmt_rate(r.rate) for r in runs) + " (median in the tables)"])
     for label, res in (resume or {}).items():
         if "error" in res:
             extra_rows.append([f"resume after SIGKILL{label}", f"failed: {res['error']}"])
@@ -529,6 +546,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help=f"{QUICK_EVENTS:,} events: a smoke run")
     ap.add_argument("--variants", default=",".join(ORDER), help=f"comma-separated subset of {', '.join(ORDER)}")
     ap.add_argument("--no-resume", action="store_true", help="skip the SIGKILL/restart measurement")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run the variants this many times, in turn, and report each one's median run "
+                         "(by window) with the spread of all rounds: the machine is shared and noisy")
     ap.add_argument("--profile", action="store_true",
                     help="also run variant 2 under cProfile (an extra run, not timed) and print the hotspots")
     ap.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
@@ -561,7 +581,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = bench_config(load_config(None), run_id)
     settings = dict(cfg.redis)
     redis_client = redis.Redis.from_url(settings.pop("url"), **settings)
-    results: dict[str, VariantResult] = {}
+    results: dict[str, VariantResult] = {}  # each variant's median run
+    rounds: dict[str, list[VariantResult]] = {}
     sizes: dict[str, list[int]] = {}
     resume = None
     try:
@@ -571,14 +592,19 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{run_id}: produced {expect:,} messages ({n_events:,} inference events + labels) "
             f"in {time.monotonic() - t:.1f} s")
         spec = {"run_id": run_id, "expect": expect, "timeout": args.timeout}
-        for v in [v for v in ORDER if v in variants]:
-            log(f"running {v}: {VARIANTS[v][1]} ...")
-            r = results[v] = run_variant(v, spec, log)
-            log(f"  {v}: {r.consumed:,} messages in {_fmt(r.seconds, '.2f')} s, {_fmt_rate(r.rate)}/s, "
-                f"peak RSS {r.peak_rss_mib:.0f} MiB"
-                + (f", {r.extra['checkpoints']} partition checkpoints" if r.extra.get("checkpoints") else ""))
-            if v in ("driftstream", "driftstream+model"):
-                sizes[v] = state_sizes(cfg, redis_client, group_of(run_id, v))
+        for k in range(1, args.rounds + 1):
+            # later rounds read with groups of their own (and their own checkpoints)
+            tag = "" if k == 1 else f"-round{k}"
+            for v in [v for v in ORDER if v in variants]:
+                log(f"running {v}{f' (round {k} of {args.rounds})' if args.rounds > 1 else ''}: {VARIANTS[v][1]} ...")
+                r = run_variant(v, dict(spec, group_tag=tag), log)
+                rounds.setdefault(v, []).append(r)
+                log(f"  {v}: {r.consumed:,} messages in {_fmt(r.seconds, '.2f')} s, {_fmt_rate(r.rate)}/s, "
+                    f"peak RSS {r.peak_rss_mib:.0f} MiB"
+                    + (f", {r.extra['checkpoints']} partition checkpoints" if r.extra.get("checkpoints") else ""))
+                if k == 1 and v in ("driftstream", "driftstream+model"):
+                    sizes[v] = state_sizes(cfg, redis_client, group_of(run_id, v))
+        results.update({v: median_run(rs) for v, rs in rounds.items()})
         if args.profile:
             prof_path = str(Path(os.environ.get("TMPDIR", "/tmp")) / f"{run_id}.prof")
             log("running driftstream under cProfile (an extra run with its own group, not in the table) ...")
@@ -588,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
             log("measuring resume after SIGKILL (dynamic and static group membership) ...")
             resume = {"": measure_resume(cfg, run_id, expect),
                       " (static membership)": measure_resume(cfg, run_id, expect, static=True)}
-        text = report(results, expect, n_events, resume, sizes, args.markdown)
+        text = report(results, expect, n_events, resume, sizes, args.markdown, rounds)
         print(text)
         if args.profile:
             print()
@@ -599,11 +625,12 @@ def main(argv: list[str] | None = None) -> int:
                 "run_id": run_id, "events": n_events, "expect": expect,
                 "variants": {v: {**dataclasses.asdict(r), "rate": r.rate, "cpu_per_million": r.cpu_per_million}
                              for v, r in results.items()},
+                "rounds": {v: [{**dataclasses.asdict(r), "rate": r.rate} for r in rs] for v, rs in rounds.items()},
                 "resume": resume, "state_sizes": sizes,
             }, indent=2, default=str))
     finally:
         cleanup(cfg, run_id, redis_client, log)
-    return 0 if all(r.consumed == expect for r in results.values()) else 1
+    return 0 if all(r.consumed == expect for rs in rounds.values() for r in rs) else 1
 
 
 if __name__ == "__main__":

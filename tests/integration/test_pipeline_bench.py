@@ -1,7 +1,7 @@
 """Smoke test of ``benchmarks/pipeline.py``: the ceiling and driftstream variants on a tiny workload.
 
 Not the Quix baseline (it keeps CI light) and never a check of speed: only that every variant consumed
-exactly every input message, and that the table has a row for each of them.
+exactly every input message in each of two rounds, and that the tables have a row for each of them.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def test_pipeline_benchmark_consumes_every_message(stack, tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "pipeline.py"), "--events", "5000", "--variants",
-         ",".join(VARIANTS), "--no-resume", "--timeout", "180", "--json", str(out)],
+         ",".join(VARIANTS), "--no-resume", "--timeout", "180", "--rounds", "2", "--json", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=540,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
@@ -30,6 +30,9 @@ def test_pipeline_benchmark_consumes_every_message(stack, tmp_path):
     for name, v in result["variants"].items():
         assert v["consumed"] == result["expect"], f"{name} consumed {v['consumed']} of {result['expect']}"
         assert v["exit_code"] == 0
+    for name, runs in result["rounds"].items():  # two rounds, each with groups of its own, each complete
+        assert len(runs) == 2 and all(r["consumed"] == result["expect"] for r in runs), name
+        assert f"events/s of each round, {ROWS[VARIANTS.index(name)]}" in proc.stdout
     table_rows = {line.split("  ")[0].strip() for line in proc.stdout.splitlines()}
     for row in ROWS:
         assert row in table_rows, f"row {row!r} missing from the table:\n{proc.stdout}"
