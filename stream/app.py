@@ -361,6 +361,9 @@ class Service:
             return
         log.info("assigned partitions %s", sorted(by_topic[t.inference]))
         consumer.assign(partitions)
+        # librdkafka keeps a partition's pause across a rebalance: one that flow control paused before it was
+        # revoked would come back paused, with the note of its pause dropped with it, and never be fetched again
+        consumer.resume(partitions)
         self.metrics.assigned.set(len(self.processors))
 
     def _redis_retry(self, what: str, fn: Callable[[], Any]) -> Any:

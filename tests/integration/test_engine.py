@@ -282,3 +282,48 @@ def test_tampered_state_blob_is_refused_and_never_unpickled(cfg, redis_client, t
 
     with pytest.raises(StateRefused, match="partition"):
         PartitionProcessor(2, cfg, 1, None, None).load_payload(payload)  # ... but it is partition 0's state
+
+
+def test_partitions_paused_by_flow_control_are_fetched_again_after_a_rebalance(cfg, redis_client):
+    """librdkafka keeps a partition's pause across a rebalance. Flow control had paused inputs, the
+    service forgot them with the revoked partitions, and when they came back to the same member they were
+    never fetched again: the group stalled for good (found by the zombie fault test on a larger workload)."""
+    from stream.app import consumer_config
+
+    registry = CollectorRegistry()
+    svc = build_service(cfg, Metrics(registry))
+    t = cfg.topics
+    svc.consumer.subscribe([t.inference, t.labels], on_assign=svc.on_assign, on_revoke=svc.on_revoke,
+                           on_lost=svc.on_lost)
+    other = None
+    try:
+        deadline = time.monotonic() + 60
+        while not svc.processors and time.monotonic() < deadline:
+            svc.step()
+        assert sorted(svc.processors) == list(range(t.partitions)), "the only member owns every partition"
+        # what flow control does when a partition's buffer is full: pause its inputs (here every input). The
+        # rebalance below drops the partitions with their buffers and the service's note of the pause
+        tps = [TopicPartition(topic, p) for topic in (t.inference, t.labels) for p in svc.processors]
+        svc.consumer.pause(tps)
+        # a second member joins (every partition is revoked and half come back), then leaves (all come back)
+        other = Consumer({**consumer_config(cfg), "client.id": "second-member"})
+        other.subscribe([t.inference, t.labels])
+        deadline = time.monotonic() + 60
+        while not other.assignment() and time.monotonic() < deadline:
+            svc.step()
+            other.poll(0.1)
+        assert other.assignment(), "the second member never got partitions"
+        other.close()
+        other = None
+        # the input arrives only now: nothing of it was fetched before the pause
+        w = Workload(n_events=3000, change_points=(), seed=17, label_delay=2.0)
+        total = produce(producer(cfg), w, t.inference, t.labels)
+        deadline = time.monotonic() + 90
+        while messages_done(registry) < total and time.monotonic() < deadline:
+            svc.step()
+        assert messages_done(registry) == total, (
+            f"processed {messages_done(registry):.0f} of {total} input messages: partitions stayed paused")
+    finally:
+        if other is not None:
+            other.close()
+        svc.consumer.close()
