@@ -19,7 +19,9 @@ from tests.integration.helpers import producer, run_until
 SESSION_MS = 6000   # the broker's group.min.session.timeout.ms
 PAUSE_SECONDS = 9.0
 KAFKA = {"session.timeout.ms": SESSION_MS, "heartbeat.interval.ms": 1000, "max.poll.interval.ms": 7000}
-MAX_PAUSE_TRIALS = 3
+#: a trial fences the zombie only if it was stopped outside consume() (stopped inside, it learns of the loss
+#: before it writes and drops its state: also correct, but not the path under test); most trials do
+MAX_PAUSE_TRIALS = 5
 
 
 def _owned(log) -> list[int]:
@@ -51,8 +53,9 @@ def _epochs(st, parts) -> dict[int, int]:
 def test_joins_leaves_and_a_paused_zombie_equal_clean_run(cfg, redis_client, services, tmp_path):
     started = time.monotonic()
     clean = dataclasses.replace(cfg, processing=dataclasses.replace(cfg.processing, max_idle_wait_seconds=60.0))
-    # enough input that joins, leaves and up to three pause trials happen before it runs out
-    w = Workload(n_events=100_000, change_points=(50_000,), seed=61, missing_labels=0.02, label_delay=4.0)
+    # enough input that joins, leaves and several pause trials happen before it runs out (each trial lets the
+    # group process ~10-20% of it)
+    w = Workload(n_events=240_000, change_points=(120_000,), seed=61, missing_labels=0.02, label_delay=4.0)
     total = produce(producer(clean), w, clean.topics.inference, clean.topics.labels)
     run_until(clean, total, timeout=180)
     expected = outputs(clean)
@@ -75,10 +78,11 @@ def test_joins_leaves_and_a_paused_zombie_equal_clean_run(cfg, redis_client, ser
 
     # pause one instance past its session timeout; the other takes its partitions (bumping their epochs)
     trials, fenced_lines, overwrites = 0, 0, []
-    for zname in ["b", "c", "b"][:MAX_PAUSE_TRIALS]:
+    for zname in ["b", "c"] * (MAX_PAUSE_TRIALS // 2) + ["b"] * (MAX_PAUSE_TRIALS % 2):
         done = progress(multi, redis_client, ends)
         print(f"zombie trial {trials + 1}: {done:.0%} of the input checkpointed at its start")
-        assert done < 0.95, "the stream ran out before the zombie could be tested"
+        if done >= 0.95:
+            break  # the stream ran out: no more trials (the fenced-line check below reports it)
         owner = "c" if zname == "b" else "b"
         zombie, zlog = procs[zname], logs[zname]
         zparts = _owned(zlog)
@@ -112,8 +116,8 @@ def test_joins_leaves_and_a_paused_zombie_equal_clean_run(cfg, redis_client, ser
         if fenced_lines:
             break
     assert not overwrites, f"the zombie overwrote the new owner's checkpoint (partition, owner epoch, found): {overwrites}"
-    assert fenced_lines > 0, (f"in {trials} pause trials the zombie never logged a fenced checkpoint "
-                              f"(it learned of the lost partitions before writing)\n{tail(logs['b'])}\n{tail(logs['c'])}")
+    assert fenced_lines > 0, (f"in {trials} pause trials (of {MAX_PAUSE_TRIALS}; fewer: the stream ran out) the zombie "
+                              f"never logged a fenced checkpoint (it learned of the lost partitions before writing)\n{tail(logs['b'])}\n{tail(logs['c'])}")
 
     wait_for("the group catches up", lambda: caught_up(multi, redis_client, ends), 180, alive=list(procs.values()),
              log=logs["b"])
