@@ -7,7 +7,7 @@
     python benchmarks/pipeline.py --markdown      # the tables as Markdown, for the README
     python benchmarks/pipeline.py --rounds 3      # every variant 3 times in turn: medians and spread
 
-One run, one machine, the shared broker. The workload (``stream.workload.Workload`` with 8 extra numeric
+One run, one machine, the shared broker. The workload (``stream.tools.workload.Workload`` with 8 extra numeric
 features, the concept changing half way) is produced once into fresh topics of this run; then every
 variant reads it from the beginning with a fresh consumer group, each in its own subprocess, until it has
 consumed every input message (with ``--rounds N``, the whole sequence N times, later rounds with groups of
@@ -296,7 +296,7 @@ def produce_workload(cfg: AppConfig, n_events: int, run_id: str) -> int:
     from confluent_kafka import Producer
 
     from stream.app import producer_config
-    from stream.workload import Workload, produce
+    from stream.tools.workload import Workload, produce
 
     spacing, delay = 0.01, 5.0
     # event time ends about now: the broker neither rejects future timestamps nor expires the data
@@ -345,7 +345,7 @@ def measure_resume(cfg: AppConfig, run_id: str, expect: int, timeout: float = 12
     for f in dataclasses.fields(cfg.topics):
         value = getattr(cfg.topics, f.name)
         env[f"DRIFTSTREAM_TOPICS__{f.name.upper()}"] = json.dumps(value) if isinstance(value, str) else str(value)
-    cmd = [sys.executable, "-m", "stream.cli", "run"]
+    cmd = [sys.executable, "-m", "stream.tools.cli", "run"]
     settings = dict(cfg.redis)
     rc = redis.Redis.from_url(settings.pop("url"), **settings)
     store = CheckpointStore(rc, cfg.state.key_prefix, group, cfg.state.hmac_key.encode())

@@ -164,7 +164,7 @@ class Services:
 
     def spawn(self, toml: Path, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
         full = service_env(DRIFTSTREAM_STATE__HMAC_KEY=HMAC_KEY, **(env or {}))
-        p = subprocess.Popen([sys.executable, "-m", "stream.cli", "run", "--config", str(toml)], env=full,
+        p = subprocess.Popen([sys.executable, "-m", "stream.tools.cli", "run", "--config", str(toml)], env=full,
                              stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(p)
         return p

@@ -14,7 +14,7 @@ import orjson
 
 from stream.config import DataDriftConfig, FeatureSpec, ModelSpec
 from stream.topics import admin_client, ensure_topics
-from stream.workload import Workload, events, produce
+from stream.tools.workload import Workload, events, produce
 from tests.faults.harness import compare, read_exact, report
 from tests.integration.conftest import fresh_config
 from tests.integration.helpers import producer, run_until

@@ -13,7 +13,7 @@ import redis
 from confluent_kafka import Consumer, TopicPartition
 
 from stream.topics import admin_client, ensure_topics
-from stream.workload import Workload, produce
+from stream.tools.workload import Workload, produce
 from tests.faults.harness import (assert_equivalent, caught_up, end_offsets, final_states, outputs, progress,
                                   sibling, stop, store, tail, wait_for, with_redis, write_toml)
 from tests.integration.conftest import fresh_config

@@ -11,7 +11,7 @@ import time
 
 import orjson
 
-from stream.workload import Workload, produce
+from stream.tools.workload import Workload, produce
 from tests.faults.harness import (assert_equivalent, caught_up, end_offsets, final_states, outputs, sibling, stop,
                                   store, wait_for, write_toml)
 from tests.integration.helpers import producer, run_until

@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 
 from stream.checkpoint import MAGIC, CheckpointStore
-from stream.workload import Workload, produce
+from stream.tools.workload import Workload, produce
 from tests.faults.harness import caught_up, end_offsets, stop, store, tail, wait_for, write_toml
 from tests.integration.helpers import producer
 

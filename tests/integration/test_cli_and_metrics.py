@@ -14,7 +14,7 @@ import urllib.request
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream.workload import Workload, events, produce
+from stream.tools.workload import Workload, events, produce
 from tests.integration.helpers import producer, service_env
 from tests.integration.test_engine import _write_toml
 
@@ -57,7 +57,7 @@ def test_metrics_endpoint_reports_what_happened(cfg, tmp_path):
     toml.write_text(toml.read_text().replace("[metrics]\nenabled = false", f"[metrics]\nenabled = true\nport = {port}"))
     env = service_env(DRIFTSTREAM_STATE__HMAC_KEY="test-hmac-key", DRIFTSTREAM_JOIN__TTL_SECONDS="30")
     log = (tmp_path / "svc.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "run", "-c", str(toml)], env=env, stdout=log,
+    proc = subprocess.Popen([sys.executable, "-m", "stream.tools.cli", "run", "-c", str(toml)], env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 90
@@ -93,10 +93,10 @@ def test_state_show_and_reset(cfg, tmp_path):
     produce(producer(cfg), w, cfg.topics.inference, cfg.topics.labels)
     toml = _write_toml(tmp_path / "c.toml", cfg)
     env = service_env(DRIFTSTREAM_STATE__HMAC_KEY="test-hmac-key")
-    r = subprocess.run([sys.executable, "-m", "stream.cli", "run", "-c", str(toml), "--max-seconds", "8"], env=env,
+    r = subprocess.run([sys.executable, "-m", "stream.tools.cli", "run", "-c", str(toml), "--max-seconds", "8"], env=env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr[-2000:]
-    show = subprocess.run([sys.executable, "-m", "stream.cli", "state", "show", "-c", str(toml)], env=env,
+    show = subprocess.run([sys.executable, "-m", "stream.tools.cli", "state", "show", "-c", str(toml)], env=env,
                           capture_output=True, text=True, timeout=60)
     assert show.returncode == 0, show.stderr
     parts = json.loads(show.stdout)
@@ -107,10 +107,10 @@ def test_state_show_and_reset(cfg, tmp_path):
     assert "test-hmac-key" not in show.stdout
     models = [p["models"]["fraud"] for p in parts if "fraud" in p["models"]]
     assert sum(m["joined"] for m in models) == w.n_events
-    reset = subprocess.run([sys.executable, "-m", "stream.cli", "state", "reset", "-c", str(toml), "-p", "0"], env=env,
+    reset = subprocess.run([sys.executable, "-m", "stream.tools.cli", "state", "reset", "-c", str(toml), "-p", "0"], env=env,
                            capture_output=True, text=True, timeout=60)
     assert reset.returncode == 0 and "reset partition 0" in reset.stdout
-    show = subprocess.run([sys.executable, "-m", "stream.cli", "state", "show", "-c", str(toml)], env=env,
+    show = subprocess.run([sys.executable, "-m", "stream.tools.cli", "state", "show", "-c", str(toml)], env=env,
                           capture_output=True, text=True, timeout=60)
     assert [p["partition"] for p in json.loads(show.stdout)] == list(range(1, cfg.topics.partitions))
 
@@ -118,7 +118,7 @@ def test_state_show_and_reset(cfg, tmp_path):
 def test_run_without_hmac_key_refuses_to_start(cfg, tmp_path):
     toml = _write_toml(tmp_path / "c.toml", cfg)
     env = service_env()
-    r = subprocess.run([sys.executable, "-m", "stream.cli", "run", "-c", str(toml)], env=env, capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "stream.tools.cli", "run", "-c", str(toml)], env=env, capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 2
     assert "state.hmac_key is required" in r.stderr

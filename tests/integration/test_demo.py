@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stream.cli import main
+from stream.tools.cli import main
 
 
 def test_demo_runs_and_writes_report(stack, tmp_path, capsys, monkeypatch):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from stream.workload import Workload, events, produce
+from stream.tools.workload import Workload, events, produce
 from tests.integration.helpers import producer, read_topic, run_until
 
 

@@ -23,7 +23,7 @@ from stream.checkpoint import CheckpointStore, seal
 from stream.errors import Fenced, StateRefused
 from stream.metrics import Metrics
 from stream.topics import admin_client, ensure_topics
-from stream.workload import Workload, events, produce
+from stream.tools.workload import Workload, events, produce
 from tests.integration.conftest import fresh_config
 from tests.integration.helpers import messages_done, producer, read_topic, run_until, service_env
 
@@ -102,7 +102,7 @@ enabled = false
 
 def _spawn(toml: Path, log: Path) -> subprocess.Popen:
     env = service_env(DRIFTSTREAM_STATE__HMAC_KEY="test-hmac-key")
-    return subprocess.Popen([sys.executable, "-m", "stream.cli", "run", "--config", str(toml)], env=env,
+    return subprocess.Popen([sys.executable, "-m", "stream.tools.cli", "run", "--config", str(toml)], env=env,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 

@@ -11,7 +11,7 @@ import orjson
 
 from stream.config import DataDriftConfig
 from stream.topics import admin_client, ensure_topics
-from stream.workload import Workload, events, produce
+from stream.tools.workload import Workload, events, produce
 from tests.integration.conftest import fresh_config
 from tests.integration.helpers import producer, read_topic, run_until
 

@@ -14,8 +14,8 @@ from stream.app import build_service
 from stream.checkpoint import CheckpointStore
 from stream.config import RetrainPolicyConfig
 from stream.metrics import Metrics
-from stream.retrain_worker import run_worker
-from stream.workload import Workload, events, produce
+from stream.tools.retrain_worker import run_worker
+from stream.tools.workload import Workload, events, produce
 from tests.integration.helpers import messages_done, producer, read_topic, run_until
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream.cli import build_parser, main
+from stream.tools.cli import build_parser, main
 
 
 def test_help_lists_every_command(capsys):
@@ -52,7 +52,7 @@ def test_json_logs_carry_partition_context(capsys):
 
     import orjson
 
-    from stream.cli import setup_logging
+    from stream.tools.cli import setup_logging
     from stream.config import load_config
 
     setup_logging(load_config(None, {"DRIFTSTREAM_LOGGING__JSON": "true"}))

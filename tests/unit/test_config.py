@@ -87,7 +87,7 @@ def test_example_config_documents_every_key():
     import re
     from pathlib import Path
 
-    from stream.config_reference import markdown, rows
+    from stream.tools.config_reference import markdown, rows
 
     text = (Path(__file__).resolve().parents[2] / "driftstream.toml").read_text()
     missing = []

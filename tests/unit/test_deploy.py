@@ -19,13 +19,13 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-import stream.cli
+import stream.tools.cli
 import stream.config
 import stream.topics
-from stream import workload_producer
+from stream.tools import workload_producer
 from stream.config import AppConfig, MetricsConfig, env_overrides, load_config
 from stream.metrics import Metrics
-from stream.workload import Workload, events, produce
+from stream.tools.workload import Workload, events, produce
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
@@ -300,10 +300,10 @@ def test_compose_driftstream_command_is_a_real_cli_subcommand() -> None:
     argv = svc.get("command") or json.loads(dockerfile("CMD")[-1])
     argv = shlex.split(argv) if isinstance(argv, str) else argv
     try:
-        args = stream.cli.build_parser().parse_args(argv)
+        args = stream.tools.cli.build_parser().parse_args(argv)
     except SystemExit as exc:
         pytest.fail(f"`driftstream {' '.join(argv)}` is not accepted by the CLI (exit {exc.code})")
-    assert args.fn is stream.cli.cmd_run
+    assert args.fn is stream.tools.cli.cmd_run
     assert args.config == config_mount(svc)[1], "the service must read the mounted config file"
     assert "entrypoint" not in svc, "the driftstream service uses the image's entrypoint"
 
@@ -338,7 +338,7 @@ def test_compose_topics_job_creates_every_configured_topic(monkeypatch: pytest.M
 
 def test_compose_demo_producer_runs_the_workload_producer() -> None:
     svc = compose()["services"]["demo-producer"]
-    assert svc["entrypoint"] == ["python", "-m", "stream.workload_producer"]
+    assert svc["entrypoint"] == ["python", "-m", "stream.tools.workload_producer"]
     args = workload_producer.build_parser().parse_args([str(a) for a in svc["command"]])
     assert args.config == config_mount(svc)[1]
     assert args.events > 0 and args.rate > 0
@@ -389,16 +389,16 @@ def test_dockerfile_runs_the_console_script_as_non_root_with_a_healthcheck() -> 
     argv = json.loads(entry)
     assert len(argv) == 1 and argv[0] in scripts, f"ENTRYPOINT {argv} is not a console script of {scripts}"
     module, func = scripts[argv[0]].split(":")
-    assert (module, func) == ("stream.cli", "main") and callable(stream.cli.main)
+    assert (module, func) == ("stream.tools.cli", "main") and callable(stream.tools.cli.main)
     (cmd,) = dockerfile("CMD")
-    args = stream.cli.build_parser().parse_args(json.loads(cmd))
-    assert args.fn is stream.cli.cmd_run and args.config == "/etc/driftstream/driftstream.toml"
+    args = stream.tools.cli.build_parser().parse_args(json.loads(cmd))
+    assert args.fn is stream.tools.cli.cmd_run and args.config == "/etc/driftstream/driftstream.toml"
 
 
 def test_dockerfile_copies_every_package_of_the_distribution() -> None:
-    packages = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    include = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
     copied = " ".join(dockerfile("COPY"))
-    for pkg in packages:
+    for pkg in {p.split(".")[0] for p in include}:
         assert re.search(rf"\b{pkg}\b", copied), f"deploy/Dockerfile does not COPY package {pkg}"
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from stream.errors import InvalidMessage
 from stream.validate import typed_inference, typed_label, validate_inference, validate_label
-from stream.workload import Workload, events
+from stream.tools.workload import Workload, events
 
 INFERENCE = ("id", "model", "ts", "features", "prediction", "score")
 LABEL = ("id", "model", "ts", "label")

@@ -87,7 +87,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from stream.demo import run_demo
+    from stream.tools.demo import run_demo
 
     return run_demo(load_config(args.config), args)
 
@@ -150,7 +150,7 @@ def cmd_state_reset(args: argparse.Namespace) -> int:
 
 
 def cmd_retrain_worker(args: argparse.Namespace) -> int:
-    from stream.retrain_worker import run_worker
+    from stream.tools.retrain_worker import run_worker
 
     cfg = _load(args)
     setup_logging(cfg)
@@ -163,7 +163,7 @@ def cmd_retrain_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_config_reference(args: argparse.Namespace) -> int:
-    from stream.config_reference import markdown
+    from stream.tools.config_reference import markdown
 
     print(markdown())
     return 0

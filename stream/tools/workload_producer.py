@@ -3,10 +3,10 @@
 Used by the ``demo-producer`` service of ``docker-compose.yml`` to feed the real service, and handy
 against any cluster::
 
-    python -m stream.workload_producer --config driftstream.toml --events 200000 --rate 500
+    python -m stream.tools.workload_producer --config driftstream.toml --events 200000 --rate 500
 
-Events come from :mod:`stream.workload` (the true concept changes every ``--change-every`` events, so
-the served model's error jumps there) and are produced with :func:`stream.workload.produce`. Event time
+Events come from :mod:`stream.tools.workload` (the true concept changes every ``--change-every`` events, so
+the served model's error jumps there) and are produced with :func:`stream.tools.workload.produce`. Event time
 starts at the wall clock and advances at ``--rate``, so label delays and join expiry look like
 production. Event ids carry a per-run prefix: a restarted producer sends new events, not duplicates.
 """
@@ -20,7 +20,7 @@ import time
 from typing import Any, Callable
 
 from stream.config import ConfigError, load_config
-from stream.workload import Workload, produce
+from stream.tools.workload import Workload, produce
 
 log = logging.getLogger("driftstream.workload_producer")
 
@@ -28,7 +28,7 @@ log = logging.getLogger("driftstream.workload_producer")
 class PacedProducer:
     """Wraps a producer so that messages to ``paced_topic`` leave at ``rate`` per second.
 
-    ``stream.workload.produce`` produces as fast as it can; pacing in ``produce()`` keeps that
+    ``stream.tools.workload.produce`` produces as fast as it can; pacing in ``produce()`` keeps that
     function the single place that knows how events become Kafka messages.
     """
 
@@ -81,7 +81,7 @@ def build_workload(args: argparse.Namespace, now: float) -> Workload:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m stream.workload_producer", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m stream.tools.workload_producer", description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", "-c", default=None, help="TOML config file (default: built-in defaults + env)")
     ap.add_argument("--events", type=int, default=100_000, help="inference events to produce (labels follow)")
     ap.add_argument("--rate", type=float, default=200.0, help="inference events per second")

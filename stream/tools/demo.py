@@ -28,9 +28,9 @@ from stream.app import build_service, producer_config
 from stream.config import AppConfig
 from stream.metrics import Metrics
 from stream.topics import admin_client, ensure_topics
-from stream.workload import Workload, events, produce
+from stream.tools.workload import Workload, events, produce
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _reachable(cfg: AppConfig) -> bool:
@@ -274,7 +274,7 @@ def write_report(w: Workload, detections: list[dict[str, Any]], prefix: Path) ->
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from stream.workload import concept
+    from stream.tools.workload import concept
 
     errs = []
     for kind, _, ev in events(w):
