@@ -295,7 +295,7 @@ def run_variant(variant: str, spec: dict[str, Any], log: Any) -> VariantResult:
 def produce_workload(cfg: AppConfig, n_events: int, run_id: str) -> int:
     from confluent_kafka import Producer
 
-    from stream.app import producer_config
+    from stream.clients import producer_config
     from stream.tools.workload import Workload, produce
 
     spacing, delay = 0.01, 5.0

@@ -14,40 +14,20 @@ import signal
 import time
 from typing import Any, Callable
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 import detectors
 from stream.checkpoint import CheckpointStore
+from stream.clients import consumer_config, make_redis, producer_config, redis_errors, watermarks, with_backoff
 from stream.config import AppConfig
-from stream.decode import decode
-from stream.errors import FatalError, Fenced, InvalidMessage, StateRefused
+from stream.control import ControlReader
+from stream.errors import FatalError, Fenced, StateRefused
 from stream.events import Record
 from stream.metrics import Metrics
 from stream.partition import PartitionProcessor
-from stream.publish import PRODUCER_DEFAULTS, Publisher
+from stream.publish import Publisher
 
 log = logging.getLogger("driftstream")
-
-
-def consumer_config(cfg: AppConfig) -> dict[str, Any]:
-    conf = {
-        "group.id": cfg.processing.group_id,
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        "auto.offset.reset": cfg.processing.start_from,
-        # range keeps partition i of both co-partitioned topics on the same member
-        "partition.assignment.strategy": "range",
-        "session.timeout.ms": 10000,
-        "heartbeat.interval.ms": 2000,
-    }
-    conf.update(cfg.kafka)
-    return conf
-
-
-def producer_config(cfg: AppConfig) -> dict[str, Any]:
-    conf = dict(PRODUCER_DEFAULTS)
-    conf.update({k: v for k, v in cfg.kafka.items() if not k.startswith(("group.", "session.", "heartbeat."))})
-    return conf
 
 
 def checkpoint_round(pending: dict[int, tuple[int, float]], every_messages: int, every_seconds: float) -> list[int]:
@@ -70,7 +50,8 @@ class Service:
                  clock: Callable[[], float] = time.monotonic, control_consumer: Any = None) -> None:
         self.cfg = cfg
         self.consumer = consumer
-        self.control = control_consumer
+        self.control = ControlReader(control_consumer, cfg.topics.control, cfg.processing.max_message_bytes,
+                                     self._control_dead_letter)
         self.publisher = Publisher(producer, on_produced=metrics.output)
         self.store = store
         self.metrics = metrics
@@ -98,7 +79,7 @@ class Service:
                                 on_lost=self.on_lost)
         deadline = None if max_seconds is None else self.clock() + max_seconds
         try:
-            self._start_control()
+            self.control.start()
             while not self._stopping and self._fatal is None:
                 if deadline is not None and self.clock() >= deadline:
                     break
@@ -111,10 +92,9 @@ class Service:
             log.error("stopping without checkpoint: %s", exc)
             return 1
         finally:
-            for c in (self.consumer, self.control):
+            for close in (self.consumer.close, self.control.close):
                 try:
-                    if c is not None:
-                        c.close()
+                    close()
                 except Exception:  # pragma: no cover - closing a broken consumer
                     pass
 
@@ -168,50 +148,18 @@ class Service:
         self._checkpoint_due(now)
 
     # -- the control topic: on-demand commands ---------------------------------------------------------
-    def _start_control(self) -> None:
-        """Every instance reads every control partition from its end at start-up (no group, no commits):
-        a command reaches the instances that own the data. Commands sent while no instance runs are not
-        replayed (they are requests, not state)."""
-        if self.control is None:
-            return
-        topic = self.cfg.topics.control
-        md = self.control.list_topics(topic, timeout=10)
-        if topic not in md.topics or md.topics[topic].error is not None:
-            log.warning("control topic %s not found: on-demand commands are disabled", topic)
-            self.control = None
-            return
-        tps = []
-        for p in md.topics[topic].partitions:
-            tp = TopicPartition(topic, p)
-            tp.offset = watermarks(self.control, tp)[1]
-            tps.append(tp)
-        self.control.assign(tps)
-
     def _poll_control(self) -> None:
-        if self.control is None:
-            return
-        for m in self.control.consume(100, 0):
-            if m.error() is not None:
-                continue
-            rec = Record(m.topic(), m.partition(), m.offset(), m.timestamp()[1], m.key(), m.value())
-            try:
-                cmd = decode(rec.value, self.cfg.processing.max_message_bytes)
-                if cmd.get("command") != "retrain":
-                    raise InvalidMessage("unknown_command", f"unknown control command {cmd.get('command')!r}; "
-                                                           "known: retrain")
-                model = cmd.get("model")
-                part = cmd.get("partition")
-                if model is not None and not isinstance(model, str) or part is not None and not isinstance(part, int):
-                    raise InvalidMessage("bad_command", "'model' must be a string and 'partition' an integer")
-            except InvalidMessage as exc:
-                self.publisher.dead_letter(self.cfg.topics.dead_letter, rec, exc.reason, exc.detail)
-                self.metrics.dead_letter(rec.topic, exc.reason)
-                continue
+        for cmd in self.control.poll():
             n = 0
             for p, proc in self.processors.items():
-                if part is None or part == p:
-                    n += proc.request_retrain(model)
-            log.info("control: retrain requested for model %s partition %s (%d monitors here)", model, part, n)
+                if cmd.partition is None or cmd.partition == p:
+                    n += proc.request_retrain(cmd.model)
+            log.info("control: retrain requested for model %s partition %s (%d monitors here)", cmd.model,
+                     cmd.partition, n)
+
+    def _control_dead_letter(self, rec: Record, reason: str, detail: str) -> None:
+        self.publisher.dead_letter(self.cfg.topics.dead_letter, rec, reason, detail)
+        self.metrics.dead_letter(rec.topic, reason)
 
     def _on_consume_error(self, err: KafkaError) -> None:
         if err.code() == KafkaError._PARTITION_EOF:
@@ -297,21 +245,19 @@ class Service:
                 log.warning("offset commit for monitoring failed: %s", exc)
 
     def _save_with_retry(self, proc: PartitionProcessor) -> int:
-        import redis
-
-        delay = 0.1
         payload = proc.to_payload()
-        while True:
-            try:
-                return self.store.save(proc.partition, proc.epoch, payload, dict(proc.next_offsets))
-            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
-                self.metrics.checkpoint_failures.labels("redis_unavailable").inc()
-                if self._stopping and delay > 5:
-                    raise FatalError(f"Redis unavailable while stopping: {exc}") from exc
-                log.warning("Redis unavailable (%s); retrying the checkpoint in %.1f s", exc, delay,
-                            extra={"partition": proc.partition})
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        errors = redis_errors()
+
+        def retry(exc: BaseException, delay: float) -> None:
+            self.metrics.checkpoint_failures.labels("redis_unavailable").inc()
+            log.warning("Redis unavailable (%s); retrying the checkpoint in %.1f s", exc, delay,
+                        extra={"partition": proc.partition})
+
+        return with_backoff(
+            lambda: self.store.save(proc.partition, proc.epoch, payload, dict(proc.next_offsets)),
+            lambda exc: isinstance(exc, errors), what="checkpoint", on_retry=retry,
+            give_up=lambda exc, delay: FatalError(f"Redis unavailable while stopping: {exc}")
+            if self._stopping and delay > 5 else None)
 
     def _update_lag(self, proc: PartitionProcessor) -> None:
         for topic, nxt in proc.next_offsets.items():
@@ -368,18 +314,13 @@ class Service:
 
     def _redis_retry(self, what: str, fn: Callable[[], Any]) -> Any:
         """Redis calls outside a checkpoint (assignment): wait and retry while Redis is unreachable."""
-        import redis
-
-        delay = 0.1
-        while True:
-            try:
-                return fn()
-            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
-                if self._stopping:
-                    raise FatalError(f"Redis unavailable while stopping ({what}): {exc}") from exc
-                log.warning("Redis unavailable during %s (%s); retrying in %.1f s", what, exc, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        errors = redis_errors()
+        return with_backoff(
+            fn, lambda exc: isinstance(exc, errors), what=what,
+            on_retry=lambda exc, delay: log.warning("Redis unavailable during %s (%s); retrying in %.1f s", what,
+                                                    exc, delay),
+            give_up=lambda exc, delay: FatalError(f"Redis unavailable while stopping ({what}): {exc}")
+            if self._stopping else None)
 
     def _take(self, p: int) -> None:
         epoch = self._redis_retry(f"assignment of partition {p}", lambda: self.store.bump_epoch(p))
@@ -432,37 +373,6 @@ class Service:
         log.warning("lost partitions %s: dropping in-memory state without writing", lost)
         for p in lost:
             self._drop(p)
-
-
-def watermarks(consumer: Any, tp: TopicPartition, attempts: int = 30, sleep: Callable[[float], None] = time.sleep
-               ) -> tuple[int, int]:
-    """Low and high watermark of ``tp``, retrying what the broker says is retriable (a topic created a
-    moment ago has no leader yet: NOT_LEADER_FOR_PARTITION / LEADER_NOT_AVAILABLE)."""
-    delay = 0.1
-    for attempt in range(attempts):
-        try:
-            return consumer.get_watermark_offsets(tp, timeout=10)
-        except KafkaException as exc:
-            err = exc.args[0] if exc.args else None
-            retriable = isinstance(err, KafkaError) and (err.retriable() or err.code() in (
-                KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
-                KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TRANSPORT, KafkaError._TIMED_OUT))
-            if not retriable or attempt == attempts - 1:
-                raise
-            log.warning("watermarks of %s[%d] not available yet (%s); retrying", tp.topic, tp.partition, err)
-            sleep(delay)
-            delay = min(delay * 2, 2.0)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def make_redis(cfg: AppConfig) -> Any:
-    """A redis-py client from ``[redis]``: ``url`` plus keyword arguments passed untouched (password,
-    username, ssl_ca_certs, ssl_certfile, socket_timeout, ...); ``rediss://`` URLs use TLS."""
-    import redis
-
-    settings = dict(cfg.redis)
-    url = settings.pop("url")
-    return redis.Redis.from_url(url, **settings)
 
 
 def build_service(cfg: AppConfig, metrics: Metrics, redis_client: Any | None = None) -> Service:

@@ -16,14 +16,6 @@ import orjson
 from stream.errors import FatalError
 from stream.events import Record
 
-PRODUCER_DEFAULTS = {
-    "enable.idempotence": True,
-    "acks": "all",
-    "linger.ms": 5,
-    "compression.type": "lz4",
-}
-
-
 class Publisher:
     def __init__(self, producer: Any, on_produced: Callable[[str], None] | None = None) -> None:
         self.producer = producer

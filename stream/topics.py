@@ -6,6 +6,7 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from stream.clients import admin_config
 from stream.config import AppConfig
 
 
@@ -14,8 +15,7 @@ class TopologyError(RuntimeError):
 
 
 def admin_client(cfg: AppConfig) -> AdminClient:
-    conf = {k: v for k, v in cfg.kafka.items() if not k.startswith(("group.", "session.", "heartbeat.", "enable.auto"))}
-    return AdminClient(conf)
+    return AdminClient(admin_config(cfg))
 
 
 def all_topics(cfg: AppConfig) -> list[str]:

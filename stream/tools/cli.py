@@ -93,7 +93,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _store(cfg: AppConfig):
-    from stream.app import make_redis
+    from stream.clients import make_redis
     from stream.checkpoint import CheckpointStore
 
     key = cfg.state.hmac_key.encode() or (b"driftstream-demo-key" if cfg.demo else b"")

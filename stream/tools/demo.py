@@ -24,7 +24,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from stream.app import build_service, producer_config
+from stream.app import build_service
+from stream.clients import producer_config
 from stream.config import AppConfig
 from stream.metrics import Metrics
 from stream.topics import admin_client, ensure_topics

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from stream.app import consumer_config, producer_config
+from stream.clients import consumer_config, producer_config
 from stream.checkpoint import CheckpointStore
 from stream.config import AppConfig
 from stream.detect import _river_x, build_online_model, served_error

@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from confluent_kafka import Producer
 
-    from stream.app import producer_config
+    from stream.clients import producer_config
 
     w = build_workload(args, time.time())
     log.info("producing %d events at %.0f/s to %s + %s on %s; concept changes at %s", w.n_events, args.rate,

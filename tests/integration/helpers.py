@@ -10,7 +10,8 @@ import orjson
 from confluent_kafka import Consumer, Producer
 from prometheus_client import CollectorRegistry
 
-from stream.app import build_service, producer_config
+from stream.app import build_service
+from stream.clients import producer_config
 from stream.config import AppConfig
 from stream.metrics import Metrics
 

@@ -288,7 +288,7 @@ def test_partitions_paused_by_flow_control_are_fetched_again_after_a_rebalance(c
     """librdkafka keeps a partition's pause across a rebalance. Flow control had paused inputs, the
     service forgot them with the revoked partitions, and when they came back to the same member they were
     never fetched again: the group stalled for good (found by the zombie fault test on a larger workload)."""
-    from stream.app import consumer_config
+    from stream.clients import consumer_config
 
     registry = CollectorRegistry()
     svc = build_service(cfg, Metrics(registry))

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from stream.app import watermarks
+from stream.clients import watermarks
 
 
 class _FlakyConsumer:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stream.app import consumer_config, make_redis, producer_config
+from stream.clients import consumer_config, make_redis, producer_config
 from stream.config import load_config
 
 
