@@ -28,7 +28,7 @@ from orjson import loads as _loads
 from stream.champion import ChampionChallenger
 from stream.config import AppConfig
 from stream.datadrift import DataDriftMonitor, Position
-from stream.decide import (challenger_event, drift_event, label_missing_event, online_prediction_event,
+from stream.outputs import (challenger_event, drift_event, label_missing_event, online_prediction_event,
                            retrain_event, swap_event)
 from stream.decode import decode
 from stream.detect import ModelMonitor

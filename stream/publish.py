@@ -8,13 +8,13 @@ replayed and the same outputs (same deterministic ids) are produced again.
 
 from __future__ import annotations
 
-import base64
 from typing import Any, Callable
 
 import orjson
 
 from stream.errors import FatalError
 from stream.events import Record
+from stream.outputs import dead_letter_event
 
 class Publisher:
     def __init__(self, producer: Any, on_produced: Callable[[str], None] | None = None) -> None:
@@ -41,27 +41,7 @@ class Publisher:
             self.on_produced(topic)
 
     def dead_letter(self, topic: str, record: Record, reason: str, detail: str) -> None:
-        value = record.value or b""
-        try:
-            text: str | None = value.decode("utf-8")
-            encoded = None
-        except UnicodeDecodeError:
-            text, encoded = None, base64.b64encode(value).decode()
-        self.send(
-            topic,
-            record.key,
-            {
-                "id": f"{record.topic}:{record.partition}:{record.offset}:dead-letter",
-                "type": "dead-letter",
-                "reason": reason,
-                "error": detail[:1000],
-                "source": {"topic": record.topic, "partition": record.partition, "offset": record.offset,
-                           "timestamp_ms": record.timestamp_ms},
-                "key": record.key.decode("utf-8", "replace") if record.key else None,
-                "value": text,
-                "value_base64": encoded,
-            },
-        )
+        self.send(topic, record.key, dead_letter_event(record, reason, detail))
 
     def poll(self) -> None:
         self.producer.poll(0)

@@ -1,4 +1,5 @@
-"""Stage 5, decide: turn detector alarms and summaries into output events.
+"""Every output event the service publishes is built here: drift, retrain, challenger, swap, online
+prediction, label missing, data quality, dead letter.
 
 Every output id is derived from the input position that caused it (see :func:`stream.events.output_id`),
 so a replay produces the same ids and the same content.
@@ -6,6 +7,7 @@ so a replay produces the same ids and the same content.
 
 from __future__ import annotations
 
+import base64
 from typing import TYPE_CHECKING, Any
 
 from stream.events import InferenceEvent, Record, output_id
@@ -133,4 +135,25 @@ def swap_event(proc: "PartitionProcessor", mon: "ModelMonitor", swap: Any) -> di
         "ts": max(j.label_ts, j.prediction.ts),
         "offset": j.completed_offset,
         "topic": topic,
+    }
+
+
+def dead_letter_event(record: Record, reason: str, detail: str) -> dict[str, Any]:
+    """An input that could not be processed, with its reason and where to find it in the input topic."""
+    value = record.value or b""
+    try:
+        text: str | None = value.decode("utf-8")
+        encoded = None
+    except UnicodeDecodeError:
+        text, encoded = None, base64.b64encode(value).decode()
+    return {
+        "id": output_id(record.topic, record.partition, record.offset, "dead-letter"),
+        "type": "dead-letter",
+        "reason": reason,
+        "error": detail[:1000],
+        "source": {"topic": record.topic, "partition": record.partition, "offset": record.offset,
+                   "timestamp_ms": record.timestamp_ms},
+        "key": record.key.decode("utf-8", "replace") if record.key else None,
+        "value": text,
+        "value_base64": encoded,
     }
