@@ -1,0 +1,568 @@
+"""The online challenger model, compiled: River's linear pipeline replayed by one numba kernel per micro-batch.
+
+:class:`OnlineLinearModel` computes what the River pipeline built by ``stream.detect.build_online_model``
+computes -- ``(SelectType(int, float) | StandardScaler()) + (SelectType(str) | OneHotEncoder())`` into a
+linear head trained by plain SGD -- with River's exact order of operations:
+
+* **learn** (``Pipeline.learn_one``): the scaler's running moments take the event's numeric values first,
+  the one-hot encoder registers the event's new categories, then the event is transformed with the
+  *updated* moments and the head takes one SGD step (intercept with ``intercept_lr``, weights with
+  ``learning_rate``, gradient clipped at ``clip_gradient``);
+* **predict**: the event is transformed with the current moments (a feature whose variance is still 0
+  scales to 0.0; a category never learned has weight 0), then the head's dot product is summed in River's
+  order (the one-hot slots in the order the encoder first saw them, then the numeric features in the
+  event's order), so the floats are River's, not only close to them.
+
+Heads:
+
+* ``task="regression"``: ``LinearRegression`` (squared loss).
+* ``task="classification", head="ovr"``: ``OneVsRestClassifier(LogisticRegression)`` exactly as River does
+  it: one logistic regression per class, created when its class is first learned, probabilities
+  normalised over the classes.
+* ``task="classification", head="auto"`` (the default, a **change from the River default**): while the
+  label has at most two classes, ONE logistic regression on ``y == first class``. It is bit-identical to
+  the first of River's two one-vs-rest regressions; the second one of River's is, step for step, the
+  exact negation of the first except for the events before the second class appeared (log loss is
+  antisymmetric: flipping the target and the logit flips the gradient), so the binary predictions differ
+  from one-vs-rest only through that prefix while the cost is halved. When a third class is learned the
+  model becomes one-vs-rest: the first class keeps the regression, the second gets its negation, the
+  third starts from zero (and from then on it is River's ``OneVsRestClassifier`` from that state).
+
+Inputs are the service's feature dicts as they are decoded: numbers (``int``/``float``) are scaled,
+strings are categories, booleans are the categories ``"True"``/``"False"`` (what ``detect._river_x``
+hands River), ``None`` is missing (left out, as in River), other values are ignored (``SelectType``).
+
+Two APIs: River's per-event ``predict_one`` / ``predict_proba_one`` / ``learn_one``, and
+:meth:`OnlineLinearModel.replay`, which replays a micro-batch's operations (:class:`MicroBatch`: predict at
+an inference, learn at a join, in arrival order) in one compiled call, with the features encoded column
+by column from the batch.
+
+State (:meth:`~OnlineLinearModel.to_state`) is plain data (numbers, strings, lists, dicts, numpy arrays
+that ``orjson`` writes as lists); :meth:`~OnlineLinearModel.from_state` restores a model that continues
+bit-identically. :meth:`~OnlineLinearModel.from_river` converts a River pipeline of the supported shape.
+
+Known divergence from River: River names a one-hot column ``f"{feature}_{value}"`` in the same namespace
+as the numeric features, so a numeric feature literally named like a one-hot column (``"a_x"`` next to
+feature ``"a"`` with value ``"x"``) shares one weight with it in River; here they are two weights.
+(Two one-hot columns with the same name, ``"a"="b_c"`` and ``"a_b"="c"``, do share one, as in River.)
+A model whose weights have overflowed to inf/nan may also turn nan at another event than River's.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from numba import njit
+
+STATE_VERSION = 1
+Task = Literal["classification", "regression"]
+Head = Literal["auto", "ovr"]
+
+_NUMERIC_TYPES = frozenset((int, float, type(None)))
+_STRING_TYPES = frozenset((str, type(None)))
+_BOOL_TYPES = frozenset((bool, type(None)))
+
+
+def _bool_str(v: Any) -> Any:
+    return None if v is None else ("True" if v else "False")
+
+
+@dataclass(slots=True)
+class Replayed:
+    """What :meth:`OnlineLinearModel.replay` predicted, one entry per predict operation, in order."""
+
+    #: the predicted label (``None`` while no class is known) or, for regression, the predicted number
+    predictions: list[Any]
+    #: classification: ``(n_predictions, len(classes))`` probabilities, columns in ``classes`` order; a
+    #: class not yet learned at that prediction has probability 0 and is not counted in ``active``
+    proba: np.ndarray | None
+    #: classification: how many of ``classes`` (the first ones) the model knew at each prediction
+    active: np.ndarray | None
+    classes: list[Any]
+
+    def proba_dict(self, i: int) -> dict[Any, float]:
+        """The ``i``-th prediction's probabilities as River's ``predict_proba_one`` returns them."""
+        assert self.proba is not None and self.active is not None
+        row = self.proba[i]
+        return {c: float(row[k]) for k, c in enumerate(self.classes[: int(self.active[i])])}
+
+
+class MicroBatch:
+    """The online model's operations during one micro-batch, in arrival order.
+
+    ``predict(features)`` at an inference event, ``learn(features, label)`` when its label joins. The same
+    features dict passed twice (its prediction and its join in one batch) is encoded once.
+    """
+
+    __slots__ = ("rows", "op_rows", "op_learn", "labels", "_row_of")
+
+    def __init__(self) -> None:
+        self.rows: list[Mapping[str, Any]] = []
+        self.op_rows: list[int] = []
+        self.op_learn: list[bool] = []
+        #: one per learn operation, in order
+        self.labels: list[Any] = []
+        self._row_of: dict[int, int] = {}
+
+    def _row(self, features: Mapping[str, Any]) -> int:
+        # keyed by identity: the rows list keeps every dict alive, so an id is not reused within the batch
+        r = self._row_of.get(id(features))
+        if r is None:
+            r = self._row_of[id(features)] = len(self.rows)
+            self.rows.append(features)
+        return r
+
+    def predict(self, features: Mapping[str, Any]) -> int:
+        """Adds a prediction; returns its index among the batch's predictions."""
+        self.op_rows.append(self._row(features))
+        self.op_learn.append(False)
+        return len(self.op_learn) - len(self.labels) - 1
+
+    def learn(self, features: Mapping[str, Any], label: Any) -> None:
+        self.op_rows.append(self._row(features))
+        self.op_learn.append(True)
+        self.labels.append(label)
+
+    def __len__(self) -> int:
+        return len(self.op_rows)
+
+
+class OnlineLinearModel:
+    """River's scaled + one-hot linear pipeline, compiled (see the module docstring).
+
+    >>> m = OnlineLinearModel("classification", learning_rate=0.05)
+    >>> for i in range(200):
+    ...     x = {"a": float(i % 7), "b": "red" if i % 2 else "blue", "c": i % 3 == 0}
+    ...     m.learn_one(x, "yes" if i % 2 else "no")
+    >>> m.predict_one({"a": 3.0, "b": "red", "c": False})
+    'yes'
+    >>> m2 = OnlineLinearModel.from_state(m.to_state())
+    >>> m2.predict_proba_one({"a": 3.0, "b": "red"}) == m.predict_proba_one({"a": 3.0, "b": "red"})
+    True
+    """
+
+    def __init__(self, task: Task = "classification", learning_rate: float = 0.01, head: Head = "auto",
+                 intercept_lr: float = 0.01, clip_gradient: float = 1e12) -> None:
+        if task not in ("classification", "regression"):
+            raise ValueError(f"task must be 'classification' or 'regression', not {task!r}")
+        if head not in ("auto", "ovr"):
+            raise ValueError(f"head must be 'auto' or 'ovr', not {head!r}")
+        self.task = task
+        self.learning_rate = float(learning_rate)
+        self.head = head
+        self.intercept_lr = float(intercept_lr)
+        self.clip_gradient = float(clip_gradient)
+        self._reset()
+
+    def _reset(self) -> None:
+        #: numeric feature -> index into the moments and numeric weights
+        self._num: dict[str, int] = {}
+        self._counts = np.zeros(0, np.int64)
+        self._means = np.zeros(0)
+        self._vars = np.zeros(0)
+        #: River's one-hot column name -> slot, in the order River's encoder registered them
+        self._slots: dict[str, int] = {}
+        #: feature -> {category: slot}, plus None -> -1 (missing) for the column lookups
+        self._values: dict[str, dict[Any, int]] = {}
+        self.classes: list[Any] = []
+        self._class_index: dict[Any, int] = {}
+        mode = REGRESSION if self.task == "regression" else (BINARY if self.head == "auto" else OVR)
+        #: [classes the heads know, mode]: the kernel turns BINARY into OVR at a third class
+        self._heads = np.array([0, mode], np.int64)
+        self._wn = np.zeros((1, 0))
+        self._wc = np.zeros((1, 0))
+        self._b = np.zeros(1)
+
+    # -- River's per-event API ----------------------------------------------------------------------
+    def learn_one(self, x: Mapping[str, Any], y: Any) -> None:
+        b = MicroBatch()
+        b.learn(x, y)
+        self.replay(b)
+
+    def predict_one(self, x: Mapping[str, Any]) -> Any:
+        b = MicroBatch()
+        b.predict(x)
+        return self.replay(b).predictions[0]
+
+    def predict_proba_one(self, x: Mapping[str, Any]) -> dict[Any, float]:
+        if self.task != "classification":
+            raise AttributeError("predict_proba_one is for classification")
+        b = MicroBatch()
+        b.predict(x)
+        return self.replay(b).proba_dict(0)
+
+    # -- the batch API -------------------------------------------------------------------------------
+    def replay(self, batch: MicroBatch) -> Replayed:
+        """Every operation of ``batch`` in order, as the per-event calls would do them, in one compiled call."""
+        n_ops = len(batch.op_rows)
+        op_rows = np.asarray(batch.op_rows, dtype=np.int64).reshape(n_ops)
+        op_learn = np.asarray(batch.op_learn, dtype=np.bool_).reshape(n_ops)
+        op_y = np.zeros(n_ops)
+        learn_at = np.flatnonzero(op_learn)
+        if len(batch.labels) != len(learn_at):
+            raise ValueError(f"{len(learn_at)} learn operations but {len(batch.labels)} labels")
+        if len(learn_at):
+            op_y[learn_at] = self._encode_labels(batch.labels)
+        num_idx, xn, mn, cat = self._encode_rows(batch.rows, op_rows[learn_at])
+        self._grow()
+        k = max(len(self.classes), 1)
+        out_pred = np.full(n_ops, -1, np.int64)
+        out_p = np.zeros((n_ops, k))
+        out_active = np.zeros(n_ops, np.int64)
+        out_y = np.zeros(n_ops)
+        replay_kernel(op_rows, op_learn, op_y, xn, mn, num_idx, cat, self._counts, self._means, self._vars,
+                      self._wn, self._wc, self._b, self._heads, self.learning_rate, self.intercept_lr,
+                      self.clip_gradient, 0.5, out_pred, out_p, out_active, out_y)
+        at = np.flatnonzero(~op_learn)
+        if self.task == "regression":
+            return Replayed(out_y[at].tolist(), None, None, [])
+        classes = self.classes
+        preds = [None if i < 0 else classes[i] for i in out_pred[at].tolist()]
+        return Replayed(preds, out_p[at, : len(classes)], out_active[at], list(classes))
+
+    # -- encoding ------------------------------------------------------------------------------------
+    def _encode_labels(self, labels: Sequence[Any]) -> np.ndarray:
+        if self.task == "regression":
+            return np.asarray(labels, dtype=np.float64)
+        index = self._class_index
+        missing = -1
+        ys = [index.get(y, missing) for y in labels]
+        if missing in ys:
+            for i, y in enumerate(labels):
+                if ys[i] == missing:
+                    c = index.get(y)
+                    if c is None:  # a class is registered when it is first learned, in order (River's OvR)
+                        c = index[y] = len(self.classes)
+                        self.classes.append(y)
+                    ys[i] = c
+        return np.asarray(ys, dtype=np.float64)
+
+    def _encode_rows(self, rows: Sequence[Mapping[str, Any]], learn_rows: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The rows' features column by column: numeric values and presence ``(n_rows, n_numeric)`` with the
+        numeric features' indices, and one-hot slots ``(n_rows, n_categorical)``, each row's slots sorted
+        (River's summation order) with repeats and unknown categories as -1."""
+        n = len(rows)
+        names = list(dict.fromkeys(itertools.chain.from_iterable(rows)))
+        num_cols: list[tuple[str, list[Any]]] = []
+        cat_cols: list[tuple[str, list[Any]]] = []
+        for name in names:
+            col = [r.get(name) for r in rows]
+            types = set(map(type, col))
+            if types <= _NUMERIC_TYPES:
+                num_cols.append((name, col))
+            elif types <= _STRING_TYPES:
+                cat_cols.append((name, col))
+            elif types <= _BOOL_TYPES:
+                cat_cols.append((name, list(map(_bool_str, col))))
+            else:  # mixed types: the numeric values are scaled, the others are categories (or ignored)
+                nums: list[Any] = [None] * n
+                cats: list[Any] = [None] * n
+                for i, v in enumerate(col):
+                    if isinstance(v, bool):
+                        cats[i] = "True" if v else "False"
+                    elif isinstance(v, (int, float)):
+                        nums[i] = v
+                    elif isinstance(v, str):
+                        cats[i] = v
+                if any(v is not None for v in nums):
+                    num_cols.append((name, nums))
+                if any(v is not None for v in cats):
+                    cat_cols.append((name, cats))
+        # numeric
+        num = self._num
+        num_idx = np.empty(len(num_cols), np.int64)
+        xn = np.empty((n, len(num_cols)))
+        mn = np.empty((n, len(num_cols)), np.bool_)
+        for j, (name, col) in enumerate(num_cols):
+            g = num.get(name)
+            if g is None:
+                g = num[name] = len(num)
+            num_idx[j] = g
+            xn[:, j] = np.array(col, dtype=np.float64)
+            mn[:, j] = np.not_equal(np.array(col, dtype=object), None)
+        # categorical
+        cat = np.empty((n, len(cat_cols)), np.int64)
+        new: list[tuple[int, int, str, Any]] = []  # (first learn op, column, feature, category)
+        codes: list[list[Any]] = []
+        for j, (name, col) in enumerate(cat_cols):
+            vmap = self._values.get(name)
+            if vmap is None:
+                vmap = self._values[name] = {None: -1}
+            cs = list(map(vmap.get, col))
+            if None in cs:  # categories this model has not learned: registered at their first learn
+                unknown = {col[i] for i, c in enumerate(cs) if c is None}
+                first: dict[Any, int] = {}
+                for pos, r in enumerate(learn_rows.tolist()):
+                    v = col[r]
+                    if v in unknown and v not in first:
+                        first[v] = pos
+                        if len(first) == len(unknown):
+                            break
+                new.extend((pos, j, name, v) for v, pos in first.items())
+            codes.append(cs)
+        if new:  # River's encoder registers them in learn order, an event's in its feature order
+            new.sort(key=lambda t: (t[0], t[1]))
+            slots = self._slots
+            for _, j, name, v in new:
+                key = f"{name}_{v}"
+                s = slots.get(key)
+                if s is None:
+                    s = slots[key] = len(slots)
+                self._values[name][v] = s
+        for j, (name, col) in enumerate(cat_cols):
+            if None in codes[j]:  # registered just now, or only predicted (weight 0: left out)
+                vmap = self._values[name]
+                codes[j] = [vmap.get(v, -1) for v in col]
+            cat[:, j] = codes[j]
+        if cat.shape[1] > 1:
+            cat.sort(axis=1)
+            cat[:, 1:][cat[:, 1:] == cat[:, :-1]] = -1
+        return num_idx, xn, mn, cat
+
+    def _grow(self) -> None:
+        """Room in the state arrays for every feature, slot and class registered so far (zeros)."""
+        n_num, n_slots = len(self._num), len(self._slots)
+        mode = int(self._heads[1])
+        n_cls = len(self.classes)
+        rows = 1 if mode == REGRESSION or (mode == BINARY and n_cls <= 2) else max(n_cls, 1)
+        if len(self._counts) < n_num:
+            cap = max(n_num, 2 * len(self._counts), 8)
+            self._counts = _grown(self._counts, cap)
+            self._means = _grown(self._means, cap)
+            self._vars = _grown(self._vars, cap)
+        if self._wn.shape[0] < rows or self._wn.shape[1] < n_num:
+            self._wn = _grown2(self._wn, rows, max(n_num, 2 * self._wn.shape[1], 8) if self._wn.shape[1] < n_num
+                               else self._wn.shape[1])
+        if self._wc.shape[0] < rows or self._wc.shape[1] < n_slots:
+            self._wc = _grown2(self._wc, rows, max(n_slots, 2 * self._wc.shape[1], 8) if self._wc.shape[1] < n_slots
+                               else self._wc.shape[1])
+        if len(self._b) < rows:
+            self._b = _grown(self._b, rows)
+
+    # -- inspection ----------------------------------------------------------------------------------
+    @property
+    def n_heads(self) -> int:
+        mode = int(self._heads[1])
+        return 1 if mode in (REGRESSION, BINARY) else int(self._heads[0])
+
+    def head_weights(self, h: int = 0) -> tuple[dict[str, float], float]:
+        """Head ``h``'s weights by River's feature names (one-hot columns and numeric features that were
+        learned), and its intercept: what River's ``LinearRegression`` / ``LogisticRegression`` (the
+        ``h``-th of one-vs-rest) holds in ``weights`` and ``intercept``."""
+        w: dict[str, float] = {}
+        if h < self._wc.shape[0]:
+            for name, s in self._slots.items():
+                w[name] = float(self._wc[h, s])
+            for name, g in self._num.items():
+                if self._counts[g] > 0:
+                    w[name] = float(self._wn[h, g])
+        return w, float(self._b[h]) if h < len(self._b) else 0.0
+
+    # -- state ---------------------------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        n_num, n_slots, heads = len(self._num), len(self._slots), self.n_heads
+        return {
+            "kind": "online_linear",
+            "version": STATE_VERSION,
+            "task": self.task,
+            "head": self.head,
+            "learning_rate": self.learning_rate,
+            "intercept_lr": self.intercept_lr,
+            "clip_gradient": self.clip_gradient,
+            "mode": int(self._heads[1]),
+            "classes": list(self.classes),
+            "numeric": list(self._num),
+            "counts": self._counts[:n_num].copy(),
+            "means": self._means[:n_num].copy(),
+            "vars": self._vars[:n_num].copy(),
+            "slots": list(self._slots),
+            "categories": {f: {v: s for v, s in m.items() if v is not None} for f, m in self._values.items()},
+            "weights_numeric": self._wn[:heads, :n_num].copy(),
+            "weights_onehot": self._wc[:heads, :n_slots].copy(),
+            "intercepts": self._b[:heads].copy(),
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> OnlineLinearModel:
+        if state.get("kind") != "online_linear":
+            raise ValueError(f"not an online linear model's state (kind {state.get('kind')!r})")
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"online linear model state version {state.get('version')!r}, "
+                             f"this build reads {STATE_VERSION}")
+        m = cls(state["task"], state["learning_rate"], state["head"], state["intercept_lr"], state["clip_gradient"])
+        m.classes = list(state["classes"])
+        m._class_index = {c: i for i, c in enumerate(m.classes)}
+        m._heads = np.array([len(m.classes), state["mode"]], np.int64)
+        m._num = {name: g for g, name in enumerate(state["numeric"])}
+        m._counts = np.array(state["counts"], dtype=np.int64).reshape(len(m._num))
+        m._means = np.array(state["means"], dtype=np.float64).reshape(len(m._num))
+        m._vars = np.array(state["vars"], dtype=np.float64).reshape(len(m._num))
+        m._slots = {name: s for s, name in enumerate(state["slots"])}
+        m._values = {f: {None: -1, **{v: int(s) for v, s in vals.items()}} for f, vals in state["categories"].items()}
+        heads = len(state["intercepts"])
+        m._wn = np.array(state["weights_numeric"], dtype=np.float64).reshape(heads, len(m._num))
+        m._wc = np.array(state["weights_onehot"], dtype=np.float64).reshape(heads, len(m._slots))
+        m._b = np.array(state["intercepts"], dtype=np.float64).reshape(heads)
+        m._grow()
+        return m
+
+    def clone(self) -> OnlineLinearModel:
+        """A fresh model with the same parameters (River's ``clone``)."""
+        return type(self)(self.task, self.learning_rate, self.head, self.intercept_lr, self.clip_gradient)
+
+
+def _grown(a: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros(n, a.dtype)
+    out[: len(a)] = a
+    return out
+
+
+def _grown2(a: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    out = np.zeros((max(rows, a.shape[0]), cols), a.dtype)
+    out[: a.shape[0], : a.shape[1]] = a
+    return out
+
+
+# -- the kernel ---------------------------------------------------------------------------------------
+REGRESSION, BINARY, OVR = 0, 1, 2
+
+
+@njit(cache=True, inline="always")
+def _sigmoid(f: float) -> float:
+    # river.utils.math.sigmoid
+    if f < -30.0:
+        return 0.0
+    if f > 30.0:
+        return 1.0
+    return 1.0 / (1.0 + np.exp(-f))
+
+
+@njit(cache=True, inline="always")
+def _dot(h, r, cat, wc, wn, num_idx, mn, xs, b):
+    # River's VectorDict.dot walks the transformed x in order: one-hot columns (slot order; the zeros
+    # add nothing), then the numeric features, then `+ intercept`
+    acc = 0.0
+    for j in range(cat.shape[1]):
+        s = cat[r, j]
+        if s >= 0:
+            acc += wc[h, s]
+    for c in range(num_idx.shape[0]):
+        if mn[r, c]:
+            acc += wn[h, num_idx[c]] * xs[c]
+    return acc + b[h]
+
+
+@njit(cache=True, inline="always")
+def _step(h, r, lg, cat, wc, wn, num_idx, mn, xs, b, lr, ilr, clip):
+    # GLM._fit: clamp (max(min(g, clip), -clip), as Python's min/max compare), intercept, then SGD
+    if clip < lg:
+        lg = clip
+    if -clip > lg:
+        lg = -clip
+    b[h] -= ilr * lg
+    for j in range(cat.shape[1]):
+        s = cat[r, j]
+        if s >= 0:
+            wc[h, s] -= lr * lg
+    for c in range(num_idx.shape[0]):
+        if mn[r, c]:
+            g = num_idx[c]
+            wn[h, g] -= lr * (xs[c] * lg)
+
+
+@njit(cache=True, inline="always")
+def _log_gradient(f: float, positive: bool) -> float:
+    # river.optim.losses.Log.gradient with weights 1
+    y = 1.0 if positive else -1.0
+    z = f * y
+    if z > 18.0:
+        return np.exp(-z) * -y
+    if z < -18.0:
+        return -y
+    return -y / (np.exp(z) + 1.0)
+
+
+@njit(cache=True)
+def replay_kernel(op_rows, op_learn, op_y, xn, mn, num_idx, cat, counts, means, variances, wn, wc, b, heads,
+                  lr, ilr, clip, half, out_pred, out_p, out_active, out_y):  # pragma: no cover - compiled
+    # `half` is 0.5, passed at run time: with a constant exponent LLVM turns `v ** 0.5` into sqrt, which
+    # differs from the C library's pow (what Python's `v**0.5` calls) in the last bit for ~0.1% of values
+    n_nc = num_idx.shape[0]
+    xs = np.zeros(max(n_nc, 1))
+    pe = np.zeros(max(wn.shape[0], 1))
+    for k in range(op_rows.shape[0]):
+        r = op_rows[k]
+        learn = op_learn[k]
+        if learn:  # StandardScaler.learn_one, before the transform
+            for c in range(n_nc):
+                if mn[r, c]:
+                    g = num_idx[c]
+                    x = xn[r, c]
+                    counts[g] += 1
+                    old = means[g]
+                    means[g] += (x - old) / counts[g]
+                    variances[g] += ((x - old) * (x - means[g]) - variances[g]) / counts[g]
+        for c in range(n_nc):  # StandardScaler.transform_one
+            if mn[r, c]:
+                g = num_idx[c]
+                v = variances[g]
+                xs[c] = (xn[r, c] - means[g]) / v ** half if v != 0.0 else 0.0
+        mode = heads[1]
+        if learn:
+            if mode == REGRESSION:
+                f = _dot(0, r, cat, wc, wn, num_idx, mn, xs, b)
+                _step(0, r, 2.0 * (f - op_y[k]), cat, wc, wn, num_idx, mn, xs, b, lr, ilr, clip)
+                continue
+            y = int(op_y[k])
+            if y >= heads[0]:  # a new class
+                if mode == BINARY and y == 2:  # one-vs-rest from here: class 1 gets the negated regression
+                    for s in range(wc.shape[1]):
+                        wc[1, s] = -wc[0, s]
+                    for g in range(wn.shape[1]):
+                        wn[1, g] = -wn[0, g]
+                    b[1] = -b[0]
+                    heads[1] = OVR
+                    mode = OVR
+                heads[0] = y + 1
+            if mode == BINARY:
+                f = _dot(0, r, cat, wc, wn, num_idx, mn, xs, b)
+                _step(0, r, _log_gradient(f, y == 0), cat, wc, wn, num_idx, mn, xs, b, lr, ilr, clip)
+            else:
+                for h in range(heads[0]):
+                    f = _dot(h, r, cat, wc, wn, num_idx, mn, xs, b)
+                    _step(h, r, _log_gradient(f, y == h), cat, wc, wn, num_idx, mn, xs, b, lr, ilr, clip)
+            continue
+        # predict
+        if mode == REGRESSION:
+            out_y[k] = _dot(0, r, cat, wc, wn, num_idx, mn, xs, b)
+            continue
+        na = heads[0]
+        out_active[k] = na
+        if na == 0:
+            continue
+        if mode == BINARY:
+            if na == 1:
+                out_p[k, 0] = 1.0
+                out_pred[k] = 0
+            else:
+                p = _sigmoid(_dot(0, r, cat, wc, wn, num_idx, mn, xs, b))
+                q = 1.0 - p
+                out_p[k, 0] = p
+                out_p[k, 1] = q
+                out_pred[k] = 0 if p > q else 1  # River's max over {False: 1 - p, True: p}
+            continue
+        total = 0.0  # OneVsRestClassifier.predict_proba_one
+        for h in range(na):
+            pe[h] = _sigmoid(_dot(h, r, cat, wc, wn, num_idx, mn, xs, b))
+            total += pe[h]
+        best = 0
+        for h in range(na):
+            out_p[k, h] = pe[h] / total if total != 0.0 else 1.0 / na
+            if out_p[k, h] > out_p[k, best]:
+                best = h
+        out_pred[k] = best
