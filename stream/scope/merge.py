@@ -1,0 +1,180 @@
+"""Deterministic merge of a model's per-partition summary streams into one stream in event time.
+
+Every summary is cut into *items* (one per outcome, data-drift row, label value and partition-scope
+evidence), each with the key ``(event time, partition, topic, offset, kind, tie)``. Items wait in a heap
+until the model's watermark passes them, then leave in key order:
+
+* the **watermark of a partition** is the highest ``Summary.watermark`` it sent (its later items have a
+  greater event time); the **model's watermark** is the smallest over all ``partitions`` of the model,
+  so an item leaves only once no partition can still send an earlier one. Which summaries arrived when
+  does not change what leaves, nor in which order: only where release batches are cut, and the stage's
+  results do not depend on that.
+* **replays**: per partition the merge keeps the input ``end`` positions it has accepted; an item produced
+  by a position below them is a duplicate and dropped (counted), however the replay cut its batches.
+* **bounded lag**: an idle or slow partition holds the model back by at most ``max_lag_seconds`` of event
+  time behind the most advanced partition; past that its watermark is taken as ``max - max_lag_seconds``
+  (``forced``, reported). Its items that then come in at or below what was already released are *late*:
+  they are given the released watermark as event time (so they leave with the next release, in key
+  order) and counted. ``max_lag_seconds = 0`` waits for every partition forever (fully deterministic).
+* an item whose event time breaks its own partition's earlier watermark promise is clamped to it (a
+  property of that partition's data, so still deterministic) and counted.
+
+State is plain data (:meth:`to_state` / :meth:`from_state`), exact round trip.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from typing import Any
+
+from stream.scope.summary import INFERENCE, LABELS, Summary, undelta
+
+__all__ = ["ROW", "OUTCOME", "LABEL", "EVIDENCE", "Release", "SummaryMerge"]
+
+#: item kinds, in the order items of one input record leave
+ROW, OUTCOME, LABEL, EVIDENCE = 0, 1, 2, 3
+
+
+@dataclass
+class Release:
+    """What one call of :meth:`SummaryMerge.release` let out."""
+
+    #: items in key order: ``[ts, partition, topic, offset, kind, tie, payload]``
+    items: list[list[Any]]
+    watermark: float | None
+    #: partitions whose watermark holds the model back now -> event-time lag behind the most advanced one
+    holding: dict[int, float] = field(default_factory=dict)
+    #: partitions whose watermark the lag bound overrode in this release
+    forced: list[int] = field(default_factory=list)
+
+
+class SummaryMerge:
+    def __init__(self, partitions: int, max_lag_seconds: float = 60.0) -> None:
+        self.partitions = partitions
+        self.max_lag_seconds = max_lag_seconds
+        self._reset()
+
+    def _reset(self) -> None:
+        #: per partition: accepted input end positions [inference, labels] (None: nothing yet)
+        self.end: list[list[int] | None] = [None] * self.partitions
+        #: per partition: watermark (None: nothing promised yet)
+        self.watermarks: list[float | None] = [None] * self.partitions
+        self.heap: list[list[Any]] = []
+        #: event time up to which items have left
+        self.released: float | None = None
+        self.duplicates = 0
+        self.late = 0
+        self.out_of_order = 0
+        self.summaries = 0
+
+    # -- in -----------------------------------------------------------------------------------------
+    def add(self, s: Summary) -> int:
+        """Take one summary; returns how many of its items are new."""
+        p = s.partition
+        if not 0 <= p < self.partitions:
+            raise ValueError(f"summary of partition {p}, but the model has {self.partitions} partitions")
+        self.summaries += 1
+        end = self.end[p]
+        wm_prev = self.watermarks[p]
+        released = self.released
+        new = 0
+        push = heapq.heappush
+        heap = self.heap
+
+        def clamp(ts: float) -> float:
+            if wm_prev is not None and ts <= wm_prev:
+                self.out_of_order += 1
+                ts = wm_prev
+            if released is not None and ts <= released:
+                if wm_prev is None or wm_prev < released:  # forced past this partition by the lag bound
+                    self.late += 1
+                ts = released
+            return ts
+
+        def fresh(topic: int, offset: int) -> bool:
+            if end is not None and offset < end[topic]:
+                self.duplicates += 1
+                return False
+            return True
+
+        for o in s.outcomes:
+            if fresh(o.topic, o.offset):
+                push(heap, [clamp(o.ts), p, o.topic, o.offset, OUTCOME, "",
+                            [o.served, o.online, o.event_id, o.inference_offset, o.labels_offset, o.prediction_ts]])
+                new += 1
+        r = s.rows
+        if r.ts:
+            offsets = undelta(r.offsets)
+            cols = list(r.features.items())
+            scores = r.score
+            for i, off in enumerate(offsets):
+                if not fresh(INFERENCE, off):
+                    continue
+                feats = {name: col[i] for name, col in cols if col[i] is not None}
+                push(heap, [clamp(r.ts[i]), p, INFERENCE, off, ROW, "",
+                            [feats, r.types, r.valid[i], r.prediction[i], None if scores is None else scores[i]]])
+                new += 1
+        lab = s.labels
+        if lab.ts:
+            for ts, off, v in zip(lab.ts, undelta(lab.offsets), lab.values):
+                if fresh(LABELS, off):
+                    push(heap, [clamp(ts), p, LABELS, off, LABEL, "", [v]])
+                    new += 1
+        for e in s.evidence:
+            if fresh(e.topic, e.offset):
+                push(heap, [clamp(e.ts), p, e.topic, e.offset, EVIDENCE, e.id, [e.kind, e.signal, e.detector]])
+                new += 1
+        self.end[p] = list(s.end) if end is None else [max(a, b) for a, b in zip(end, s.end)]
+        if s.watermark is not None and (wm_prev is None or s.watermark > wm_prev):
+            self.watermarks[p] = s.watermark
+        return new
+
+    # -- out ----------------------------------------------------------------------------------------
+    def watermark(self) -> tuple[float | None, dict[int, float], list[int]]:
+        """The model's watermark now (``None``: some partition has promised nothing yet), the partitions
+        holding it back (-> their event-time lag behind the most advanced partition; ``inf`` for one that
+        sent nothing) and the partitions whose watermark the lag bound overrides."""
+        known = [w for w in self.watermarks if w is not None]
+        if not known:
+            return None, {}, []
+        top = max(known)
+        bound = top - self.max_lag_seconds if self.max_lag_seconds > 0 else None
+        forced = [p for p, w in enumerate(self.watermarks) if bound is not None and (w is None or w < bound)]
+        eff = [bound if p in forced else w for p, w in enumerate(self.watermarks)]
+        if any(w is None for w in eff):
+            return None, {p: float("inf") for p, w in enumerate(eff) if w is None}, forced
+        wm = min(eff)
+        holding = {p: float("inf") if w is None else top - w for p, w in enumerate(self.watermarks)
+                   if eff[p] == wm and wm < top}
+        return wm, holding, forced
+
+    def release(self) -> Release:
+        wm, holding, forced = self.watermark()
+        items: list[list[Any]] = []
+        if wm is not None and (self.released is None or wm >= self.released):
+            heap, pop = self.heap, heapq.heappop
+            while heap and heap[0][0] <= wm:
+                items.append(pop(heap))
+            self.released = wm
+        return Release(items, wm, holding, forced)
+
+    # -- state --------------------------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        return {"partitions": self.partitions, "end": [None if e is None else list(e) for e in self.end],
+                "watermarks": list(self.watermarks), "heap": [list(i) for i in self.heap],
+                "released": self.released, "duplicates": self.duplicates, "late": self.late,
+                "out_of_order": self.out_of_order, "summaries": self.summaries}
+
+    def load_state(self, s: dict[str, Any]) -> None:
+        if s["partitions"] != self.partitions:
+            raise ValueError(f"merge state of {s['partitions']} partitions, the model has {self.partitions}")
+        self.end = [None if e is None else list(e) for e in s["end"]]
+        self.watermarks = list(s["watermarks"])
+        # a heap stays a heap through a list copy; items are [ts, p, topic, offset, kind, tie, payload]
+        self.heap = [list(i) for i in s["heap"]]
+        self.released = s["released"]
+        self.duplicates = s["duplicates"]
+        self.late = s["late"]
+        self.out_of_order = s["out_of_order"]
+        self.summaries = s["summaries"]

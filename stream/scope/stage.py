@@ -1,0 +1,553 @@
+"""The model-level stage: one :class:`ModelStage` per model decides on the merged stream of all its partitions.
+
+Per partition the pipelines join, check and learn; they send a :class:`~stream.scope.summary.Summary` per
+micro-batch. The stage merges the summaries in event time (:class:`~stream.scope.merge.SummaryMerge`) and
+runs, on the merged stream, with the model's full traffic:
+
+1. the served model's error detectors (the model's configured detectors from the ``detectors`` registry,
+   calibrated to ``false_alarm_every`` with :func:`detectors.calibrate.calibrate`, exactly as
+   :class:`stream.detect.ModelMonitor` does per partition: calibration now holds per model);
+2. the data-drift tests (:class:`stream.datadrift.DataDriftMonitor`, fed in merged order);
+3. champion vs challenger on the paired outcomes (:class:`stream.champion.ChampionChallenger`);
+4. the retrain policy (:class:`stream.policy.RetrainPolicy`): cooldowns and episodes are per model.
+
+It publishes **incidents**, not alarms: the first concept alarm opens an incident; alarms of any detector
+that follow within ``incident_quiet_seconds`` of event time of the incident's last alarm belong to it and
+are not published again (the same per data-drift signal). Every output carries ``"scope": "model"``;
+ids derive from the model and the merged position of the item that caused them
+(``scope:<model>:<input topic>:<partition>:<offset>:<kind>``), so replays and any arrival interleaving
+give the same events. Nothing in an event depends on when summaries arrived (watermark lag and holding
+partitions are reported by :meth:`ModelStage.status`, not in events).
+
+Results do not depend on where release batches are cut: the detectors' ``update_many`` equals their
+``update`` one by one, and the policy inputs are replayed in merged order as the partition stage does.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import numpy as np
+
+from detectors import BINARY, DriftDetector, detector_class, detector_from_state, make_detector
+from stream.champion import ChampionChallenger
+from stream.config import ModelSpec
+from stream.datadrift import DataDriftMonitor
+from stream.policy import RetrainPolicy
+from stream.scope.merge import LABEL, OUTCOME, ROW, Release, SummaryMerge
+from stream.scope.summary import Summary
+
+__all__ = ["ConceptDetectors", "ModelStage", "Output", "ScopeConfig", "STATE_FORMAT"]
+
+STATE_FORMAT = 1
+#: window over which rolling errors are reported (as stream.detect.ROLLING)
+ROLLING = 1000
+
+
+@dataclass(frozen=True)
+class ScopeConfig:
+    """Settings of the model-level stage (to become ``[scope]`` in the config tree)."""
+
+    #: an idle or slow partition holds a model back by at most this much event time (0: wait forever)
+    max_watermark_lag_seconds: float = 60.0
+    #: alarms within this much event time of an incident's last alarm belong to that incident
+    incident_quiet_seconds: float = 120.0
+    #: partition-scope evidence ids remembered for incidents
+    max_evidence: int = 200
+
+
+@dataclass(slots=True)
+class Output:
+    """An event for one of the output topics: ``topic`` names the ``TopicsConfig`` field."""
+
+    topic: str
+    key: str
+    event: dict[str, Any]
+
+
+class _At:
+    """Where a merged data-drift value came from (what DataDriftMonitor keeps per value)."""
+
+    __slots__ = ("topic", "offset", "ts", "event_id", "partition", "seq")
+
+    def __init__(self, topic: str, offset: int, ts: float, partition: int, seq: int) -> None:
+        self.topic, self.offset, self.ts, self.event_id, self.partition, self.seq = \
+            topic, offset, ts, None, partition, seq
+
+
+class _Snapshot:
+    """A change point at model scope: an event time and, per partition, the next input offsets."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    def to_json(self) -> dict[str, Any]:  # what RetrainPolicy stores as its change point
+        return self.data
+
+
+class ConceptDetectors:
+    """The model's error detectors, with calibration, as in :class:`stream.detect.ModelMonitor`."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.configs = spec.detectors
+        self.detectors: list[DriftDetector | None] = [
+            None if d.false_alarm_every else make_detector(d.name, **dict(d.params)) for d in self.configs]
+        self.calibrations: list[dict[str, Any] | None] = [None] * len(self.configs)
+        self.buffers: list[list[float]] = [[] for _ in self.configs]
+
+    def update_many(self, errors: np.ndarray) -> list[tuple[int, str, bool]]:
+        """Feed errors in order; ``(error index, detector, warning)`` of every alarm, in that order."""
+        alarms: list[tuple[int, str, bool]] = []
+        for k, cfg in enumerate(self.configs):
+            base = 0
+            if self.detectors[k] is None:
+                base = self._calibrate(k, cfg, errors)
+                if self.detectors[k] is None:
+                    continue
+            det = self.detectors[k]
+            xs = errors[base:]
+            if cfg.name in BINARY:
+                drifts, warns = det.update_many(xs, warnings=True)
+                alarms.extend((base + int(i), cfg.name, True) for i in warns)
+            else:
+                drifts = det.update_many(xs)
+            alarms.extend((base + int(i), cfg.name, False) for i in drifts)
+        alarms.sort()
+        return alarms
+
+    def calibration(self, name: str) -> dict[str, Any] | None:
+        for cfg, cal in zip(self.configs, self.calibrations):
+            if cfg.name == name:
+                return cal
+        return None
+
+    def _calibrate(self, k: int, cfg: Any, errors: np.ndarray) -> int:
+        from detectors.calibrate import calibrate
+
+        buf = self.buffers[k]
+        take = min(cfg.calibration_window - len(buf), len(errors))
+        buf.extend(float(e) for e in errors[:take])
+        if len(buf) < cfg.calibration_window:
+            return len(errors)
+        cls = detector_class(cfg.name)
+        fixed = dict(cfg.params)
+        cal = calibrate(lambda **p: cls(**{**fixed, **p}), np.asarray(buf), cfg.false_alarm_every,
+                        seed=cfg.calibration_seed)
+        self.detectors[k] = cls(**{**fixed, **cal.params})
+        self.calibrations[k] = {"param": cal.param, "value": cal.value, "target_ert": cal.target_ert,
+                                "estimated_ert": cal.estimated_ert, "reference_size": len(buf)}
+        self.buffers[k] = []
+        return take
+
+    def to_state(self) -> dict[str, Any]:
+        return {"detectors": [None if d is None else d.to_state() for d in self.detectors],
+                "calibrations": list(self.calibrations), "buffers": [list(b) for b in self.buffers]}
+
+    def load_state(self, s: dict[str, Any]) -> None:
+        self.detectors = [None if d is None else detector_from_state(d) for d in s["detectors"]]
+        self.calibrations = list(s["calibrations"])
+        self.buffers = [list(b) for b in s["buffers"]]
+
+
+class ModelStage:
+    """Everything decided for one model across all its partitions (see the module docstring)."""
+
+    def __init__(self, model: str, spec: ModelSpec, partitions: int, cfg: ScopeConfig = ScopeConfig(),
+                 topics: tuple[str, str] = ("inference", "labels")) -> None:
+        self.model = model
+        self.spec = spec
+        self.partitions = partitions
+        self.cfg = cfg
+        #: input topic names by the topic code of positions (summary.INFERENCE, summary.LABELS)
+        self.topics = topics
+        self.merge = SummaryMerge(partitions, cfg.max_watermark_lag_seconds)
+        self.concept = ConceptDetectors(spec)
+        self.data_drift = DataDriftMonitor(model, spec.task, spec.data_drift)
+        c = spec.challenger
+        self.challenger = ChampionChallenger(spec.task, c.window, c.alpha, c.min_pairs)
+        self.policy = RetrainPolicy(spec.retrain)
+        self._reset()
+
+    def _reset(self) -> None:
+        P = self.partitions
+        #: merged items processed so far (the merged position)
+        self.seq = 0
+        self.joined = 0
+        #: per partition, next [inference, labels] offsets of the join frontier (last outcome merged)
+        self.join_pos: list[list[int | None]] = [[None, None] for _ in range(P)]
+        #: per partition, next [inference, labels] offsets of everything merged
+        self.seen_pos: list[list[int | None]] = [[None, None] for _ in range(P)]
+        #: per partition, [outcomes, served error sum] merged so far
+        self.counts: list[list[float]] = [[0, 0.0] for _ in range(P)]
+        self.recent_served: deque[float] = deque(maxlen=ROLLING)
+        self.recent_online: deque[float] = deque(maxlen=ROLLING)
+        #: start of the current warning episode: [snapshot, counts] and the joined count of its last warning
+        self.warning_start: list[Any] | None = None
+        self.last_warning_at: int | None = None
+        #: open concept incident: {"id", "last_ts", "alarms"}; per data-drift signal the same
+        self.concept_incident: dict[str, Any] | None = None
+        self.signal_incidents: dict[str, dict[str, Any]] = {}
+        #: recent partition-scope evidence [id, kind, signal, ts, partition]
+        self.evidence: deque[list[Any]] = deque(maxlen=self.cfg.max_evidence)
+        #: the last window_size data-drift rows / labels merged: [partition, ts, offset]
+        w = self.spec.data_drift.window_size
+        self.recent_rows: deque[list[Any]] = deque(maxlen=w)
+        self.recent_labels: deque[list[Any]] = deque(maxlen=w)
+        #: on-demand requests, decided at the next merged outcome
+        self.requests: list[str] = []
+        self.last_release: Release | None = None
+
+    # -- in -----------------------------------------------------------------------------------------
+    def add(self, summary: Summary) -> list[Output]:
+        """Merge one summary and decide on whatever the model's watermark lets out."""
+        if summary.model != self.model:
+            raise ValueError(f"summary of model {summary.model!r} given to the stage of {self.model!r}")
+        self.merge.add(summary)
+        return self.flush()
+
+    def add_many(self, summaries: Iterable[Summary]) -> list[Output]:
+        for s in summaries:
+            if s.model != self.model:
+                raise ValueError(f"summary of model {s.model!r} given to the stage of {self.model!r}")
+            self.merge.add(s)
+        return self.flush()
+
+    def flush(self) -> list[Output]:
+        release = self.merge.release()
+        self.last_release = release
+        return self._process(release.items)
+
+    def request(self, reason: str = "on_demand") -> None:
+        """An on-demand retrain (control topic), decided at the next merged outcome."""
+        if reason not in self.requests:
+            self.requests.append(reason)
+
+    def status(self) -> dict[str, Any]:
+        """What holds the model back now (for logs and metrics; not part of any event)."""
+        r = self.last_release
+        return {"model": self.model, "watermark": None if r is None else r.watermark,
+                "holding": {} if r is None else dict(r.holding), "forced": [] if r is None else list(r.forced),
+                "buffered_items": len(self.merge.heap), "duplicates": self.merge.duplicates,
+                "late": self.merge.late, "out_of_order": self.merge.out_of_order, "merged": self.seq}
+
+    # -- the merged stream -------------------------------------------------------------------------
+    def _process(self, items: list[list[Any]]) -> list[Output]:
+        if not items:
+            return []
+        out: list[Output] = []
+        seq0 = self.seq
+        topics = self.topics
+        dd = self.data_drift
+        # 1. buffer the batch for the detectors and the data-drift tests, in merged order
+        errors: list[float] = []
+        outcome_at: list[int] = []
+        for k, (ts, p, topic, off, kind, _, pl) in enumerate(items):
+            if kind == OUTCOME:
+                errors.append(pl[0])
+                outcome_at.append(k)
+            elif kind == ROW:
+                dd.add_inference(pl[0], pl[1], pl[2], pl[3], pl[4], _At(topics[topic], off, ts, p, seq0 + k))
+            elif kind == LABEL:
+                dd.add_label(pl[0], _At(topics[topic], off, ts, p, seq0 + k))
+        # 2. run them: alarms and findings keyed by the merged index of the item that triggered them
+        extras: dict[int, list[tuple[int, str, Any]]] = {}
+        if errors:
+            for i, name, warning in self.concept.update_many(np.asarray(errors, dtype=np.float64)):
+                extras.setdefault(outcome_at[i], []).append((2 if warning else 3, name, None))
+        if self.spec.data_drift.enabled:
+            for f in dd.run_tests():
+                extras.setdefault(f.at.seq - seq0, []).append((1, "data_drift", f))
+            for f in dd.recoveries:
+                extras.setdefault(f.at.seq - seq0, []).append((1, "data_drift_end", f))
+        # 3. replay everything in merged order (policy inputs of one item: labels, data drift, warnings, drifts)
+        policy, cc = self.policy, self.challenger
+        challenger = self.spec.challenger.enabled
+        every = self.spec.challenger.every
+        for k, item in enumerate(items):
+            ts, p, topic, off, kind, tie, pl = item
+            if kind == OUTCOME:
+                served, online, _, ioff, loff, _ = pl
+                self._advance(self.join_pos[p], ioff, loff)
+                self._advance(self.seen_pos[p], ioff, loff)
+                cnt = self.counts[p]
+                cnt[0] += 1
+                cnt[1] += served
+                self.joined += 1
+                self.recent_served.append(served)
+                if online is not None:
+                    self.recent_online.append(online)
+                policy.observe_label(ts, served)
+                if challenger and online is not None:
+                    cc.add(served, online)
+                    if cc.added % every == 0:
+                        self._challenge(item, out)
+                if self.requests:
+                    for reason in self.requests:
+                        policy.request(reason)
+                    self.requests = []
+                self._decide(item, out)
+            elif kind == ROW:
+                self._advance(self.seen_pos[p], off, None)
+                self.recent_rows.append([p, ts, off])
+            elif kind == LABEL:
+                self._advance(self.seen_pos[p], None, off)
+                self.recent_labels.append([p, ts, off])
+            else:  # EVIDENCE
+                self.evidence.append([tie, pl[0], pl[1], ts, p])
+            for order, name, payload in sorted(extras.get(k, ()), key=lambda e: (e[0], e[1])):
+                if order == 1:
+                    self._data_drift(item, name, payload, out)
+                elif order == 2:
+                    self._warning(item)
+                else:
+                    self._concept_drift(item, name, out)
+                self._decide(item, out)
+        self.seq += len(items)
+        return out
+
+    @staticmethod
+    def _advance(pos: list[int | None], ioff: int | None, loff: int | None) -> None:
+        if ioff is not None and (pos[0] is None or ioff + 1 > pos[0]):
+            pos[0] = ioff + 1
+        if loff is not None and (pos[1] is None or loff + 1 > pos[1]):
+            pos[1] = loff + 1
+
+    def _offsets(self, which: list[list[int | None]]) -> dict[str, dict[str, int | None]]:
+        return {str(p): {"inference_offset": i, "labels_offset": lab} for p, (i, lab) in enumerate(which)}
+
+    def _snapshot(self, ts: float) -> _Snapshot:
+        return _Snapshot({"ts": ts, "partitions": self._offsets(self.join_pos)})
+
+    def _id(self, item: list[Any], kind: str) -> str:
+        return f"scope:{self.model}:{self.topics[item[2]]}:{item[1]}:{item[3]}:{kind}"
+
+    def _where(self, item: list[Any]) -> dict[str, Any]:
+        return {"partition": item[1], "topic": self.topics[item[2]], "offset": item[3], "ts": item[0]}
+
+    def _evidence_since(self, ts: float, match: Any) -> list[str]:
+        return [e[0] for e in self.evidence if e[3] >= ts and match(e)]
+
+    # -- concept drift ------------------------------------------------------------------------------
+    def _warning_is_recent(self) -> bool:
+        return self.last_warning_at is not None and self.joined - self.last_warning_at <= RetrainPolicy.WARNING_GAP
+
+    def _warning(self, item: list[Any]) -> None:
+        snap = self._snapshot(item[6][5])
+        if self.warning_start is None or not self._warning_is_recent():
+            self.warning_start = [snap.data, [list(c) for c in self.counts]]
+        self.last_warning_at = self.joined
+        self.policy.observe_warning(snap)
+
+    def _concept_drift(self, item: list[Any], detector: str, out: list[Output]) -> None:
+        ts = item[0]
+        if self.warning_start is not None and self._warning_is_recent():
+            cp, counts0 = self.warning_start
+        else:
+            cp, counts0 = self._snapshot(item[6][5]).data, [list(c) for c in self.counts]
+            # the alarming outcome itself is part of the change
+            p = item[1]
+            counts0[p] = [counts0[p][0] - 1, counts0[p][1] - item[6][0]]
+        inc = self.concept_incident
+        if inc is not None and ts - inc["last_ts"] <= self.cfg.incident_quiet_seconds:
+            inc["last_ts"] = ts
+            inc["alarms"] += 1
+            self.policy.observe_concept_drift(inc["id"], _Snapshot(cp))
+            return
+        served, online, event_id, ioff, loff, pts = item[6]
+        contributing = {}
+        for p, ((n, e), (n0, e0)) in enumerate(zip(self.counts, counts0)):
+            if n > n0:
+                contributing[str(p)] = {"outcomes": int(n - n0), "served_error": (e - e0) / (n - n0)}
+        ev = {
+            "id": self._id(item, "incident:concept"),
+            "type": "drift",
+            "scope": "model",
+            "kind": "concept",
+            "signal": "served_error",
+            "model": self.model,
+            "detector": detector,
+            "severity": "critical",
+            **self._where(item),
+            "event_id": event_id,
+            "prediction_offset": ioff,
+            "change_point": {"ts": cp["ts"], "partitions": cp["partitions"]},
+            "contributing_partitions": contributing,
+            "evidence": self._evidence_since(cp["ts"], lambda e: e[1] == "concept"),
+            "statistic": {
+                "served_error_rolling": sum(self.recent_served) / len(self.recent_served),
+                "online_error_rolling": (sum(self.recent_online) / len(self.recent_online)
+                                         if self.recent_online else None),
+            },
+            "joined_count": self.joined,
+            "calibration": self.concept.calibration(detector),
+        }
+        self.concept_incident = {"id": ev["id"], "last_ts": ts, "alarms": 1}
+        self.warning_start = None
+        self.last_warning_at = None
+        out.append(Output("drift_events", self.model, ev))
+        self.policy.observe_concept_drift(ev["id"], _Snapshot(cp))
+
+    # -- data drift ---------------------------------------------------------------------------------
+    def _data_drift(self, item: list[Any], what: str, f: Any, out: list[Output]) -> None:
+        key = f"{f.kind}:{f.signal}:{f.detector}"
+        ts = item[0]
+        if what == "data_drift_end":
+            inc = self.signal_incidents.get(key)
+            if inc is not None:
+                inc["last_ts"] = ts
+            self.policy.observe_data_drift(key, None, ts, False)
+            return
+        inc = self.signal_incidents.get(key)
+        if inc is not None and ts - inc["last_ts"] <= self.cfg.incident_quiet_seconds:
+            inc["last_ts"] = ts
+            inc["alarms"] += 1
+            self.policy.observe_data_drift(key, inc["id"], ts, True)
+            return
+        window = self.recent_labels if f.kind == "label" else self.recent_rows
+        first: dict[str, int] = {}
+        for p, _, off in window:
+            first.setdefault(str(p), off)
+        r = f.result
+        ev = {
+            "id": self._id(item, f"incident:{f.kind}:{f.signal}:{f.detector}"),
+            "type": "drift",
+            "scope": "model",
+            "kind": f.kind,
+            "signal": f.signal,
+            "model": self.model,
+            "detector": f.detector,
+            "severity": "warning",
+            **self._where(item),
+            # the test's current window starts here: per partition, the first offset in it
+            "change_point": {"ts": window[0][1] if window else ts,
+                             "partitions": {p: {("labels_offset" if f.kind == "label" else "inference_offset"): o}
+                                            for p, o in sorted(first.items(), key=lambda kv: int(kv[0]))}},
+            "contributing_partitions": {str(p): n for p, n in sorted(Counter(w[0] for w in window).items())},
+            "evidence": self._evidence_since(window[0][1] if window else ts,
+                                             lambda e: e[1] == f.kind and e[2] == f.signal),
+            "statistic": r.statistic,
+            "p_value": r.p_value,
+            "distance": r.distance,
+            "threshold": r.threshold,
+            "windows": {"reference_size": r.reference_size, "current_size": r.current_size},
+            "values_seen": r.position,
+        }
+        self.signal_incidents[key] = {"id": ev["id"], "last_ts": ts, "alarms": 1}
+        out.append(Output("drift_events", self.model, ev))
+        self.policy.observe_data_drift(key, ev["id"], ts, True)
+
+    # -- decisions ----------------------------------------------------------------------------------
+    def _decide(self, item: list[Any], out: list[Output]) -> None:
+        decision = self.policy.decide_at(item[0])
+        if decision is None:
+            return
+        comparison = self.challenger.compare() if self.spec.challenger.enabled else None
+        to = self._offsets(self.seen_pos)
+        if decision.window_source == "change_point":
+            cp = decision.window_from
+            frm_ts, frm = cp["ts"], cp["partitions"]
+        else:
+            frm_ts = decision.window_from["ts"]
+            frm = {str(p): {"inference_offset": None, "labels_offset": None} for p in range(self.partitions)}
+        ev = {
+            "id": self._id(item, "retrain"),
+            "type": "retrain",
+            "scope": "model",
+            "model": self.model,
+            "reasons": decision.reasons,
+            "evidence": decision.evidence,
+            "window": {
+                "source": decision.window_source,
+                "from": {"ts": frm_ts},
+                "to": {"ts": item[0]},
+                "partitions": {p: {"from": frm[p], "to": to[p]} for p in to},
+            },
+            "champion_challenger": None if comparison is None else _comparison(comparison),
+            **self._where(item),
+        }
+        out.append(Output("retrain_events", self.model, ev))
+
+    def _challenge(self, item: list[Any], out: list[Output]) -> None:
+        cc = self.challenger
+        result = cc.compare()
+        if result is None:
+            return
+        if result.challenger_better and not cc.better:
+            cc.better = True
+            out.append(Output("model_updates", self.model, {
+                "id": self._id(item, "challenger-better"),
+                "type": "challenger-better",
+                "scope": "model",
+                "model": self.model,
+                "evidence": _comparison(result),
+                **self._where(item),
+            }))
+        elif not result.challenger_better:
+            cc.better = False
+
+    # -- state --------------------------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        """Plain data (JSON / msgpack), taken between calls; :meth:`load_state` continues identically."""
+        return {
+            "format": STATE_FORMAT,
+            "model": self.model,
+            "partitions": self.partitions,
+            "merge": self.merge.to_state(),
+            "concept": self.concept.to_state(),
+            "data_drift": self.data_drift.to_state(),
+            "challenger": self.challenger.to_state(),
+            "policy": self.policy.to_state(),
+            "seq": self.seq,
+            "joined": self.joined,
+            "join_pos": [list(x) for x in self.join_pos],
+            "seen_pos": [list(x) for x in self.seen_pos],
+            "counts": [list(x) for x in self.counts],
+            "recent_served": list(self.recent_served),
+            "recent_online": list(self.recent_online),
+            "warning_start": self.warning_start,
+            "last_warning_at": self.last_warning_at,
+            "concept_incident": None if self.concept_incident is None else dict(self.concept_incident),
+            "signal_incidents": {k: dict(v) for k, v in self.signal_incidents.items()},
+            "evidence": [list(e) for e in self.evidence],
+            "recent_rows": [list(r) for r in self.recent_rows],
+            "recent_labels": [list(r) for r in self.recent_labels],
+            "requests": list(self.requests),
+        }
+
+    def load_state(self, s: dict[str, Any]) -> None:
+        if s.get("format") != STATE_FORMAT or s.get("model") != self.model or s.get("partitions") != self.partitions:
+            raise ValueError(f"stage state of model {s.get('model')!r} with {s.get('partitions')!r} partitions "
+                             f"(format {s.get('format')!r}) does not fit model {self.model!r} with "
+                             f"{self.partitions} partitions")
+        self._reset()
+        self.merge.load_state(s["merge"])
+        self.concept.load_state(s["concept"])
+        self.data_drift.load_state(s["data_drift"])
+        self.challenger.load_state(s["challenger"])
+        self.policy.load_state(s["policy"])
+        self.seq = s["seq"]
+        self.joined = s["joined"]
+        self.join_pos = [list(x) for x in s["join_pos"]]
+        self.seen_pos = [list(x) for x in s["seen_pos"]]
+        self.counts = [list(x) for x in s["counts"]]
+        self.recent_served.extend(s["recent_served"])
+        self.recent_online.extend(s["recent_online"])
+        self.warning_start = s["warning_start"]
+        self.last_warning_at = s["last_warning_at"]
+        self.concept_incident = None if s["concept_incident"] is None else dict(s["concept_incident"])
+        self.signal_incidents = {k: dict(v) for k, v in s["signal_incidents"].items()}
+        self.evidence.extend(list(e) for e in s["evidence"])
+        self.recent_rows.extend(list(r) for r in s["recent_rows"])
+        self.recent_labels.extend(list(r) for r in s["recent_labels"])
+        self.requests = list(s["requests"])
+
+
+def _comparison(c: Any) -> dict[str, Any]:
+    return {"test": c.test, "n": c.n, "statistic": c.statistic, "p_value": c.p_value,
+            "champion_error": c.champion_error, "challenger_error": c.challenger_error,
+            "challenger_better": c.challenger_better, "b": c.b, "c": c.c}
+

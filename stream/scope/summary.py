@@ -1,0 +1,191 @@
+"""The per-partition summary: what one partition pipeline tells the model-level stage about one micro-batch.
+
+A partition's ``ModelPipeline`` emits one :class:`Summary` per micro-batch and model to an internal topic
+keyed by model. It carries *samples*, not sketches: every joined outcome and every value the data-drift
+tests take, each with its event time and its input position. The model-level stage merges them by event
+time and runs the very same detectors and windowed tests on the merged stream as one partition would on
+all of the model's traffic, so p-values, statistics and alarm positions are those of the exact merged
+data (``benchmarks/scope_summary.py`` measures the alternative, mergeable KLL sketches per micro-batch:
+fewer bytes, but KS statistics off by up to several hundredths and windows that can only move by whole
+micro-batches, see the README table). The concept detectors need every outcome in order anyway.
+
+Contract of the fields (``Summary``):
+
+* ``start`` / ``end`` -- the next offsets of both input topics (``[inference, labels]``) before and after the
+  micro-batch. Every item carries the input position that produced it; the stage drops an item whose
+  position is below the ``end`` it has already accepted from that partition, so a replayed summary (same
+  source positions, however the replay cut its micro-batches) changes nothing.
+* ``watermark`` -- every item of this partition's *later* summaries has an event time strictly greater
+  than it (``None``: nothing promised yet).
+* ``outcomes`` -- the joined events in processing order: event time of the join (``max(label ts,
+  prediction ts)``), served error, online error (or ``None``), the record that completed the join
+  (``topic`` 0 = inference, 1 = labels; ``offset``; the event id) and where the prediction and label are.
+* ``rows`` -- the inference events that feed feature and prediction drift, column by column: event time,
+  offset, whether the row is valid (rows with schema violations feed no feature drift), feature columns
+  (``None`` where the value is missing or null), their types, served predictions and scores.
+* ``labels`` -- label values as they arrive (label drift), with event time and offset.
+* ``evidence`` -- partition-scope drift events published in this micro-batch (their ids become the
+  evidence of model-scope incidents).
+
+Encoding: msgpack through msgspec (``encode`` / ``decode``), structs as arrays (no field names on the wire).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+__all__ = ["Evidence", "Labels", "Outcome", "Rows", "Summary", "SummaryBuilder", "decode", "encode",
+           "INFERENCE", "LABELS"]
+
+#: ``topic`` codes of positions (the stage turns them back into the input topic names)
+INFERENCE = 0
+LABELS = 1
+
+
+class Outcome(msgspec.Struct, array_like=True, frozen=True):
+    ts: float
+    served: float
+    online: float | None
+    topic: int
+    offset: int
+    event_id: str
+    inference_offset: int
+    labels_offset: int
+    prediction_ts: float
+
+
+class Rows(msgspec.Struct, array_like=True):
+    ts: list[float] = msgspec.field(default_factory=list)
+    #: inference offsets, delta-encoded (first one absolute): consecutive offsets cost one byte each
+    offsets: list[int] = msgspec.field(default_factory=list)
+    valid: list[bool] = msgspec.field(default_factory=list)
+    #: feature name -> column aligned with ``ts`` (``None``: missing or null)
+    features: dict[str, list[Any]] = msgspec.field(default_factory=dict)
+    #: feature name -> "numeric" | "categorical" (what the data-drift tests need to choose a test)
+    types: dict[str, str] = msgspec.field(default_factory=dict)
+    prediction: list[Any] = msgspec.field(default_factory=list)
+    #: ``None`` when no row of the batch has a score
+    score: list[float | None] | None = None
+
+
+class Labels(msgspec.Struct, array_like=True):
+    ts: list[float] = msgspec.field(default_factory=list)
+    offsets: list[int] = msgspec.field(default_factory=list)  # delta-encoded, as Rows.offsets
+    values: list[Any] = msgspec.field(default_factory=list)
+
+
+class Evidence(msgspec.Struct, array_like=True, frozen=True):
+    id: str
+    kind: str
+    signal: str
+    detector: str
+    ts: float
+    topic: int
+    offset: int
+
+
+class Summary(msgspec.Struct, array_like=True):
+    model: str
+    partition: int
+    start: list[int]
+    end: list[int]
+    watermark: float | None
+    outcomes: list[Outcome] = msgspec.field(default_factory=list)
+    rows: Rows = msgspec.field(default_factory=Rows)
+    labels: Labels = msgspec.field(default_factory=Labels)
+    evidence: list[Evidence] = msgspec.field(default_factory=list)
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Summary)
+
+
+def encode(s: Summary) -> bytes:
+    return _encoder.encode(s)
+
+
+def decode(b: bytes) -> Summary:
+    """Decode and type-check a summary (``msgspec.ValidationError`` / ``DecodeError`` on bad input)."""
+    return _decoder.decode(b)
+
+
+def undelta(offsets: list[int]) -> list[int]:
+    out, acc = [], 0
+    for i, d in enumerate(offsets):
+        acc = d if i == 0 else acc + d
+        out.append(acc)
+    return out
+
+
+class SummaryBuilder:
+    """Collects one micro-batch of one model in one partition, in processing order, into a :class:`Summary`.
+
+    The partition pipeline calls :meth:`outcome`, :meth:`row`, :meth:`label` and :meth:`evidence` as the
+    batch is processed and :meth:`build` at its end (then starts again with ``start`` = the ``end`` built).
+    """
+
+    def __init__(self, model: str, partition: int, start: list[int]) -> None:
+        self.model = model
+        self.partition = partition
+        self.start = list(start)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._outcomes: list[Outcome] = []
+        self._rows = Rows()
+        self._labels = Labels()
+        self._evidence: list[Evidence] = []
+        self._row_last = 0
+        self._label_last = 0
+        self._scores = False
+
+    def outcome(self, ts: float, served: float, online: float | None, topic: int, offset: int, event_id: str,
+                inference_offset: int, labels_offset: int, prediction_ts: float) -> None:
+        self._outcomes.append(Outcome(ts, served, online, topic, offset, event_id, inference_offset,
+                                      labels_offset, prediction_ts))
+
+    def row(self, ts: float, offset: int, valid: bool, features: dict[str, Any], types: dict[str, str],
+            prediction: Any, score: float | None) -> None:
+        r = self._rows
+        n = len(r.ts)
+        r.ts.append(ts)
+        r.offsets.append(offset if n == 0 else offset - self._row_last)
+        self._row_last = offset
+        r.valid.append(valid)
+        for name, v in features.items():
+            col = r.features.get(name)
+            if col is None:
+                col = r.features[name] = [None] * n
+                tp = types.get(name)
+                if tp is not None:
+                    r.types[name] = tp
+            col.append(v)
+        for col in r.features.values():
+            if len(col) == n:
+                col.append(None)
+        r.prediction.append(prediction)
+        if score is not None and not self._scores:
+            self._scores = True
+            r.score = [None] * n
+        if r.score is not None:
+            r.score.append(score)
+
+    def label(self, ts: float, offset: int, value: Any) -> None:
+        lab = self._labels
+        lab.offsets.append(offset if not lab.ts else offset - self._label_last)
+        self._label_last = offset
+        lab.ts.append(ts)
+        lab.values.append(value)
+
+    def evidence(self, event_id: str, kind: str, signal: str, detector: str, ts: float, topic: int,
+                 offset: int) -> None:
+        self._evidence.append(Evidence(event_id, kind, signal, detector, ts, topic, offset))
+
+    def build(self, end: list[int], watermark: float | None) -> Summary:
+        s = Summary(self.model, self.partition, self.start, list(end), watermark, self._outcomes, self._rows,
+                    self._labels, self._evidence)
+        self.start = list(end)
+        self._reset()
+        return s
