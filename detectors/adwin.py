@@ -29,7 +29,7 @@ Example
 >>> stream = rng.choices([0, 1], k=1000) + rng.choices(range(4, 8), k=1000)
 >>> adwin = ADWIN()
 >>> for i, x in enumerate(stream):
-...     _ = adwin.update(x)
+...     adwin.update(x)
 ...     if adwin.drift_detected:
 ...         print(f"Change detected at index {i}, input value: {x}")
 Change detected at index 1023, input value: 4
@@ -150,11 +150,10 @@ class ADWIN(DriftDetector):
             float(self.grace_period),
         )
 
-    def update(self, x: Any) -> "ADWIN":
+    def update(self, x: Any) -> None:
         xs = np.array([check_scalar(x)], dtype=np.float64)
         _kernel().update_many(xs, np.empty(1, dtype=np.int64), *self._args())
         self._drift_detected = bool(self._istate[_DRIFT])
-        return self
 
     def update_many(self, xs: Any) -> np.ndarray:
         arr = np.ascontiguousarray(as_float_array(xs))

@@ -105,7 +105,7 @@ class DriftDetector:
     def _reset(self) -> None:
         self._drift_detected = False
 
-    def update(self, x: Any) -> "DriftDetector":  # pragma: no cover - abstract
+    def update(self, x: Any) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def update_many(self, xs: Any) -> np.ndarray:

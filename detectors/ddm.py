@@ -34,7 +34,7 @@ Example
 array([1457])
 >>> ddm = DDM()
 >>> for i, x in enumerate(errors):
-...     _ = ddm.update(x)
+...     ddm.update(x)
 ...     if ddm.drift_detected:
 ...         print(f"drift at {i}")
 drift at 1457
@@ -82,7 +82,7 @@ class DDM(BinaryDriftDetector):
         self._s_min: float | None = None
         self._ps_min = math.inf
 
-    def update(self, x: Any) -> "DDM":
+    def update(self, x: Any) -> None:
         x = check_binary_scalar(x)
         if self._drift_detected:
             self._reset()
@@ -104,7 +104,6 @@ class DDM(BinaryDriftDetector):
             if p_i + s_i > self._p_min + self.drift_threshold * self._s_min:
                 self._drift_detected = True
                 self._warning_detected = False
-        return self
 
     def update_many(self, xs: Any, *, warnings: bool = False):  # type: ignore[override]
         arr = as_batch(xs)

@@ -32,7 +32,7 @@ Example
 array([1170])
 >>> eddm = EDDM(alpha=0.8, beta=0.75)
 >>> for i, x in enumerate(errors):
-...     _ = eddm.update(x)
+...     eddm.update(x)
 ...     if eddm.drift_detected:
 ...         print(f"drift at {i}")
 drift at 1170
@@ -83,7 +83,7 @@ class EDDM(BinaryDriftDetector):
         self._n_errors = 0
         self._p2s_prime_max = -1.0
 
-    def update(self, x: Any) -> "EDDM":
+    def update(self, x: Any) -> None:
         x = check_binary_scalar(x)
         if self._drift_detected:
             self._reset()
@@ -115,7 +115,6 @@ class EDDM(BinaryDriftDetector):
                         self._warning_detected = False
 
             self._last_error = self._n
-        return self
 
     def update_many(self, xs: Any, *, warnings: bool = False):  # type: ignore[override]
         arr = as_batch(xs)

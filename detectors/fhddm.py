@@ -34,7 +34,7 @@ Example
 array([303])
 >>> det = FHDDM(short_window_size=20)
 >>> for i, x in enumerate(errors):
-...     _ = det.update(x)
+...     det.update(x)
 ...     if det.drift_detected:
 ...         print(f"drift at {i}")
 drift at 268
@@ -111,7 +111,7 @@ class FHDDM(BinaryDriftDetector):
             return self._buf[start : start + k].tolist()
         return self._buf[start:].tolist() + self._buf[: start + k - size].tolist()
 
-    def update(self, x: Any) -> "FHDDM":
+    def update(self, x: Any) -> None:
         x = check_binary_scalar(x)
         if self._drift_detected:
             self._reset()
@@ -138,7 +138,6 @@ class FHDDM(BinaryDriftDetector):
             self._n_one -= float(self._buf[self._head])
             self._head = (self._head + 1) % size
             self._count -= 1
-        return self
 
     def update_many(self, xs: Any, *, warnings: bool = False):  # type: ignore[override]
         arr = as_batch(xs)

@@ -30,7 +30,7 @@ Example
 array([1051])
 >>> det = HDDMA()
 >>> for i, x in enumerate(errors):
-...     _ = det.update(x)
+...     det.update(x)
 ...     if det.drift_detected:
 ...         print(f"drift at {i}")
 drift at 1051
@@ -84,7 +84,7 @@ class HDDMA(BinaryDriftDetector):
     def _hoeffding_bound(self, n: float) -> float:
         return math.sqrt(1.0 / (2 * n) * math.log(1.0 / self.drift_confidence))
 
-    def update(self, x: Any) -> "HDDMA":
+    def update(self, x: Any) -> None:
         x = check_binary_scalar(x)
         if self._drift_detected:
             self._reset()
@@ -120,7 +120,6 @@ class HDDMA(BinaryDriftDetector):
                 self._drift_detected = True
             elif self._mean_decr(self.warning_confidence):
                 self._warning_detected = True
-        return self
 
     def _mean_incr(self, confidence: float) -> bool:
         if self._xmin_n == self._z_n:

@@ -30,7 +30,7 @@ Example
 array([1040])
 >>> det = HDDMW()
 >>> for i, x in enumerate(errors):
-...     _ = det.update(x)
+...     det.update(x)
 ...     if det.drift_detected:
 ...         print(f"drift at {i}")
 drift at 1040
@@ -108,7 +108,7 @@ class HDDMW(BinaryDriftDetector):
         bound = self._mcdiarmid_bound(sample1[_IBC] + sample2[_IBC], confidence)
         return sample2[_EWMA] - sample1[_EWMA] > bound
 
-    def update(self, x: Any) -> "HDDMW":
+    def update(self, x: Any) -> None:
         x = check_binary_scalar(x)
         if self._drift_detected:
             self._reset()
@@ -149,7 +149,6 @@ class HDDMW(BinaryDriftDetector):
                 self._drift_detected = True
             elif self._has_mean_changed(self._s2_decr, self._s1_decr, self.warning_confidence):
                 self._warning_detected = True
-        return self
 
     def update_many(self, xs: Any, *, warnings: bool = False):  # type: ignore[override]
         arr = as_batch(xs)

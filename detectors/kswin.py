@@ -40,7 +40,7 @@ Example
 >>> stream = rng.choices([0, 1], k=1000) + rng.choices(range(4, 8), k=1000)
 >>> kswin = KSWIN(alpha=0.0001, seed=42)
 >>> for i, x in enumerate(stream):
-...     _ = kswin.update(x)
+...     kswin.update(x)
 ...     if kswin.drift_detected:
 ...         print(f"Change detected at index {i}, input value: {x}")
 Change detected at index 1016, input value: 6
@@ -174,9 +174,8 @@ class KSWIN(DriftDetector):
         return [float(self._win[(head + r) % w]) for r in range(length)]
 
     # -- updates --------------------------------------------------------------------------------
-    def update(self, x: Any) -> "KSWIN":
+    def update(self, x: Any) -> None:
         self.update_many(np.array([check_scalar(x)], dtype=np.float64))
-        return self
 
     def update_many(self, xs: Any) -> np.ndarray:
         arr = np.ascontiguousarray(as_float_array(xs))

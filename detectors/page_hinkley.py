@@ -21,7 +21,7 @@ Example
 >>> stream = rng.choices([0, 1], k=1000) + rng.choices(range(4, 8), k=1000)
 >>> ph = PageHinkley()
 >>> for i, x in enumerate(stream):
-...     _ = ph.update(x)
+...     ph.update(x)
 ...     if ph.drift_detected:
 ...         print(f"Change detected at index {i}, input value: {x}")
 Change detected at index 1006, input value: 5
@@ -101,7 +101,7 @@ class PageHinkley(DriftDetector):
         self._min_increase = float("inf")
         self._max_decrease = -1.0
 
-    def update(self, x: Any) -> "PageHinkley":
+    def update(self, x: Any) -> None:
         x = check_scalar(x)
         if self._drift_detected:
             self._reset()
@@ -126,7 +126,6 @@ class PageHinkley(DriftDetector):
                 self._drift_detected = test_decrease > self.threshold
             else:
                 self._drift_detected = test_increase > self.threshold or test_decrease > self.threshold
-        return self
 
     def update_many(self, xs: Any) -> np.ndarray:
         arr = np.ascontiguousarray(as_float_array(xs))

@@ -209,10 +209,9 @@ class WindowedDriftTest(DriftDetector):
             self._ref_ready = True
 
     # -- updates ----------------------------------------------------------------------------------
-    def update(self, x: Any) -> "WindowedDriftTest":
+    def update(self, x: Any) -> None:
         """Add one value; ``drift_detected`` then says whether a test ran on it and flagged drift."""
         self._ingest(self._encode_one(x))
-        return self
 
     def update_many(self, xs: Any) -> list[DriftTestResult]:  # type: ignore[override]
         """Add a batch; return the results of the tests run in it (see the module docstring)."""

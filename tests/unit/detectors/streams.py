@@ -201,8 +201,13 @@ def sharp_mixed_stream(family: str, seed: int, n: int) -> np.ndarray:
 
 
 def drift_positions(det: Any, xs: Any) -> list[int]:
-    """Drift positions from ``det.update`` element by element (our detectors: ``update`` returns ``self``)."""
-    return [i for i, x in enumerate(xs) if det.update(x).drift_detected]
+    """Drift positions from ``det.update`` element by element (``update`` returns None, as River's)."""
+    out = []
+    for i, x in enumerate(xs):
+        det.update(x)
+        if det.drift_detected:
+            out.append(i)
+    return out
 
 
 def drift_positions_in_splits(det: Any, xs: np.ndarray, rng: np.random.Generator) -> list[int]:
