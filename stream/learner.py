@@ -247,7 +247,9 @@ class OnlineLinearModel:
         numeric features' indices, and one-hot slots ``(n_rows, n_categorical)``, each row's slots sorted
         (River's summation order) with repeats and unknown categories as -1."""
         n = len(rows)
-        names = list(dict.fromkeys(itertools.chain.from_iterable(rows)))
+        # River sums the numeric features in each event's key order: the columns follow the fullest row
+        # (then first appearance), which is every row's order when rows differ only by absent features
+        names = list(dict.fromkeys(itertools.chain(max(rows, key=len), *rows))) if rows else []
         num_cols: list[tuple[str, list[Any]]] = []
         cat_cols: list[tuple[str, list[Any]]] = []
         for name in names:
@@ -287,7 +289,7 @@ class OnlineLinearModel:
             mn[:, j] = np.not_equal(np.array(col, dtype=object), None)
         # categorical
         cat = np.empty((n, len(cat_cols)), np.int64)
-        new: list[tuple[int, int, str, Any]] = []  # (first learn op, column, feature, category)
+        new: list[tuple[int, int, str, Any]] = []  # (first learn op, place in its event, feature, category)
         codes: list[list[Any]] = []
         for j, (name, col) in enumerate(cat_cols):
             vmap = self._values.get(name)
@@ -303,12 +305,12 @@ class OnlineLinearModel:
                         first[v] = pos
                         if len(first) == len(unknown):
                             break
-                new.extend((pos, j, name, v) for v, pos in first.items())
+                new.extend((pos, list(rows[learn_rows[pos]]).index(name), name, v) for v, pos in first.items())
             codes.append(cs)
         if new:  # River's encoder registers them in learn order, an event's in its feature order
             new.sort(key=lambda t: (t[0], t[1]))
             slots = self._slots
-            for _, j, name, v in new:
+            for _, _, name, v in new:
                 key = f"{name}_{v}"
                 s = slots.get(key)
                 if s is None:
