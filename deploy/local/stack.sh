@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The local stack: a real Apache Kafka broker (KRaft, single node) and a real redis-server on loopback.
 #
-#   deploy/local/stack.sh install   fetch Kafka jars from Maven Central (cached), apt-get redis-server if missing
+#   deploy/local/stack.sh install   install what is missing (Java 17+, Maven while the jars are not cached,
+#                                   redis-server: see prereqs.sh), fetch the Kafka jars from Maven Central (cached)
 #   deploy/local/stack.sh start     start both (idempotent: reuses what is already running from this run dir)
 #   deploy/local/stack.sh stop      stop only the processes this script started (pid files)
 #   deploy/local/stack.sh status    print what runs
@@ -14,6 +15,8 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
+# shellcheck source=prereqs.sh
+. "$HERE/prereqs.sh"
 KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$HERE/pom.xml")"
 CACHE="${DRIFTSTREAM_CACHE:-$HOME/.cache/driftstream}"
 LIBS="$CACHE/kafka-$KAFKA_VERSION/libs"
@@ -33,7 +36,14 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 need_java() {
-  command -v java >/dev/null 2>&1 || die "Java is missing: install a JDK 17+ (Debian: apt-get install -y openjdk-17-jre-headless)"
+  command -v java >/dev/null 2>&1 || die "Java is missing: run '$0 install' (or install a Java 17+ runtime)"
+}
+
+install_prereqs() {
+  want_java
+  [ -f "$LIBS/.complete" ] || want_maven
+  want_redis
+  install_wanted
 }
 
 install_kafka() {
@@ -42,7 +52,7 @@ install_kafka() {
     return
   fi
   need_java
-  command -v mvn >/dev/null 2>&1 || die "Maven is missing (needed once to fetch the Kafka jars): apt-get install -y maven"
+  command -v mvn >/dev/null 2>&1 || die "Maven is missing (needed once to fetch the Kafka jars): run '$0 install'"
   say "fetching Apache Kafka $KAFKA_VERSION from Maven Central into $LIBS"
   rm -rf "$LIBS" && mkdir -p "$LIBS"
   mvn -q -B -f "$HERE/pom.xml" \
@@ -53,18 +63,9 @@ install_kafka() {
   touch "$LIBS/.complete"
 }
 
-install_redis() {
-  if command -v redis-server >/dev/null 2>&1; then
-    say "redis-server present: $(redis-server --version | cut -d' ' -f3)"
-    return
-  fi
-  command -v apt-get >/dev/null 2>&1 || die "redis-server is missing and apt-get is not available; install Redis 7+"
-  say "installing redis-server from Debian"
-  local SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq >&2 || die "apt-get update failed"
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >&2 || die "apt-get install redis-server failed"
-  # Debian starts a system redis on 6379; we never use it (our port is $REDIS_PORT).
+show_redis() {
+  # (installed by install_prereqs; Debian starts a system redis on 6379 then: we never use it, ours is $REDIS_PORT)
+  say "redis-server present: $(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')"
 }
 
 write_kafka_config() {
@@ -195,7 +196,8 @@ stop_pid() {
 
 cmd="${1:-}"
 case "$cmd" in
-  install) install_kafka; install_redis ;;
+  install) install_prereqs; install_kafka; show_redis ;;
+  prereqs) install_prereqs ;;
   start) start_redis; start_kafka; wait_ready ;;
   stop) stop_pid kafka "$KAFKA_DIR/kafka.pid"; stop_pid redis "$REDIS_DIR/redis.pid" ;;
   clean) stop_pid kafka "$KAFKA_DIR/kafka.pid"; stop_pid redis "$REDIS_DIR/redis.pid"; rm -rf "$KAFKA_DIR" "$REDIS_DIR" ;;
@@ -205,5 +207,5 @@ case "$cmd" in
   env)
     echo "export DRIFTSTREAM_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT"
     echo "export DRIFTSTREAM_REDIS__URL=redis://127.0.0.1:$REDIS_PORT/0" ;;
-  *) echo "usage: $0 install|start|stop|clean|status|env" >&2; exit 2 ;;
+  *) echo "usage: $0 install|prereqs|start|stop|clean|status|env" >&2; exit 2 ;;
 esac
