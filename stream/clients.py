@@ -2,7 +2,8 @@
 ``[redis]``, watermark look-ups, and the one backoff helper every retry loop uses.
 
 Settings under ``[kafka]`` and ``[redis]`` pass through untouched (security, timeouts, TLS); the service only
-adds what its guarantees need (no auto commit, the range assignor, an idempotent producer).
+adds what its guarantees need (no auto commit, the range assignor, an idempotent producer) and routes
+librdkafka's log lines through the ``driftstream.kafka`` logger (:class:`KafkaLog`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,38 @@ PRODUCER_DEFAULTS = {
 }
 
 
+class KafkaLog:
+    """librdkafka's log lines through a Python logger (confluent-kafka's ``logger`` client setting), instead
+    of librdkafka writing them to stderr itself: they reach the service's handlers and format, and the
+    logger's level decides what shows. confluent-kafka calls ``log(level, "%s [%s] %s", facility, client,
+    text)`` with the level already mapped from syslog's, from the thread that polls the client.
+
+    A few warnings are conditions that clear by themselves within seconds while a broker or a group starts
+    (its coordinator is still loading, a partition created a moment ago has no leader yet): librdkafka
+    retries them, and the service reports what does not clear. They are logged at DEBUG, so that a normal
+    start is quiet; every other line keeps librdkafka's level (a broker that cannot be reached is an ERROR).
+    """
+
+    TRANSIENT = ("Coordinator load in progress", "COORDINATOR_LOAD_IN_PROGRESS", "Not coordinator",
+                 "NOT_COORDINATOR", "Coordinator not available", "COORDINATOR_NOT_AVAILABLE",
+                 "Leader not available", "LEADER_NOT_AVAILABLE")
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self.logger = logger if logger is not None else logging.getLogger("driftstream.kafka")
+
+    def log(self, level: int, msg: str, *args: Any, **kwargs: Any) -> None:
+        if logging.DEBUG < level < logging.ERROR and any(t in (msg % args if args else msg) for t in self.TRANSIENT):
+            level = logging.DEBUG
+        self.logger.log(level, msg, *args, **kwargs)
+
+
+def _with_logger(conf: dict[str, Any]) -> dict[str, Any]:
+    """``conf`` with a :class:`KafkaLog` unless the settings bring a ``logger`` of their own."""
+    if "logger" not in conf:
+        conf["logger"] = KafkaLog()
+    return conf
+
+
 def consumer_config(cfg: AppConfig) -> dict[str, Any]:
     conf = {
         "group.id": cfg.processing.group_id,
@@ -39,17 +72,18 @@ def consumer_config(cfg: AppConfig) -> dict[str, Any]:
         "heartbeat.interval.ms": 2000,
     }
     conf.update(cfg.kafka)
-    return conf
+    return _with_logger(conf)
 
 
 def producer_config(cfg: AppConfig) -> dict[str, Any]:
     conf = dict(PRODUCER_DEFAULTS)
     conf.update({k: v for k, v in cfg.kafka.items() if not k.startswith(("group.", "session.", "heartbeat."))})
-    return conf
+    return _with_logger(conf)
 
 
 def admin_config(cfg: AppConfig) -> dict[str, Any]:
-    return {k: v for k, v in cfg.kafka.items() if not k.startswith(("group.", "session.", "heartbeat.", "enable.auto"))}
+    return _with_logger({k: v for k, v in cfg.kafka.items()
+                         if not k.startswith(("group.", "session.", "heartbeat.", "enable.auto"))})
 
 
 def make_redis(cfg: AppConfig) -> Any:
