@@ -22,8 +22,10 @@ from stream.clients import consumer_config, make_redis, producer_config, redis_e
 from stream.config import AppConfig
 from stream.control import ControlReader
 from stream.errors import FatalError, Fenced, StateRefused
-from stream.events import Record
+from stream.events import Origin, Record
+from stream.formats import input_format
 from stream.metrics import Metrics
+from stream.outputs import offset_reset_event
 from stream.partition import PartitionProcessor
 from stream.publish import Publisher
 
@@ -50,7 +52,8 @@ class Service:
                  clock: Callable[[], float] = time.monotonic, control_consumer: Any = None) -> None:
         self.cfg = cfg
         self.consumer = consumer
-        self.control = ControlReader(control_consumer, cfg.topics.control, cfg.processing.max_message_bytes,
+        self.control = ControlReader(control_consumer, cfg.topics.control,
+                                     input_format(cfg.processing.input_format, cfg.processing.max_message_bytes),
                                      self._control_dead_letter)
         self.publisher = Publisher(producer, on_produced=metrics.output)
         self.store = store
@@ -122,17 +125,15 @@ class Service:
             proc = processors.get(p)
             if proc is None:  # a message for a partition revoked in this very call
                 continue
-            topic = m.topic()
-            proc.buffers[topic].append(Record(topic, p, m.offset(), m.timestamp()[1], m.key(), m.value()))
+            proc.merge.add(Record(m.topic(), p, m.offset(), m.timestamp()[1], m.key(), m.value()))
         if msgs:  # the next position of every input that received messages: after its newest buffered record
             for p, proc in processors.items():
-                for topic, buf in proc.buffers.items():
-                    if buf:  # its newest record is the newest fetched (a buffer only grows at its end)
-                        positions[(topic, p)] = buf[-1].offset + 1
+                for topic, offset in proc.merge.next_fetch_offsets():
+                    positions[(topic, p)] = offset
         now = self.clock()
         step = self.cfg.processing.micro_batch_records
         for p, proc in list(self.processors.items()):
-            records = proc.release(lambda topic, p=p: self._caught_up(topic, p), now,
+            records = proc.merge.release(lambda topic, p=p: self._caught_up(topic, p), now,
                                    lambda topic, p=p: self._backlog(topic, p))
             for i in range(0, len(records), step):  # slices: same results, cheaper per record
                 proc.process(records[i:i + step], now)
@@ -192,7 +193,7 @@ class Service:
         limit = self.cfg.processing.max_buffered_per_partition
         for topic in (proc.inference_topic, proc.labels_topic):
             key = (topic, proc.partition)
-            n = proc.buffered(topic)
+            n = proc.merge.buffered(topic)
             if n >= limit and key not in self._paused:
                 self.consumer.pause([TopicPartition(topic, proc.partition)])
                 self._paused.add(key)
@@ -347,11 +348,8 @@ class Service:
                 raise FatalError(msg + "; set processing.on_offset_out_of_range='reset' to continue from the log start")
             log.warning("%s; resetting to %d as configured", msg, low,
                         extra={"partition": tp.partition, "topic": tp.topic, "offset": stored})
-            self.publisher.send(self.cfg.topics.data_quality, None, {
-                "id": f"{tp.topic}:{tp.partition}:{stored}:offset-reset", "type": "data-quality",
-                "check": "offset_out_of_range", "severity": "critical", "partition": tp.partition,
-                "topic": tp.topic, "stored_offset": stored, "log_start": low, "skipped": low - stored,
-            })
+            self.publisher.send(self.cfg.topics.data_quality, None,
+                                offset_reset_event(Origin(tp.topic, tp.partition, stored), low))
             proc.next_offsets[tp.topic] = low
             return low
         return stored

@@ -63,6 +63,8 @@ class ProcessingConfig:
     checkpoint_every_seconds: float = 5.0
     #: messages bigger than this go to the dead-letter topic ("oversized")
     max_message_bytes: int = 1_000_000
+    #: the format of input messages (inference, labels, control): one of stream.formats.FORMATS
+    input_format: str = "json"
     #: where to start a partition that has no checkpoint: "earliest" or "latest"
     start_from: str = "earliest"
     #: stored offset below the log start (retention deleted data): "fail" or "reset" (with a data-quality event)

@@ -2,7 +2,8 @@
 
 Every instance reads every control partition from its end at start-up (no group, no commits): a command
 reaches the instances that own the data. Commands sent while no instance runs are not replayed (they are
-requests, not state). A command that cannot be read goes to the dead-letter topic with its reason.
+requests, not state). A command is decoded with the input format (``processing.input_format``); one that cannot be read goes to
+the dead-letter topic with its reason.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import Any, Callable
 from confluent_kafka import TopicPartition
 
 from stream.clients import watermarks
-from stream.decode import decode
 from stream.errors import InvalidMessage
 from stream.events import Record
 
@@ -31,8 +31,8 @@ class RetrainCommand:
     partition: int | None
 
 
-def parse_command(rec: Record, max_bytes: int) -> RetrainCommand:
-    cmd = decode(rec.value, max_bytes)
+def parse_command(rec: Record, fmt: Any) -> RetrainCommand:
+    cmd = fmt.command(rec.value)
     if cmd.get("command") not in KNOWN_COMMANDS:
         raise InvalidMessage("unknown_command", f"unknown control command {cmd.get('command')!r}; "
                                                 "known: " + ", ".join(KNOWN_COMMANDS))
@@ -46,11 +46,11 @@ def parse_command(rec: Record, max_bytes: int) -> RetrainCommand:
 class ControlReader:
     """Reads the control topic with its own consumer (``consumer`` may be None: commands disabled)."""
 
-    def __init__(self, consumer: Any, topic: str, max_bytes: int,
+    def __init__(self, consumer: Any, topic: str, fmt: Any,
                  dead_letter: Callable[[Record, str, str], None]) -> None:
         self.consumer = consumer
         self.topic = topic
-        self.max_bytes = max_bytes
+        self.format = fmt
         self.dead_letter = dead_letter
 
     def start(self) -> None:
@@ -77,7 +77,7 @@ class ControlReader:
                 continue
             rec = Record(m.topic(), m.partition(), m.offset(), m.timestamp()[1], m.key(), m.value())
             try:
-                out.append(parse_command(rec, self.max_bytes))
+                out.append(parse_command(rec, self.format))
             except InvalidMessage as exc:
                 self.dead_letter(rec, exc.reason, exc.detail)
         return out

@@ -28,7 +28,6 @@ from detectors.ks_test import KSDrift
 from detectors.psi import PSIDrift
 from detectors.window import DriftTestResult, WindowedDriftTest
 from stream.config import DataDriftConfig
-from stream.events import output_id
 
 if TYPE_CHECKING:
     from stream.quality import Columns
@@ -299,29 +298,6 @@ class DataDriftMonitor:
         # signals' order depends on where batch boundaries fell; the retrain policy must not
         self.recoveries.sort(key=lambda f: (f.at.topic, f.at.offset, f.kind, f.signal))
         return found
-
-    def event(self, f: DriftFinding, partition: int) -> dict[str, Any]:
-        r = f.result
-        return {
-            "id": output_id(f.at.topic, partition, f.at.offset, f"drift:{f.kind}:{f.signal}:{f.detector}"),
-            "type": "drift",
-            "kind": f.kind,
-            "signal": f.signal,
-            "model": self.model,
-            "partition": partition,
-            "detector": f.detector,
-            "severity": "warning",
-            "offset": f.at.offset,
-            "topic": f.at.topic,
-            "ts": f.at.ts,
-            "event_id": f.at.event_id,
-            "statistic": r.statistic,
-            "p_value": r.p_value,
-            "distance": r.distance,
-            "threshold": r.threshold,
-            "windows": {"reference_size": r.reference_size, "current_size": r.current_size},
-            "values_seen": r.position,
-        }
 
     # -- state --------------------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:

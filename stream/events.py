@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 Scalar = float | int | str | bool
 
@@ -38,7 +38,15 @@ class Record:
     value: bytes | None
 
 
-def output_id(topic: str, partition: int, offset: int, kind: str) -> str:
+class Origin(NamedTuple):
+    """The input position an output event derives from."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+def output_id(topic: str, partition: int, offset: int | str, kind: str) -> str:
     """Deterministic id of an output event derived from the input position that caused it, so that a
     replay after a crash produces duplicates with the same id, never different events."""
     return f"{topic}:{partition}:{offset}:{kind}"

@@ -1,8 +1,8 @@
-"""Every output event the service publishes is built here: drift, retrain, challenger, swap, online
-prediction, label missing, data quality, dead letter.
+"""Every output event the service publishes is built here: drift, data quality, retrain, challenger, swap,
+online prediction, label missing, no data, offset reset, dead letter.
 
-Every output id is derived from the input position that caused it (see :func:`stream.events.output_id`),
-so a replay produces the same ids and the same content.
+Each builder takes a plain origin, the input position that caused the event (see :class:`Origin`), and every
+id goes through :func:`stream.events.output_id`, so a replay produces the same ids and the same content.
 """
 
 from __future__ import annotations
@@ -10,27 +10,35 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING, Any
 
-from stream.events import InferenceEvent, Record, output_id
+from stream.events import InferenceEvent, Origin, Record, output_id
 
 if TYPE_CHECKING:  # pragma: no cover
-    from stream.detect import Alarm, ModelMonitor
-    from stream.partition import PartitionProcessor
+    from stream.datadrift import DriftFinding
+    from stream.detect import Alarm, Swap
+    from stream.join import Joined, PendingPrediction
+    from stream.policy import Position
+    from stream.quality import Issue
 
 
-def drift_event(proc: "PartitionProcessor", mon: "ModelMonitor", alarm: "Alarm") -> dict[str, Any]:
+def joined_origin(j: "Joined", partition: int, inference_topic: str, labels_topic: str) -> Origin:
+    """The input that completed a join: the inference event (label first) or the label (prediction first)."""
+    topic = inference_topic if j.completed_by == "inference" else labels_topic
+    return Origin(topic, partition, j.completed_offset)
+
+
+def drift_event(at: Origin, model: str, alarm: "Alarm") -> dict[str, Any]:
     j = alarm.joined
-    topic = proc.inference_topic if j.completed_by == "inference" else proc.labels_topic
     return {
-        "id": output_id(topic, proc.partition, j.completed_offset, f"drift:{alarm.detector}"),
+        "id": output_id(at.topic, at.partition, at.offset, f"drift:{alarm.detector}"),
         "type": "drift",
         "kind": "concept",
         "signal": "served_error",
-        "model": mon.model,
-        "partition": proc.partition,
+        "model": model,
+        "partition": at.partition,
         "detector": alarm.detector,
         "severity": "critical",
-        "offset": j.completed_offset,
-        "topic": topic,
+        "offset": at.offset,
+        "topic": at.topic,
         "ts": max(j.label_ts, j.prediction.ts),
         "event_id": j.id,
         "prediction_offset": j.prediction.offset,
@@ -44,57 +52,132 @@ def drift_event(proc: "PartitionProcessor", mon: "ModelMonitor", alarm: "Alarm")
     }
 
 
-def online_prediction_event(r: Record, ev: InferenceEvent, prediction: Any, version: int) -> dict[str, Any]:
+def data_drift_event(f: "DriftFinding", model: str, partition: int) -> dict[str, Any]:
+    r = f.result
     return {
-        "id": output_id(r.topic, r.partition, r.offset, "online-prediction"),
+        "id": output_id(f.at.topic, partition, f.at.offset, f"drift:{f.kind}:{f.signal}:{f.detector}"),
+        "type": "drift",
+        "kind": f.kind,
+        "signal": f.signal,
+        "model": model,
+        "partition": partition,
+        "detector": f.detector,
+        "severity": "warning",
+        "offset": f.at.offset,
+        "topic": f.at.topic,
+        "ts": f.at.ts,
+        "event_id": f.at.event_id,
+        "statistic": r.statistic,
+        "p_value": r.p_value,
+        "distance": r.distance,
+        "threshold": r.threshold,
+        "windows": {"reference_size": r.reference_size, "current_size": r.current_size},
+        "values_seen": r.position,
+    }
+
+
+def quality_issue_event(at: Origin, model: str, issue: "Issue", severity: str, ts: float,
+                        event_id: str) -> dict[str, Any]:
+    """A data-quality finding on one inference event (one feature, or ``*``)."""
+    return {
+        "id": output_id(at.topic, at.partition, at.offset, f"dq:{issue.check}:{issue.feature}"),
+        "type": "data-quality",
+        "check": issue.check,
+        "feature": issue.feature,
+        "model": model,
+        "partition": at.partition,
+        "offset": at.offset,
+        "ts": ts,
+        "event_id": event_id,
+        "severity": severity,
+        "evidence": issue.evidence,
+    }
+
+
+def model_quality_event(at: Origin, model: str, check: str, ts: float, evidence: dict[str, Any]) -> dict[str, Any]:
+    """A data-quality finding about a model's stream rather than one event (volume drop, label delay growth)."""
+    return {
+        "id": output_id(at.topic, at.partition, at.offset, f"dq:{check}:*"), "type": "data-quality",
+        "check": check, "feature": "*", "model": model, "partition": at.partition, "offset": at.offset,
+        "topic": at.topic, "ts": ts, "severity": "warning", "evidence": evidence,
+    }
+
+
+def no_data_event(inference_topic: str, labels_topic: str, partition: int, next_offsets: tuple[int, int],
+                  silent_seconds: float, limit_seconds: float) -> dict[str, Any]:
+    """A partition that received nothing for ``limit_seconds`` (wall clock), at its next input offsets."""
+    inf, lab = next_offsets
+    return {
+        "id": output_id(inference_topic, partition, f"{inf}-{lab}", "dq:no_data:*"), "type": "data-quality",
+        "check": "no_data", "feature": "*", "model": "*", "partition": partition,
+        "severity": "warning", "evidence": {"silent_seconds": round(silent_seconds, 1), "limit_seconds": limit_seconds,
+                                            "next_offsets": {inference_topic: inf, labels_topic: lab}},
+    }
+
+
+def offset_reset_event(at: Origin, log_start: int) -> dict[str, Any]:
+    """A stored position below the log start (retention deleted unprocessed input): reset to the log start."""
+    return {
+        "id": output_id(at.topic, at.partition, at.offset, "offset-reset"), "type": "data-quality",
+        "check": "offset_out_of_range", "severity": "critical", "partition": at.partition,
+        "topic": at.topic, "stored_offset": at.offset, "log_start": log_start, "skipped": log_start - at.offset,
+    }
+
+
+def online_prediction_event(at: Origin, ev: InferenceEvent, prediction: Any, version: int) -> dict[str, Any]:
+    return {
+        "id": output_id(at.topic, at.partition, at.offset, "online-prediction"),
         "type": "online-prediction",
         "event_id": ev.id,
         "model": ev.model,
         "prediction": prediction,
         "served_prediction": ev.prediction,
         "model_version": version,
-        "partition": r.partition,
-        "offset": r.offset,
+        "partition": at.partition,
+        "offset": at.offset,
         "ts": ev.ts,
     }
 
 
-def label_missing_event(proc: "PartitionProcessor", event_id: str, pred: Any, why: str) -> dict[str, Any]:
+def label_missing_event(at: Origin, event_id: str, pred: "PendingPrediction", why: str,
+                        pending_predictions: int) -> dict[str, Any]:
     """A prediction whose label did not arrive within the join window (or that overflowed it)."""
     return {
-        "id": output_id(proc.inference_topic, proc.partition, pred.offset, "label-missing"),
+        "id": output_id(at.topic, at.partition, at.offset, "label-missing"),
         "type": "data-quality",
         "check": "label_missing",
         "severity": "info",
         "model": pred.model,
-        "partition": proc.partition,
+        "partition": at.partition,
         "event_id": event_id,
-        "offset": pred.offset,
+        "offset": at.offset,
         "ts": pred.ts,
         "reason": why,
-        "pending_predictions": proc.join.pending_predictions,
+        "pending_predictions": pending_predictions,
     }
 
 
-def retrain_event(proc: "PartitionProcessor", model: str, key: tuple[str, int], here: Any, decision: Any,
-                  comparison: Any) -> dict[str, Any]:
-    topic, offset = key
+def _position(here: "Position") -> dict[str, Any]:
+    return {"inference_offset": here.inference_offset, "labels_offset": here.labels_offset, "ts": here.ts}
+
+
+def retrain_event(at: Origin, model: str, here: "Position", decision: Any, comparison: Any) -> dict[str, Any]:
     return {
-        "id": output_id(topic, proc.partition, offset, f"retrain:{model}"),
+        "id": output_id(at.topic, at.partition, at.offset, f"retrain:{model}"),
         "type": "retrain",
         "model": model,
-        "partition": proc.partition,
+        "partition": at.partition,
         "reasons": decision.reasons,
         "evidence": decision.evidence,
         "window": {
             "source": decision.window_source,
             "from": decision.window_from,
-            "to": {"inference_offset": here.inference_offset, "labels_offset": here.labels_offset, "ts": here.ts},
+            "to": _position(here),
         },
         "champion_challenger": None if comparison is None else _comparison(comparison),
         "ts": here.ts,
-        "offset": offset,
-        "topic": topic,
+        "offset": at.offset,
+        "topic": at.topic,
     }
 
 
@@ -104,37 +187,34 @@ def _comparison(c: Any) -> dict[str, Any]:
             "challenger_better": c.challenger_better, "b": c.b, "c": c.c}
 
 
-def challenger_event(proc: "PartitionProcessor", mon: "ModelMonitor", key: tuple[str, int], here: Any,
-                     comparison: Any) -> dict[str, Any]:
-    topic, offset = key
+def challenger_event(at: Origin, model: str, model_version: int, here: "Position", comparison: Any) -> dict[str, Any]:
     return {
-        "id": output_id(topic, proc.partition, offset, f"challenger-better:{mon.model}"),
+        "id": output_id(at.topic, at.partition, at.offset, f"challenger-better:{model}"),
         "type": "challenger-better",
-        "model": mon.model,
-        "partition": proc.partition,
-        "model_version": mon.model_version,
+        "model": model,
+        "partition": at.partition,
+        "model_version": model_version,
         "evidence": _comparison(comparison),
         "ts": here.ts,
-        "offset": offset,
-        "topic": topic,
+        "offset": at.offset,
+        "topic": at.topic,
     }
 
 
-def swap_event(proc: "PartitionProcessor", mon: "ModelMonitor", swap: Any) -> dict[str, Any]:
+def swap_event(at: Origin, model: str, swap: "Swap") -> dict[str, Any]:
     j = swap.joined
-    topic = proc.inference_topic if j.completed_by == "inference" else proc.labels_topic
     return {
-        "id": output_id(topic, proc.partition, j.completed_offset, f"model-swap:{mon.model}"),
+        "id": output_id(at.topic, at.partition, at.offset, f"model-swap:{model}"),
         "type": "model-swap",
-        "model": mon.model,
-        "partition": proc.partition,
+        "model": model,
+        "partition": at.partition,
         "model_version": swap.version,
         "reason": "online_error_drift",
         "detector": swap.detector,
         "background_trained_on": swap.background_trained_on,
         "ts": max(j.label_ts, j.prediction.ts),
-        "offset": j.completed_offset,
-        "topic": topic,
+        "offset": at.offset,
+        "topic": at.topic,
     }
 
 

@@ -126,10 +126,6 @@ class RetrainPolicy:
             del self.evidence[: -self.MAX_EVIDENCE]
 
     # -- decision ---------------------------------------------------------------------------------
-    def decide(self, now: Position) -> Decision | None:
-        """Called after each input that may trigger; returns a decision at most once per incident."""
-        return self.decide_at(now.ts)
-
     def decide_at(self, ts: float) -> Decision | None:
         """:meth:`decide` at event time ``ts`` (the only part of the position a decision depends on)."""
         c = self.cfg

@@ -27,7 +27,7 @@ from typing import AbstractSet, Any, Callable, Iterable, Sequence
 import numpy as np
 
 from stream.config import DataQualityConfig, FeatureSpec
-from stream.events import InferenceEvent, output_id
+from stream.events import InferenceEvent
 
 SCHEMA_CHECKS = frozenset({"missing_feature", "unexpected_feature", "wrong_type"})
 SEVERITY = {
@@ -423,22 +423,6 @@ class DataQualityChecker:
             return None
         self._limits[key] = [self.events_seen, 0]
         return 0 if lim is None else lim[1]
-
-    def event(self, issue: Issue, topic: str, partition: int, offset: int, ts: float,
-              event_id: str) -> dict[str, Any]:
-        return {
-            "id": output_id(topic, partition, offset, f"dq:{issue.check}:{issue.feature}"),
-            "type": "data-quality",
-            "check": issue.check,
-            "feature": issue.feature,
-            "model": self.model,
-            "partition": partition,
-            "offset": offset,
-            "ts": ts,
-            "event_id": event_id,
-            "severity": SEVERITY[issue.check],
-            "evidence": issue.evidence,
-        }
 
     # -- state --------------------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:

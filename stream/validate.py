@@ -1,5 +1,7 @@
-"""Stage 2, validate: JSON object -> typed event, or :class:`InvalidMessage` with a precise reason (and, for
-well-formed messages, stages 1 and 2 in one step: :func:`typed_inference` / :func:`typed_label`).
+"""Stage 2, validate: a decoded mapping -> typed event, or :class:`InvalidMessage` with a precise reason.
+
+Format-independent: any input format (see :mod:`stream.formats`) decodes bytes into a mapping of JSON-like
+values first, then these checks make the event.
 
 Limits keep memory and metric label cardinality bounded: ids, model names, feature names and string
 values have maximum lengths, feature dicts a maximum size, and numbers must be finite.
@@ -10,10 +12,7 @@ from __future__ import annotations
 import math
 import re
 import reprlib
-from typing import Annotated, Any, Union
-
-import msgspec
-from msgspec import Meta, Struct
+from typing import Any
 
 from stream.errors import InvalidMessage
 from stream.events import InferenceEvent, LabelEvent
@@ -227,63 +226,3 @@ def _label_fast(obj: dict[str, Any]) -> LabelEvent | None:
             and _scalar_ok(label)):
         return None
     return LabelEvent(i, m, ts, label)
-
-
-# -- the one-step path: bytes -> event for well-formed messages (decode and validate in C) ---------------
-# msgspec decodes straight into these Structs, checking types and limits as it goes. Anything it refuses
-# (for any reason: an extra key, a value out of range, invalid JSON, ...) takes the two-step path,
-# ``orjson.loads`` then :func:`validate_inference` / :func:`validate_label`, which accepts or gives the
-# precise reason; what the one-step path accepts, the two-step path accepts with the same values (types
-# and key order included; tested differentially on mutated payloads).
-# * unknown keys are refused: msgspec skips their values without checking them as orjson would;
-# * ints must fit int64: beyond it orjson (and so the two-step path) yields floats, msgspec exact ints;
-# * a JSON int for ``ts`` or ``score`` becomes a float, as the careful path makes it;
-# * the model name's pattern is checked through the memo of :func:`_model_ok` (cheaper than per message).
-_Int = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
-_Name = Annotated[str, Meta(min_length=1, max_length=MAX_NAME)]
-_Scalar = Union[float, _Int, bool, _Name]
-_FeatureValue = Union[float, _Int, bool, None, Annotated[str, Meta(max_length=MAX_STRING)]]
-
-
-class TypedInference(Struct, gc=False, forbid_unknown_fields=True):
-    """An inference event as the one-step path decodes it (the attributes of :class:`InferenceEvent`)."""
-
-    id: Annotated[str, Meta(min_length=1, max_length=MAX_ID)]
-    model: _Name
-    ts: Annotated[float, Meta(ge=0.0, le=1e11)]
-    features: Annotated[dict[_Name, _FeatureValue], Meta(max_length=MAX_FEATURES)]
-    prediction: _Scalar
-    score: Union[float, None] = None
-
-
-class TypedLabel(Struct, gc=False, forbid_unknown_fields=True):
-    """A label event as the one-step path decodes it (the attributes of :class:`LabelEvent`)."""
-
-    id: Annotated[str, Meta(min_length=1, max_length=MAX_ID)]
-    model: _Name
-    ts: Annotated[float, Meta(ge=0.0, le=1e11)]
-    label: _Scalar
-
-
-_decode_inference = msgspec.json.Decoder(TypedInference).decode
-_decode_label = msgspec.json.Decoder(TypedLabel).decode
-
-
-def typed_inference(raw: bytes) -> TypedInference | None:
-    """The event if ``raw`` is a well-formed inference event, else None (then use the two-step path)."""
-    try:
-        ev = _decode_inference(raw)
-    except Exception:  # ValidationError, DecodeError, also UnicodeDecodeError and RecursionError
-        return None
-    m = ev.model
-    return ev if _MODEL_OK.get(m) or _model_ok(m) else None
-
-
-def typed_label(raw: bytes) -> TypedLabel | None:
-    """The label if ``raw`` is a well-formed label event, else None (then use the two-step path)."""
-    try:
-        ev = _decode_label(raw)
-    except Exception:
-        return None
-    m = ev.model
-    return ev if _MODEL_OK.get(m) or _model_ok(m) else None

@@ -240,7 +240,7 @@ def _status_table(service: Any, registry: CollectorRegistry, produced: int, done
         procs = []
     for p, proc in procs:
         try:
-            mons = list(proc.monitors.values())
+            mons = [mp.monitor for mp in list(proc.models.values())]
             served = [m.rolling_served_error() for m in mons if m.rolling_served_error() is not None]
             online = [m.rolling_online_error() for m in mons if m.rolling_online_error() is not None]
             table.add_row(str(p), str(proc.next_offsets.get(proc.inference_topic, "")),

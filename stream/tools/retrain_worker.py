@@ -15,9 +15,7 @@ It shows how a downstream service uses driftstream's alerts. For each retrain ev
 
 from __future__ import annotations
 
-import base64
 import logging
-import pickle
 import time
 from typing import Any
 
@@ -29,6 +27,7 @@ from stream.checkpoint import CheckpointStore
 from stream.config import AppConfig
 from stream.detect import _river_x, build_online_model, served_error
 from stream.publish import Publisher
+from stream.state import online_model
 
 log = logging.getLogger("driftstream.retrain_worker")
 
@@ -156,8 +155,7 @@ def _load_online_model(store: CheckpointStore | None, partition: int, model: str
     cp = store.load(partition)  # raises StateRefused on a bad HMAC: nothing is unpickled then
     if cp is None or cp.payload is None:
         return None
-    blob = orjson.loads(cp.payload).get("models", {}).get(model)
-    return None if blob is None else pickle.loads(base64.b64decode(blob))
+    return online_model(cp.payload, model)
 
 
 def run_worker(cfg: AppConfig, store: CheckpointStore | None, max_events: int | None = None,

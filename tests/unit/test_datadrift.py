@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from stream.config import DataDriftConfig
+from stream.outputs import data_drift_event
 from stream.datadrift import DataDriftMonitor, Position
 
 CFG = DataDriftConfig(reference_size=300, window_size=200, step=50, alpha=0.001)
@@ -33,7 +34,7 @@ def run(mon: DataDriftMonitor, evs, start: int, batch: int, partition: int = 0):
             f, pred, score, label = evs[i - start]
             mon.add_inference(f, TYPES, True, pred, score, Position("inference", i, 1000.0 + i, f"e-{i}"))
             mon.add_label(label, Position("labels", i, 1005.0 + i, f"e-{i}"))
-        events += [mon.event(f, partition) for f in mon.run_tests()]
+        events += [data_drift_event(f, mon.model, partition) for f in mon.run_tests()]
     return events
 
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from stream.decode import decode
+from stream.formats.json import decode
 from stream.errors import InvalidMessage
 from stream.validate import validate_inference, validate_label
 

@@ -45,7 +45,7 @@ def _lab(offset, eid, label=1, ts=101.0):
 
 
 def _signal_counts(proc):
-    dd = proc.data_drift["m"]
+    dd = proc.models["m"].data_drift
     return {key: s.test.n_seen + len(s.values) for key, s in dd.signals.items()}
 
 
@@ -67,7 +67,7 @@ def test_duplicates_and_orphan_labels_do_not_feed_quality_or_drift():
 def test_label_drift_counts_joined_labels_in_arrival_order():
     proc, pub, _ = _proc()
     proc.process([_lab(0, "early", ts=99.0), _inf(0, "early"), _inf(1, "b"), _lab(1, "b")])
-    label_signal = [s for key, s in proc.data_drift["m"].signals.items() if s.kind == "label"]
+    label_signal = [s for key, s in proc.models["m"].data_drift.signals.items() if s.kind == "label"]
     assert len(label_signal) == 1 and label_signal[0].test.n_seen == 2
 
 
@@ -107,7 +107,7 @@ def test_calibrated_detector_is_built_after_its_window_and_alarms_carry_the_cali
                  Record("labels", 0, i, int((100.5 + i) * 1000), None, orjson.dumps(lab))]
     for k in range(0, len(recs), 250):
         proc.process(recs[k:k + 250])
-    mon = proc.monitors["m"]
+    mon = proc.models["m"].monitor
     cal = mon.calibrations[0]
     assert cal is not None and cal["target_ert"] == 2000 and cal["reference_size"] == 300
     assert mon.detectors[0] is not None and getattr(mon.detectors[0], cal["param"]) == cal["value"]
@@ -117,15 +117,15 @@ def test_calibrated_detector_is_built_after_its_window_and_alarms_carry_the_cali
 
 
 def _released(proc, now, caught_up=False, backlog=None):
-    return [r.offset for r in proc.release(lambda t: caught_up, now, None if backlog is None else (lambda t: backlog))]
+    return [r.offset for r in proc.merge.release(lambda t: caught_up, now, None if backlog is None else (lambda t: backlog))]
 
 
 def test_merge_waits_for_a_silent_input_only_while_the_broker_holds_a_backlog_of_it():
     # labels are buffered, inference is empty and not caught up
     for backlog, expect_after_idle in [(None, [0, 1]), (0, [0, 1]), (16, [0, 1]), (50_000, [])]:
         proc, _, cfg = _proc()
-        proc.add(_lab(0, "a"))
-        proc.add(_lab(1, "b"))
+        proc.merge.add(_lab(0, "a"))
+        proc.merge.add(_lab(1, "b"))
         assert _released(proc, 10.0, backlog=backlog) == []  # the inference input just went silent
         wait = cfg.processing.max_idle_wait_seconds
         assert _released(proc, 10.0 + wait / 2, backlog=backlog) == []
@@ -137,10 +137,10 @@ def test_merge_waits_for_a_silent_input_only_while_the_broker_holds_a_backlog_of
 
 def test_merge_releases_in_timestamp_order_across_inputs():
     proc, _, _ = _proc()
-    proc.add(_inf(0, "a", ts=100.0))
-    proc.add(_inf(1, "b", ts=102.0))
-    proc.add(_lab(0, "a", ts=101.0))
-    out = proc.release(lambda t: False, 0.0)
+    proc.merge.add(_inf(0, "a", ts=100.0))
+    proc.merge.add(_inf(1, "b", ts=102.0))
+    proc.merge.add(_lab(0, "a", ts=101.0))
+    out = proc.merge.release(lambda t: False, 0.0)
     assert [(r.topic, r.offset) for r in out] == [("inference", 0), ("labels", 0)]  # b waits for a later label
 
 
@@ -196,7 +196,7 @@ def test_joins_taken_once_per_batch_give_what_one_by_one_gives(monkeypatch):
             k = cuts.choice([1, 5, 50, 333])
             proc.process(records[start:start + k], 0.0)
             start += k
-        assert all(m.defers_joins == defer for m in proc.monitors.values())
+        assert all(m.defers_joins == defer for m in (mp.monitor for mp in proc.models.values()))
         return sorted(orjson.dumps(e, option=orjson.OPT_SORT_KEYS) for _, e in pub.sent), orjson.loads(proc.to_payload())
 
     deferred, one_by_one = run(True), run(False)

@@ -19,16 +19,16 @@ def test_concept_drift_gives_one_retrain_per_incident_with_change_point_window()
     p.observe_label(0.0, 0.0)
     p.observe_warning(pos(10.0, 5, 3))
     p.observe_concept_drift("d1", pos(12.0, 7, 4))
-    d = p.decide(pos(12.0))
+    d = p.decide_at(12.0)
     assert d.reasons == ["concept_drift"] and d.evidence == ["d1"]
     assert d.window_source == "change_point" and d.window_from == {"inference_offset": 5, "labels_offset": 3, "ts": 10.0}
     # a second detector alarming on the same incident, inside the cooldown: no second event
     p.observe_concept_drift("d2", pos(20.0, 9, 6))
-    assert p.decide(pos(20.0)) is None
+    assert p.decide_at(20.0) is None
     # after the cooldown a new incident is a new event, with its own change point and evidence only
     # (regression: the cooldown alarm's change point and evidence leaked into the next incident)
     p.observe_concept_drift("d3", pos(200.0, 90, 60))
-    d = p.decide(pos(200.0))
+    d = p.decide_at(200.0)
     assert d.reasons == ["concept_drift"] and d.evidence == ["d3"]
     assert d.window_from == {"inference_offset": 90, "labels_offset": 60, "ts": 200.0}
 
@@ -36,7 +36,7 @@ def test_concept_drift_gives_one_retrain_per_incident_with_change_point_window()
 def test_concept_drift_trigger_can_be_off():
     p = RetrainPolicy(RetrainPolicyConfig(on_concept_drift=False))
     p.observe_concept_drift("d1", pos(1.0))
-    assert p.decide(pos(1.0)) is None
+    assert p.decide_at(1.0) is None
 
 
 def test_performance_threshold_fires_once_and_rearms():
@@ -46,13 +46,13 @@ def test_performance_threshold_fires_once_and_rearms():
     for i in range(60):
         err = 1.0 if 10 <= i < 30 else 0.0
         p.observe_label(float(i), err)
-        d = p.decide(pos(float(i)))
+        d = p.decide_at(float(i))
         if d:
             fired.append((i, d.reasons, d.window_source))
     assert len(fired) == 1 and fired[0][1] == ["performance"] and fired[0][2] == "fallback"
     for i in range(60, 80):
         p.observe_label(float(i), 1.0)
-        if p.decide(pos(float(i))):
+        if p.decide_at(float(i)):
             fired.append(i)
     assert len(fired) == 2  # re-armed after the error went back under the threshold
 
@@ -67,7 +67,7 @@ def test_performance_rate_is_the_window_mean_and_survives_a_reload():
     expect, armed = [], True
     for i, e in enumerate(errors):
         p.observe_label(float(i), e)
-        if p.decide(pos(float(i))):
+        if p.decide_at(float(i)):
             fired.append(i)
         if i >= 24:
             rate = sum(errors[i - 24:i + 1]) / 25
@@ -80,12 +80,12 @@ def test_performance_rate_is_the_window_mean_and_survives_a_reload():
     a, b = RetrainPolicy(cfg), RetrainPolicy(cfg)
     for i, e in enumerate(errors[:1010]):
         a.observe_label(float(i), e)
-        a.decide(pos(float(i)))
+        a.decide_at(float(i))
     b.load_state(orjson.loads(orjson.dumps(a.to_state())))
     for i, e in enumerate(errors[1010:], start=1010):
         a.observe_label(float(i), e)
         b.observe_label(float(i), e)
-        assert (a.decide(pos(float(i))) is None) == (b.decide(pos(float(i))) is None)
+        assert (a.decide_at(float(i)) is None) == (b.decide_at(float(i)) is None)
     assert a.to_state() == b.to_state()
 
 
@@ -94,14 +94,14 @@ def test_schedule_and_new_labels():
     hits = []
     for i in range(0, 350, 10):
         p.observe_label(float(i), 0.0)
-        if p.decide(pos(float(i))):
+        if p.decide_at(float(i)):
             hits.append(i)
     assert hits == [100, 200, 300]
     q = RetrainPolicy(RetrainPolicyConfig(on_concept_drift=False, every_labels=25, cooldown_seconds=0))
     n = 0
     for i in range(100):
         q.observe_label(float(i), 0.0)
-        n += q.decide(pos(float(i))) is not None
+        n += q.decide_at(float(i)) is not None
     assert n == 4
 
 
@@ -109,11 +109,11 @@ def test_sustained_data_drift_and_on_demand_ignores_cooldown():
     p = RetrainPolicy(RetrainPolicyConfig(on_concept_drift=False, data_drift_sustained_seconds=50,
                                           cooldown_seconds=1e9))
     p.observe_data_drift("feature:amount", "f1", 10.0, True)
-    assert p.decide(pos(40.0)) is None
-    d = p.decide(pos(61.0))
+    assert p.decide_at(40.0) is None
+    d = p.decide_at(61.0)
     assert d.reasons == ["data_drift_sustained"] and d.evidence == ["f1"]
     p.request()
-    assert p.decide(pos(62.0)).reasons == ["on_demand"]
+    assert p.decide_at(62.0).reasons == ["on_demand"]
 
 
 def test_policy_state_round_trip():
@@ -160,13 +160,13 @@ def test_stale_warning_is_not_the_change_point_and_schedules_use_the_fallback_wi
     p.observe_warning(pos(1.0, 1, 1))
     for i in range(500):
         p.observe_label(float(i), 0.0)
-        assert p.decide(pos(float(i))) is None
+        assert p.decide_at(float(i)) is None
     p.observe_concept_drift("d", pos(600.0, 60, 50))
-    d = p.decide(pos(600.0))
+    d = p.decide_at(600.0)
     assert d.window_from == {"inference_offset": 60, "labels_offset": 50, "ts": 600.0}
     p.observe_warning(pos(700.0, 70, 70))
     for i in range(1000):
         p.observe_label(700.0 + i, 0.0)
-        d = p.decide(pos(700.0 + i))
+        d = p.decide_at(700.0 + i)
     assert d is not None and d.reasons == ["new_labels"] and d.window_source == "fallback"
     assert d.window_from["ts"] == 1699.0 - 50

@@ -7,7 +7,9 @@ import pytest
 
 from stream.config import ConfigError, DataQualityConfig, FeatureSpec, load_config
 from stream.events import InferenceEvent
-from stream.quality import DataQualityChecker
+from stream.events import Origin
+from stream.outputs import quality_issue_event
+from stream.quality import SEVERITY, DataQualityChecker
 
 SPEC = {
     "amount": FeatureSpec("numeric", nullable=False, min=0.0, max=1000.0),
@@ -53,7 +55,7 @@ def test_each_check(features, expected, valid):
 def test_event_shape_and_deterministic_id():
     q = DataQualityChecker("m", SPEC, DataQualityConfig())
     _, issues = q.check(ev(0, amount=-5.0, country="DE", vip=False))
-    e = q.event(issues[0], "inference", 3, 42, 100.0, "e-0")
+    e = quality_issue_event(Origin("inference", 3, 42), "m", issues[0], SEVERITY[issues[0].check], 100.0, "e-0")
     assert e["id"] == "inference:3:42:dq:out_of_range:amount"
     assert e["type"] == "data-quality" and e["check"] == "out_of_range" and e["feature"] == "amount"
     assert e["model"] == "m" and e["partition"] == 3 and e["offset"] == 42 and e["ts"] == 100.0

@@ -12,7 +12,8 @@ import orjson
 import pytest
 
 from stream.errors import InvalidMessage
-from stream.validate import typed_inference, typed_label, validate_inference, validate_label
+from stream.formats.json import typed_inference, typed_label
+from stream.validate import validate_inference, validate_label
 from stream.tools.workload import Workload, events
 
 INFERENCE = ("id", "model", "ts", "features", "prediction", "score")
