@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import base64
 import pickle
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from stream.errors import StateRefused
-
-if TYPE_CHECKING:  # pragma: no cover
-    from stream.partition import PartitionProcessor
 
 STATE_FORMAT = 1
 
@@ -33,7 +30,8 @@ def _unpickled(blob: str) -> Any:
     return pickle.loads(base64.b64decode(blob))
 
 
-def encode_partition(proc: "PartitionProcessor") -> bytes:
+def encode_partition(proc: Any) -> bytes:
+    """The payload of a :class:`~stream.partition.PartitionProcessor` between micro-batches."""
     monitors, models, backgrounds = {}, {}, {}
     quality, data_drift, policies, delay_watch, volume_watch, challengers, pending = {}, {}, {}, {}, {}, {}, {}
     for name, mp in proc.models.items():
@@ -74,7 +72,7 @@ def encode_partition(proc: "PartitionProcessor") -> bytes:
     return orjson.dumps(state, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def load_partition(proc: "PartitionProcessor", payload: bytes) -> None:
+def load_partition(proc: Any, payload: bytes) -> None:
     """Load a payload whose HMAC was already verified by the checkpoint store into a fresh processor."""
     state = orjson.loads(payload)
     if state.get("format") != STATE_FORMAT or state.get("partition") != proc.partition:
