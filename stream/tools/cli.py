@@ -191,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--events", type=int, default=60_000, help="inference events to produce")
     demo.add_argument("--rate", type=float, default=8000.0, help="events per second to produce")
     demo.add_argument("--report", default="reports/demo", help="report path prefix (.png and .html are written)")
+    demo.add_argument("--partitions", type=int, default=None,
+                      help="partitions of the demo's topics (default: topics.partitions, 8)")
 
     worker = add("retrain-worker", "consume retrain-events, retrain on the recommended window, publish the "
                                    "evaluation to model-updates (the reference downstream consumer)", cmd_retrain_worker)

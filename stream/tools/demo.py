@@ -4,6 +4,9 @@
 2. create fresh demo topics and produce a workload whose concept changes at known points, at a steady rate;
 3. run the service (same code as ``driftstream run``) while a console consumer prints drift events live;
 4. print true change points vs detections, and write a report (PNG + self-contained HTML).
+
+On a terminal the console is a live table per partition; otherwise (CI logs, ``| tee``) it prints plain lines,
+never wrapped, and a status line every 2 s. Both say how long the first processed event took from the start.
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+import detectors
 from stream.app import build_service
-from stream.clients import producer_config
+from stream.clients import consumer_config, producer_config
 from stream.config import AppConfig
 from stream.metrics import Metrics
 from stream.topics import admin_client, ensure_topics
@@ -54,8 +58,18 @@ def _count(registry: CollectorRegistry, name: str, **labels: str) -> float:
     return total
 
 
+def make_console(file: Any = None) -> Console:
+    """Rich's console on a terminal; elsewhere one that prints each line whole (soft wrap: no wrapping at 80
+    columns, no cropping) without colours or highlighting, for logs that are read or grepped later."""
+    console = Console(file=file)
+    if console.is_terminal:
+        return console
+    return Console(file=file, soft_wrap=True, highlight=False, no_color=True)
+
+
 def run_demo(cfg: AppConfig, args: argparse.Namespace) -> int:
-    console = Console()
+    started = time.monotonic()
+    console = make_console()
     started_stack = False
     if not _reachable(cfg):
         script = REPO / "deploy" / "local" / "stack.sh"
@@ -64,15 +78,19 @@ def run_demo(cfg: AppConfig, args: argparse.Namespace) -> int:
         subprocess.run(["bash", str(script), "start"], check=True)
         started_stack = True
     try:
-        return _demo(cfg, args, console)
+        return _demo(cfg, args, console, started)
     finally:
         if started_stack:
             subprocess.run(["bash", str(REPO / "deploy" / "local" / "stack.sh"), "stop"], check=False)
 
 
-def _demo(cfg: AppConfig, args: argparse.Namespace, console: Console) -> int:
+def _demo(cfg: AppConfig, args: argparse.Namespace, console: Console, started: float) -> int:
     run_id = time.strftime("%Y%m%d%H%M%S")
-    topics = dataclasses.replace(cfg.topics, **{
+    partitions = getattr(args, "partitions", None) or cfg.topics.partitions
+    if partitions < 1:
+        console.print(f"[red]--partitions must be at least 1, got {partitions}[/]")
+        return 2
+    topics = dataclasses.replace(cfg.topics, partitions=partitions, **{
         f.name: f"demo-{run_id}.{getattr(cfg.topics, f.name)}"
         for f in dataclasses.fields(cfg.topics) if isinstance(getattr(cfg.topics, f.name), str)
     })
@@ -90,9 +108,18 @@ def _demo(cfg: AppConfig, args: argparse.Namespace, console: Console) -> int:
                  feature_shift_at=(5 * n // 6,))
     ensure_topics(admin_client(cfg), cfg)
     console.rule("[bold]driftstream demo")
-    console.print(f"topics demo-{run_id}.*  ·  {n} inference events + labels  ·  true concept changes at "
-                  f"events {list(w.change_points)}, feature shift of `amount` at {w.feature_shift_at[0]}  ·  "
-                  f"produce rate {args.rate:.0f}/s")
+    console.print(f"topics demo-{run_id}.* with {partitions} partitions  ·  {n} inference events + labels  ·  "
+                  f"true concept changes at events {list(w.change_points)}, feature shift of `amount` at "
+                  f"{w.feature_shift_at[0]}  ·  produce rate {args.rate:.0f}/s")
+    # numba compiles the detectors' kernels on their first use in a fresh install (~10 s; cached afterwards,
+    # and `deploy/local/dev.sh` does it during set-up): say so rather than sit silent
+    t_kernels = time.monotonic()
+    console.print("[dim]loading the detectors' compiled kernels ...[/]")
+    detectors.warm_up()
+    t_kernels = time.monotonic() - t_kernels
+    if t_kernels > 3.0:
+        console.print(f"[dim]kernels compiled in {t_kernels:.1f} s (first run of this install; cached for the "
+                      "next ones)[/]")
 
     producer = Producer({**producer_config(cfg)})
     produced = {"n": 0, "done": False}
@@ -121,12 +148,13 @@ def _demo(cfg: AppConfig, args: argparse.Namespace, console: Console) -> int:
     prod_thread.start()
     svc_thread.start()
 
-    watcher = Consumer({**{k: v for k, v in cfg.kafka.items()}, "group.id": f"demo-console-{run_id}",
-                        "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    watcher = Consumer({**consumer_config(cfg), "group.id": f"demo-console-{run_id}",
+                        "auto.offset.reset": "earliest"})
     watcher.subscribe([topics.drift_events, topics.retrain_events, topics.model_updates])
     detections: list[dict[str, Any]] = []
     total_msgs = sum(1 for _ in events(w))
     t0 = time.monotonic()
+    first_output: float | None = None  # seconds from the demo's start to the first processed event
     last_status = 0.0
     live = Live(console=console, refresh_per_second=4, transient=False) if console.is_terminal else None
     if live is not None:
@@ -141,6 +169,9 @@ def _demo(cfg: AppConfig, args: argparse.Namespace, console: Console) -> int:
                 console.print(_alarm_line(ev))
             now = time.monotonic()
             done = _count(registry, "driftstream_messages_total")
+            if done and first_output is None:
+                first_output = now - started
+                console.print(f"first event processed {first_output:.1f} s after the demo started")
             if live is not None:
                 live.update(_status_table(service, registry, produced["n"], done, total_msgs, now - t0, detections))
             elif now - last_status >= 2.0:
@@ -166,6 +197,8 @@ def _demo(cfg: AppConfig, args: argparse.Namespace, console: Console) -> int:
     svc_thread.join(30)
 
     console.rule("summary")
+    console.print(f"partitions: {partitions}  ·  first event processed "
+                  f"{'never' if first_output is None else f'{first_output:.1f} s'} after the demo started")
     concept_events = [d for d in detections if d.get("type") == "drift" and d.get("kind") == "concept"]
     det_idx = sorted({int(d["event_id"].split("-")[1]) for d in concept_events})
     for cp in w.change_points:
@@ -183,7 +216,7 @@ def _demo(cfg: AppConfig, args: argparse.Namespace, console: Console) -> int:
         if d.get("type") != "drift":
             kinds[d["type"]] = kinds.get(d["type"], 0) + 1
     console.print("retrain and model events: " + (", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) or "none"))
-    png, html = write_report(w, detections, Path(args.report))
+    png, html = write_report(w, detections, Path(args.report), partitions=partitions, first_output=first_output)
     console.print(f"report written: {png} and {html}")
     return 0
 
@@ -268,7 +301,8 @@ def _index(w: Workload, d: dict[str, Any]) -> int:
     return int(round((float(d.get("ts", w.t0)) - w.t0) / w.spacing))
 
 
-def write_report(w: Workload, detections: list[dict[str, Any]], prefix: Path) -> tuple[Path, Path]:
+def write_report(w: Workload, detections: list[dict[str, Any]], prefix: Path, *, partitions: int,
+                 first_output: float | None = None) -> tuple[Path, Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -328,7 +362,8 @@ def write_report(w: Workload, detections: list[dict[str, Any]], prefix: Path) ->
     ax2.set_xlabel("inference event #")
     ax2.grid(alpha=0.3)
     ax.set_ylabel("error rate")
-    ax.set_title("driftstream demo: served-model error, true changes, detections and decisions (all partitions)")
+    ax.set_title(f"driftstream demo: served-model error, true changes, detections and decisions "
+                 f"(all {partitions} partitions)")
     ax.legend(loc="center left", fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -356,8 +391,10 @@ def write_report(w: Workload, detections: list[dict[str, Any]], prefix: Path) ->
     html.write_text(
         "<!doctype html><html><head><meta charset='utf-8'><title>driftstream demo report</title>"
         "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 8px;border-bottom:1px solid #ddd}</style>"
-        f"</head><body><h1>driftstream demo report</h1><p>{w.n_events} inference events, true concept changes at "
-        f"{list(w.change_points)}, feature shift at {list(w.feature_shift_at)}; {len(rows)} output events.</p>"
+        f"</head><body><h1>driftstream demo report</h1><p>{w.n_events} inference events over {partitions} "
+        f"partitions, true concept changes at {list(w.change_points)}, feature shift at "
+        f"{list(w.feature_shift_at)}; {len(rows)} output events; first event processed "
+        f"{'never' if first_output is None else f'{first_output:.1f} s'} after the demo started.</p>"
         f"<img src='data:image/png;base64,{b64}' style='max-width:100%'>"
         "<h2>Events</h2><p>statistic: the test statistic of data-drift events (KS D, χ²), the rolling served "
         "error at concept-drift alarms.</p><table><tr><th>event #</th><th>what</th><th>detector</th>"
