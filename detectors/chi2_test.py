@@ -60,6 +60,7 @@ class ChiSquaredDrift(CategoricalWindowedTest):
 
     _params = ("reference_size", "window_size", "step", "mode", "alpha", "max_categories", "reference")
     _test_name = "chi2"
+    event_name = "chi2"
 
     def __init__(
         self,

@@ -55,6 +55,7 @@ class JSDrift(CategoricalWindowedTest):
 
     _params = ("reference_size", "window_size", "step", "mode", "threshold", "max_categories", "reference")
     _test_name = "js"
+    event_name = "JS"
 
     def __init__(
         self,

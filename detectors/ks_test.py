@@ -68,6 +68,7 @@ class KSDrift(WindowedDriftTest):
 
     _params = ("reference_size", "window_size", "step", "mode", "alpha", "reference")
     _test_name = "ks"
+    event_name = "KS"
     _window_dtype = np.float64
 
     def __init__(

@@ -65,6 +65,7 @@ class PSIDrift(WindowedDriftTest):
 
     _params = ("reference_size", "window_size", "step", "mode", "n_bins", "threshold", "epsilon", "reference")
     _test_name = "psi"
+    event_name = "PSI"
     _window_dtype = np.int64
 
     def __init__(

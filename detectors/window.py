@@ -132,12 +132,14 @@ def check_category(x: Any) -> Any:
 class WindowedDriftTest(DriftDetector):
     """Base of the windowed two-sample tests: reference + ring-buffer window + test schedule.
 
-    Subclasses set ``_test_name`` and ``_window_dtype`` and implement the hooks ``_encode_one``,
-    ``_encode_many``, ``_reset_reference``, ``_add_reference``, ``_finish_reference``, ``_to_window``,
-    ``_evaluate``, ``_get_test_state`` and ``_set_test_state``.
+    Subclasses set ``_test_name`` (the name in results and in config), ``event_name`` and ``_window_dtype``
+    and implement the hooks ``_encode_one``, ``_encode_many``, ``_reset_reference``, ``_add_reference``,
+    ``_finish_reference``, ``_to_window``, ``_evaluate``, ``_get_test_state`` and ``_set_test_state``.
     """
 
     _test_name = ""
+    #: the short name of the test in drift events, ids and metrics ("KS", "PSI", "chi2", "JS")
+    event_name = ""
     _window_dtype: Any = np.float64
 
     def __init__(

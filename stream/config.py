@@ -9,7 +9,9 @@ the environment, ``DRIFTSTREAM_KAFKA__SASL_MECHANISM=PLAIN`` becomes the librdka
 look like one (numbers, booleans), else kept as strings.
 
 Unknown keys are an error that names the key and the keys that are allowed, so a typo never silently
-falls back to a default.
+falls back to a default. A setting with a fixed set of choices has a ``Literal`` type (detector and test
+names come from :mod:`detectors.registry`); the loader refuses any other value and lists the valid ones.
+Each section checks its own values in its ``check(where)``, which the loader calls once it is built.
 """
 
 from __future__ import annotations
@@ -22,13 +24,32 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Literal, Mapping
+
+from detectors.registry import (BINARY, CATEGORICAL_TESTS, DETECTOR_NAMES, DETERMINISTIC_REAL_VALUED,
+                                NUMERIC_TESTS, REAL_VALUED)
 
 ENV_PREFIX = "DRIFTSTREAM_"
 
 
 class ConfigError(ValueError):
     """The configuration cannot be used; the message says which key and why."""
+
+
+# -- choices: the loader refuses a value outside the Literal; Annotated names what is chosen ----------------
+#: a concept detector by class name (or an earlier alias)
+DetectorName = Annotated[Literal[DETECTOR_NAMES], "detector"]
+#: "auto" (the task's default) or a concept detector
+OnlineDetectorName = Annotated[Literal[("auto", *DETECTOR_NAMES)], "detector"]
+#: "" (off) or a real-valued detector that needs no seed to replay identically
+MeanDetectorName = Literal[("", *DETERMINISTIC_REAL_VALUED)]
+NumericTestName = Literal[NUMERIC_TESTS]
+CategoricalTestName = Literal[CATEGORICAL_TESTS]
+Task = Literal["classification", "regression"]
+OnlineModelKind = Literal["logistic", "hoeffding_tree", "linear"]
+FeatureType = Literal["numeric", "categorical", "boolean"]
+StartFrom = Literal["earliest", "latest"]
+OnOffsetOutOfRange = Literal["fail", "reset"]
 
 
 @dataclass(frozen=True)
@@ -63,12 +84,10 @@ class ProcessingConfig:
     checkpoint_every_seconds: float = 5.0
     #: messages bigger than this go to the dead-letter topic ("oversized")
     max_message_bytes: int = 1_000_000
-    #: the format of input messages (inference, labels, control): one of stream.formats.FORMATS
-    input_format: str = "json"
     #: where to start a partition that has no checkpoint: "earliest" or "latest"
-    start_from: str = "earliest"
+    start_from: StartFrom = "earliest"
     #: stored offset below the log start (retention deleted data): "fail" or "reset" (with a data-quality event)
-    on_offset_out_of_range: str = "fail"
+    on_offset_out_of_range: OnOffsetOutOfRange = "fail"
     #: max buffered messages per input partition before that partition is paused
     max_buffered_per_partition: int = 20000
     #: how long one input may stay empty before the other is processed without waiting for it (not while
@@ -77,6 +96,14 @@ class ProcessingConfig:
     #: Python's generation-0 garbage-collection threshold while running (0 = Python's default, 700):
     #: every decoded message allocates containers, and at the default the collector costs ~20% of the CPU
     gc_threshold: int = 50_000
+
+    def check(self, where: str) -> None:
+        if self.micro_batch_records < 1:
+            raise ConfigError(f"{where}.micro_batch_records must be >= 1")
+        if self.gc_threshold < 0:
+            raise ConfigError(f"{where}.gc_threshold must be >= 0 (0 = Python's default)")
+        if self.batch_size < 1:
+            raise ConfigError(f"{where}.batch_size must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -92,8 +119,8 @@ class JoinConfig:
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    #: class name in ``detectors`` (ADWIN, PageHinkley, KSWIN, DDM, EDDM, HDDMA, HDDMW, FHDDM)
-    name: str = "ADWIN"
+    #: a concept detector of ``detectors.registry`` by class name (binary ones take 0/1 errors)
+    name: DetectorName = "ADWIN"
     params: Mapping[str, Any] = field(default_factory=dict)
     #: if > 0: calibrate the detector's threshold so that, on data like the first ``calibration_window``
     #: errors, false alarms come on average once every this many events (see detectors.calibrate)
@@ -101,18 +128,22 @@ class DetectorConfig:
     calibration_window: int = 2000
     calibration_seed: int = 0
 
+    def check(self, where: str) -> None:
+        if self.false_alarm_every < 0 or (self.false_alarm_every and self.calibration_window < 100):
+            raise ConfigError(f"{where}: false_alarm_every must be >= 0 and calibration_window >= 100")
+
 
 @dataclass(frozen=True)
 class OnlineModelConfig:
     enabled: bool = True
     #: "logistic" (scaled logistic regression, one-hot for categoricals) or "hoeffding_tree" or "linear"
-    kind: str = "logistic"
+    kind: OnlineModelKind = "logistic"
     learning_rate: float = 0.05
     #: warn -> background model -> swap on drift, watching the online model's own error
     adapt: bool = True
     #: detector on the online model's error; a binary one gives the warnings that start the background model.
     #: "auto": HDDMA for classification, ADWIN for regression
-    drift_detector: str = "auto"
+    drift_detector: OnlineDetectorName = "auto"
     drift_params: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -128,6 +159,10 @@ class ChallengerConfig:
     min_pairs: int = 200
     #: run the test every this many joined events
     every: int = 100
+
+    def check(self, where: str) -> None:
+        if not (0 < self.alpha < 1) or self.window < self.min_pairs or self.every < 1:
+            raise ConfigError(f"{where}: need 0 < alpha < 1, window >= min_pairs, every >= 1")
 
 
 @dataclass(frozen=True)
@@ -151,8 +186,13 @@ class RetrainPolicyConfig:
     #: recommended window when no change point is known: this many seconds before the trigger
     fallback_window_seconds: float = 86400.0
 
+    def check(self, where: str) -> None:
+        if min(self.data_drift_sustained_seconds, self.performance_threshold, self.every_seconds,
+               self.every_labels, self.cooldown_seconds) < 0 or self.performance_window < 1:
+            raise ConfigError(f"{where}: thresholds must be >= 0 and performance_window >= 1")
 
-FEATURE_TYPES = ("numeric", "categorical", "boolean")
+
+FEATURE_TYPES: tuple[str, ...] = typing.get_args(FeatureType)
 
 
 @dataclass(frozen=True)
@@ -160,13 +200,23 @@ class FeatureSpec:
     """One declared input feature of a model (``[models.<name>.features.<feature>]``)."""
 
     #: "numeric", "categorical" or "boolean"
-    type: str = "numeric"
+    type: FeatureType = "numeric"
     nullable: bool = True
     #: inclusive range for numeric features (None: unbounded)
     min: float | None = None
     max: float | None = None
     #: allowed values of a categorical feature (empty: any value)
     categories: tuple[str, ...] = ()
+
+    def check(self, where: str) -> None:
+        if self.type != "numeric" and (self.min is not None or self.max is not None):
+            raise ConfigError(f"{where}: min/max only apply to numeric features")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ConfigError(f"{where}: min ({self.min}) is greater than max ({self.max})")
+        if self.categories and self.type != "categorical":
+            raise ConfigError(f"{where}: categories only apply to categorical features")
+        if len(set(self.categories)) != len(self.categories):
+            raise ConfigError(f"{where}.categories has duplicates")
 
 
 @dataclass(frozen=True)
@@ -187,16 +237,24 @@ class DataQualityConfig:
     #: no data: nothing arrived on a partition for this many wall-clock seconds (0 = off)
     no_data_seconds: float = 300.0
 
+    def check(self, where: str) -> None:
+        if self.constant_window < 2:
+            raise ConfigError(f"{where}.constant_window must be >= 2")
+        if self.label_delay_window < 1:
+            raise ConfigError(f"{where}.label_delay_window must be >= 1")
+        if self.rate_limit_events < 1:
+            raise ConfigError(f"{where}.rate_limit_events must be >= 1")
+
 
 @dataclass(frozen=True)
 class DataDriftConfig:
     """Windowed two-sample tests on features, served predictions/scores and labels."""
 
     enabled: bool = True
-    #: "ks" or "psi"
-    numeric_test: str = "ks"
-    #: "chi2" or "js" (also used for booleans)
-    categorical_test: str = "chi2"
+    #: a numeric test of ``detectors.registry`` ("ks" or "psi")
+    numeric_test: NumericTestName = "ks"
+    #: a categorical test of ``detectors.registry`` ("chi2" or "js"; also used for booleans)
+    categorical_test: CategoricalTestName = "chi2"
     reference_size: int = 1000
     window_size: int = 500
     #: values between two tests once the window is full
@@ -210,7 +268,18 @@ class DataDriftConfig:
     max_features: int = 32
     #: also watch the mean of every numeric feature with this detector ("ADWIN" or "PageHinkley";
     #: "" = off); each detection is a feature drift event with detector "ADWIN" / "PageHinkley"
-    mean_detector: str = ""
+    mean_detector: MeanDetectorName = ""
+
+    def check(self, where: str) -> None:
+        for key in ("reference_size", "window_size", "step", "max_features"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{where}.{key} must be >= 1")
+        if not 0.0 < self.alpha < 1.0:
+            raise ConfigError(f"{where}.alpha must be in (0, 1)")
+        if self.psi_threshold <= 0.0:
+            raise ConfigError(f"{where}.psi_threshold must be > 0")
+        if not 0.0 < self.js_threshold <= 1.0:
+            raise ConfigError(f"{where}.js_threshold must be in (0, 1]")
 
 
 CLASSIFICATION_DETECTORS = (DetectorConfig("ADWIN", {}), DetectorConfig("HDDMA", {}))
@@ -221,7 +290,7 @@ REGRESSION_DETECTORS = (DetectorConfig("ADWIN", {}), DetectorConfig("PageHinkley
 class ModelSpec:
     """What is monitored for one model name (declared in ``[models.<name>]``)."""
 
-    task: str = "classification"
+    task: Task = "classification"
     #: detectors on the served model's error stream (0/1 for classification, |error| for regression);
     #: left at the default, a regression model gets ADWIN + PageHinkley instead of ADWIN + HDDMA
     error_detectors: tuple[DetectorConfig, ...] = CLASSIFICATION_DETECTORS
@@ -239,6 +308,22 @@ class ModelSpec:
         if self.task == "regression" and self.error_detectors == CLASSIFICATION_DETECTORS:
             return REGRESSION_DETECTORS
         return self.error_detectors
+
+    def check(self, where: str) -> None:
+        """What involves more than one part of the spec (each part checked itself)."""
+        for name in self.features:
+            if not name or len(name) > 128:
+                raise ConfigError(f"{where}.features.{name}: feature names have 1..128 characters")
+        if self.task == "regression":
+            real = ", ".join(REAL_VALUED[:-1]) + " or " + REAL_VALUED[-1]
+            for d in self.detectors:
+                if d.name in BINARY:
+                    raise ConfigError(f"{where}.error_detectors: {d.name} takes 0/1 errors; a regression model's "
+                                      f"absolute errors need {real}")
+            od = self.online_model.drift_detector
+            if self.online_model.adapt and od in BINARY:
+                raise ConfigError(f"{where}.online_model.drift_detector: {od} takes 0/1 errors; use {real} "
+                                  "for regression")
 
 
 @dataclass(frozen=True)
@@ -294,6 +379,12 @@ class AppConfig:
     def model_spec(self, name: str) -> ModelSpec:
         return self.models.get(name, self.default_model)
 
+    def check(self, where: str) -> None:
+        if "bootstrap.servers" not in self.kafka:
+            raise ConfigError("kafka.bootstrap.servers is required")
+        if "url" not in self.redis:
+            raise ConfigError("redis.url is required")
+
 
 PASS_THROUGH = {"kafka", "redis"}
 
@@ -340,10 +431,10 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
 
 def _build(cls: type, data: Any, where: str, base: Any = None) -> Any:
     """Build ``cls`` from a table; keys left out keep their value in ``base`` (the field's default
-    instance, e.g. ``AppConfig.default_model``), else the class default."""
+    instance, e.g. ``AppConfig.default_model``), else the class default. Then the section checks itself."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a table, got {data!r}")
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - names
     if unknown:
@@ -361,13 +452,22 @@ def _build(cls: type, data: Any, where: str, base: Any = None) -> Any:
         else:
             kwargs[f.name] = _convert(hints[f.name], data[f.name], at)
     try:
-        return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
+        built = dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
     except TypeError as exc:  # pragma: no cover - defensive
         raise ConfigError(f"{where}: {exc}") from exc
+    check = getattr(built, "check", None)
+    if check is not None:
+        check(where)
+    return built
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
+    if origin is Annotated:  # Annotated[Literal[...], "what is chosen"]
+        inner, noun = typing.get_args(tp)[:2]
+        return _choice(typing.get_args(inner), value, where, noun)
+    if origin is Literal:
+        return _choice(typing.get_args(tp), value, where)
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, where)
     if origin is tuple:
@@ -408,100 +508,18 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     return value
 
 
-def _validate(cfg: AppConfig) -> AppConfig:
-    from detectors import ALIASES, DETECTORS
-
-    if cfg.processing.start_from not in ("earliest", "latest"):
-        raise ConfigError("processing.start_from must be 'earliest' or 'latest'")
-    if cfg.processing.on_offset_out_of_range not in ("fail", "reset"):
-        raise ConfigError("processing.on_offset_out_of_range must be 'fail' or 'reset'")
-    if cfg.processing.micro_batch_records < 1:
-        raise ConfigError("processing.micro_batch_records must be >= 1")
-    if cfg.processing.gc_threshold < 0:
-        raise ConfigError("processing.gc_threshold must be >= 0 (0 = Python's default)")
-    if cfg.processing.batch_size < 1:
-        raise ConfigError("processing.batch_size must be >= 1")
-    if "bootstrap.servers" not in cfg.kafka:
-        raise ConfigError("kafka.bootstrap.servers is required")
-    if "url" not in cfg.redis:
-        raise ConfigError("redis.url is required")
-    specs = {"default_model": cfg.default_model, **{f"models.{k}": v for k, v in cfg.models.items()}}
-    for where, spec in specs.items():
-        if spec.task not in ("classification", "regression"):
-            raise ConfigError(f"{where}.task must be 'classification' or 'regression'")
-        for d in spec.error_detectors:
-            if d.name not in DETECTORS and d.name not in ALIASES:
-                raise ConfigError(f"{where}.error_detectors: unknown detector {d.name!r}; known: {', '.join(DETECTORS)}")
-        if spec.online_model.kind not in ("logistic", "hoeffding_tree", "linear"):
-            raise ConfigError(f"{where}.online_model.kind must be logistic, hoeffding_tree or linear")
-        od = spec.online_model.drift_detector
-        if od != "auto" and od not in DETECTORS and od not in ALIASES:
-            raise ConfigError(f"{where}.online_model.drift_detector: unknown detector {od!r}")
-        binary = {"DDM", "EDDM", "HDDMA", "HDDMW", "FHDDM", "HDDM_A", "HDDM_W"}
-        if spec.task == "regression":
-            for d in spec.detectors:
-                if d.name in binary:
-                    raise ConfigError(f"{where}.error_detectors: {d.name} takes 0/1 errors; a regression model's "
-                                      "absolute errors need ADWIN, PageHinkley or KSWIN")
-            if spec.online_model.adapt and od in binary:
-                raise ConfigError(f"{where}.online_model.drift_detector: {od} takes 0/1 errors; use ADWIN or "
-                                  "PageHinkley for regression")
-        for d in spec.error_detectors:
-            if d.false_alarm_every < 0 or (d.false_alarm_every and d.calibration_window < 100):
-                raise ConfigError(f"{where}.error_detectors: false_alarm_every must be >= 0 and "
-                                  "calibration_window >= 100")
-        r = spec.retrain
-        if min(r.data_drift_sustained_seconds, r.performance_threshold, r.every_seconds, r.every_labels,
-               r.cooldown_seconds) < 0 or r.performance_window < 1:
-            raise ConfigError(f"{where}.retrain: thresholds must be >= 0 and performance_window >= 1")
-        c = spec.challenger
-        if not (0 < c.alpha < 1) or c.window < c.min_pairs or c.every < 1:
-            raise ConfigError(f"{where}.challenger: need 0 < alpha < 1, window >= min_pairs, every >= 1")
-        _validate_features(where, spec)
-        _validate_data_drift(where, spec.data_drift)
-        if spec.data_quality.constant_window < 2:
-            raise ConfigError(f"{where}.data_quality.constant_window must be >= 2")
-        if spec.data_quality.label_delay_window < 1:
-            raise ConfigError(f"{where}.data_quality.label_delay_window must be >= 1")
-        if spec.data_quality.rate_limit_events < 1:
-            raise ConfigError(f"{where}.data_quality.rate_limit_events must be >= 1")
-    return cfg
-
-
-def _validate_features(where: str, spec: ModelSpec) -> None:
-    for name, f in spec.features.items():
-        at = f"{where}.features.{name}"
-        if not name or len(name) > 128:
-            raise ConfigError(f"{at}: feature names have 1..128 characters")
-        if f.type not in FEATURE_TYPES:
-            raise ConfigError(f"{at}.type must be one of {', '.join(FEATURE_TYPES)}, got {f.type!r}")
-        if f.type != "numeric" and (f.min is not None or f.max is not None):
-            raise ConfigError(f"{at}: min/max only apply to numeric features")
-        if f.min is not None and f.max is not None and f.min > f.max:
-            raise ConfigError(f"{at}: min ({f.min}) is greater than max ({f.max})")
-        if f.categories and f.type != "categorical":
-            raise ConfigError(f"{at}: categories only apply to categorical features")
-        if len(set(f.categories)) != len(f.categories):
-            raise ConfigError(f"{at}.categories has duplicates")
-
-
-def _validate_data_drift(where: str, d: DataDriftConfig) -> None:
-    at = f"{where}.data_drift"
-    if d.numeric_test not in ("ks", "psi"):
-        raise ConfigError(f"{at}.numeric_test must be 'ks' or 'psi', got {d.numeric_test!r}")
-    if d.categorical_test not in ("chi2", "js"):
-        raise ConfigError(f"{at}.categorical_test must be 'chi2' or 'js', got {d.categorical_test!r}")
-    for key in ("reference_size", "window_size", "step", "max_features"):
-        if getattr(d, key) < 1:
-            raise ConfigError(f"{at}.{key} must be >= 1")
-    if not 0.0 < d.alpha < 1.0:
-        raise ConfigError(f"{at}.alpha must be in (0, 1)")
-    if d.psi_threshold <= 0.0:
-        raise ConfigError(f"{at}.psi_threshold must be > 0")
-    if not 0.0 < d.js_threshold <= 1.0:
-        raise ConfigError(f"{at}.js_threshold must be in (0, 1]")
-    if d.mean_detector not in ("", "ADWIN", "PageHinkley"):
-        raise ConfigError(f"{at}.mean_detector must be '', 'ADWIN' or 'PageHinkley', got {d.mean_detector!r}")
+def _choice(choices: tuple[Any, ...], value: Any, where: str, noun: str | None = None) -> Any:
+    """``value`` if it is one of ``choices`` (same type too: ``1`` is not ``"1"`` nor ``True``), else an error
+    that lists them."""
+    if any(value == c and type(value) is type(c) for c in choices):
+        return value
+    shown = [repr(c) for c in choices]
+    listed = shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
+    if len(shown) > 2:
+        listed = f"one of {listed}"
+    if noun:
+        raise ConfigError(f"{where}: unknown {noun} {value!r}; must be {listed}")
+    raise ConfigError(f"{where} must be {listed}, got {value!r}")
 
 
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> AppConfig:
@@ -521,7 +539,7 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     for section, default in (("kafka", _default_kafka()), ("redis", _default_redis())):
         if section in data:
             data[section] = {**default, **data[section]}
-    return _validate(_build(AppConfig, data, ""))
+    return _build(AppConfig, data, "")
 
 
 def redacted(settings: Mapping[str, Any]) -> dict[str, Any]:
