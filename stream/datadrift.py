@@ -22,19 +22,13 @@ from dataclasses import dataclass
 from operator import countOf
 from typing import TYPE_CHECKING, Any, Sequence
 
-from detectors.chi2_test import ChiSquaredDrift
-from detectors.js_distance import JSDrift
-from detectors.ks_test import KSDrift
-from detectors.psi import PSIDrift
-from detectors.window import DriftTestResult, WindowedDriftTest
+from detectors.registry import detector_class, drift_test_class
+from detectors.window import CategoricalWindowedTest, DriftTestResult, WindowedDriftTest
 from stream.config import DataDriftConfig
 
 if TYPE_CHECKING:
     from stream.quality import Columns
 
-#: short detector names used in events, ids and metrics
-DETECTOR_NAMES = {"KSDrift": "KS", "PSIDrift": "PSI", "ChiSquaredDrift": "chi2", "JSDrift": "JS"}
-_CLASSES = {c.__name__: c for c in (KSDrift, PSIDrift, ChiSquaredDrift, JSDrift)}
 _MISSING = object()
 _KIND_ORDER = {"feature": 0, "prediction": 1, "label": 2}
 
@@ -65,9 +59,9 @@ class _Signal:
                  "mean_detector")
 
     def __init__(self, kind: str, signal: str, test: WindowedDriftTest, in_drift: bool = False) -> None:
-        self.numeric = isinstance(test, (KSDrift, PSIDrift))
-        #: short name of the test (a signal keeps its test for life)
-        self.detector = DETECTOR_NAMES[type(test).__name__]
+        self.numeric = not isinstance(test, CategoricalWindowedTest)
+        #: short name of the test in events, ids and metrics (a signal keeps its test for life)
+        self.detector = test.event_name
         self.kind = kind
         self.signal = signal
         self.test = test
@@ -97,14 +91,16 @@ class DataDriftMonitor:
 
     def _make_test(self, numeric: bool) -> WindowedDriftTest:
         c = self.cfg
-        common = {"reference_size": c.reference_size, "window_size": c.window_size, "step": c.step}
-        if numeric:
-            if c.numeric_test == "psi":
-                return PSIDrift(threshold=c.psi_threshold, **common)
-            return KSDrift(alpha=c.alpha, **common)
-        if c.categorical_test == "js":
-            return JSDrift(threshold=c.js_threshold, **common)
-        return ChiSquaredDrift(alpha=c.alpha, **common)
+        name = c.numeric_test if numeric else c.categorical_test
+        cls = drift_test_class(name)
+        params: dict[str, Any] = {"reference_size": c.reference_size, "window_size": c.window_size, "step": c.step}
+        # a p-value test takes the shared significance level, a distance test its own threshold setting
+        # (psi_threshold, js_threshold)
+        if "alpha" in cls._params:
+            params["alpha"] = c.alpha
+        else:
+            params["threshold"] = getattr(c, f"{name}_threshold")
+        return cls(**params)
 
     def _signal(self, kind: str, signal: str, numeric: bool) -> _Signal | None:
         key = f"{kind}\x00{signal}"
@@ -320,7 +316,7 @@ class DataDriftMonitor:
         from detectors import detector_from_state
 
         for kind, signal, in_drift, tstate, *rest in state["signals"]:
-            test = _CLASSES[tstate["type"]].from_state(tstate)
+            test = detector_class(tstate["type"]).from_state(tstate)
             sig = self.signals[f"{kind}\x00{signal}"] = _Signal(kind, signal, test, bool(in_drift))
             if rest and rest[0] is not None:
                 sig.mean_detector = detector_from_state(rest[0])
