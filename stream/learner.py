@@ -50,7 +50,9 @@ A model whose weights have overflowed to inf/nan may also turn nan at another ev
 
 from __future__ import annotations
 
+import array
 import itertools
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -63,12 +65,48 @@ Task = Literal["classification", "regression"]
 Head = Literal["auto", "ovr"]
 
 _NUMERIC_TYPES = frozenset((int, float, type(None)))
+_NUM_ONLY = frozenset((int, float))
 _STRING_TYPES = frozenset((str, type(None)))
 _BOOL_TYPES = frozenset((bool, type(None)))
 
 
 def _bool_str(v: Any) -> Any:
     return None if v is None else ("True" if v else "False")
+
+
+def _classify(names: Sequence[str], columns: Sequence[Sequence[Any]]
+              ) -> tuple[list[tuple[str, Any, Any]], list[tuple[str, Sequence[Any]]]]:
+    """Columns of any values as numeric ``(name, float64 values, presence or None)`` and categorical
+    ``(name, values)`` columns, as River's ``SelectType`` would split each event."""
+    nums: list[tuple[str, Any, Any]] = []
+    cats: list[tuple[str, Sequence[Any]]] = []
+    for name, col in zip(names, columns):
+        types = set(map(type, col))
+        if types <= _NUMERIC_TYPES:
+            if types <= _NUM_ONLY:
+                nums.append((name, np.array(col, dtype=np.float64), None))
+            elif len(types) > 1:  # not only missing
+                nums.append((name, np.array(col, dtype=np.float64), np.not_equal(np.array(col, dtype=object), None)))
+        elif types <= _STRING_TYPES:
+            cats.append((name, col))
+        elif types <= _BOOL_TYPES:
+            cats.append((name, list(map(_bool_str, col))))
+        else:  # mixed types: the numeric values are scaled, the others are categories (or ignored)
+            num_values: list[Any] = [None] * len(col)  # (None, the missing value, is in every type set)
+            cat_values: list[Any] = [None] * len(col)
+            for i, v in enumerate(col):
+                if isinstance(v, bool):
+                    cat_values[i] = "True" if v else "False"
+                elif isinstance(v, (int, float)):
+                    num_values[i] = v
+                elif isinstance(v, str):
+                    cat_values[i] = v
+            if any(v is not None for v in num_values):
+                nums.append((name, np.array(num_values, dtype=np.float64),
+                             np.not_equal(np.array(num_values, dtype=object), None)))
+            if any(v is not None for v in cat_values):
+                cats.append((name, cat_values))
+    return nums, cats
 
 
 @dataclass(slots=True)
@@ -92,43 +130,29 @@ class Replayed:
 
 
 class MicroBatch:
-    """The online model's operations during one micro-batch, in arrival order.
+    """The online model's operations during one micro-batch, in arrival order: ``predict(features)`` at an
+    inference event, ``learn(features, label)`` when its label joins."""
 
-    ``predict(features)`` at an inference event, ``learn(features, label)`` when its label joins. The same
-    features dict passed twice (its prediction and its join in one batch) is encoded once.
-    """
-
-    __slots__ = ("rows", "op_rows", "op_learn", "labels", "_row_of")
+    __slots__ = ("rows", "learn_flags", "labels")
 
     def __init__(self) -> None:
+        #: the features of each operation
         self.rows: list[Mapping[str, Any]] = []
-        self.op_rows: list[int] = []
-        self.op_learn: list[bool] = []
+        self.learn_flags: list[bool] = []
         #: one per learn operation, in order
         self.labels: list[Any] = []
-        self._row_of: dict[int, int] = {}
 
-    def _row(self, features: Mapping[str, Any]) -> int:
-        # keyed by identity: the rows list keeps every dict alive, so an id is not reused within the batch
-        r = self._row_of.get(id(features))
-        if r is None:
-            r = self._row_of[id(features)] = len(self.rows)
-            self.rows.append(features)
-        return r
-
-    def predict(self, features: Mapping[str, Any]) -> int:
-        """Adds a prediction; returns its index among the batch's predictions."""
-        self.op_rows.append(self._row(features))
-        self.op_learn.append(False)
-        return len(self.op_learn) - len(self.labels) - 1
+    def predict(self, features: Mapping[str, Any]) -> None:
+        self.rows.append(features)
+        self.learn_flags.append(False)
 
     def learn(self, features: Mapping[str, Any], label: Any) -> None:
-        self.op_rows.append(self._row(features))
-        self.op_learn.append(True)
+        self.rows.append(features)
+        self.learn_flags.append(True)
         self.labels.append(label)
 
     def __len__(self) -> int:
-        return len(self.op_rows)
+        return len(self.rows)
 
 
 class OnlineLinearModel:
@@ -164,6 +188,7 @@ class OnlineLinearModel:
         self._counts = np.zeros(0, np.int64)
         self._means = np.zeros(0)
         self._vars = np.zeros(0)
+        self._std = np.zeros(0)  # derived: self._vars ** 0.5
         #: River's one-hot column name -> slot, in the order River's encoder registered them
         self._slots: dict[str, int] = {}
         #: feature -> {category: slot}, plus None -> -1 (missing) for the column lookups
@@ -198,16 +223,21 @@ class OnlineLinearModel:
     # -- the batch API -------------------------------------------------------------------------------
     def replay(self, batch: MicroBatch) -> Replayed:
         """Every operation of ``batch`` in order, as the per-event calls would do them, in one compiled call."""
-        n_ops = len(batch.op_rows)
-        op_rows = np.asarray(batch.op_rows, dtype=np.int64).reshape(n_ops)
-        op_learn = np.asarray(batch.op_learn, dtype=np.bool_).reshape(n_ops)
+        return self.replay_ops(batch.rows, batch.learn_flags, batch.labels)
+
+    def replay_ops(self, rows: Sequence[Mapping[str, Any]], learn: Sequence[bool], labels: Sequence[Any]) -> Replayed:
+        """:meth:`replay` from plain lists: operation ``k`` learns ``rows[k]`` (with the next of ``labels``) if
+        ``learn[k]``, otherwise predicts it."""
+        n_ops = len(rows)
+        op_rows = np.arange(n_ops, dtype=np.int64)
+        op_learn = np.array(learn, dtype=np.bool_).reshape(n_ops)
         op_y = np.zeros(n_ops)
         learn_at = np.flatnonzero(op_learn)
-        if len(batch.labels) != len(learn_at):
-            raise ValueError(f"{len(learn_at)} learn operations but {len(batch.labels)} labels")
+        if len(labels) != len(learn_at):
+            raise ValueError(f"{len(learn_at)} learn operations but {len(labels)} labels")
         if len(learn_at):
-            op_y[learn_at] = self._encode_labels(batch.labels)
-        num_idx, xn, mn, cat = self._encode_rows(batch.rows, op_rows[learn_at])
+            op_y[learn_at] = self._encode_labels(labels)
+        num_idx, xn, mn, cat = self._encode_rows(rows, learn_at)
         self._grow()
         k = max(len(self.classes), 1)
         out_pred = np.full(n_ops, -1, np.int64)
@@ -215,7 +245,7 @@ class OnlineLinearModel:
         out_active = np.zeros(n_ops, np.int64)
         out_y = np.zeros(n_ops)
         replay_kernel(op_rows, op_learn, op_y, xn, mn, num_idx, cat, self._counts, self._means, self._vars,
-                      self._wn, self._wc, self._b, self._heads, self.learning_rate, self.intercept_lr,
+                      self._std, self._wn, self._wc, self._b, self._heads, self.learning_rate, self.intercept_lr,
                       self.clip_gradient, 0.5, out_pred, out_p, out_active, out_y)
         at = np.flatnonzero(~op_learn)
         if self.task == "regression":
@@ -247,46 +277,19 @@ class OnlineLinearModel:
         numeric features' indices, and one-hot slots ``(n_rows, n_categorical)``, each row's slots sorted
         (River's summation order) with repeats and unknown categories as -1."""
         n = len(rows)
-        # River sums the numeric features in each event's key order: the columns follow the fullest row
-        # (then first appearance), which is every row's order when rows differ only by absent features
-        names = list(dict.fromkeys(itertools.chain(max(rows, key=len), *rows))) if rows else []
-        num_cols: list[tuple[str, list[Any]]] = []
-        cat_cols: list[tuple[str, list[Any]]] = []
-        for name in names:
-            col = [r.get(name) for r in rows]
-            types = set(map(type, col))
-            if types <= _NUMERIC_TYPES:
-                num_cols.append((name, col))
-            elif types <= _STRING_TYPES:
-                cat_cols.append((name, col))
-            elif types <= _BOOL_TYPES:
-                cat_cols.append((name, list(map(_bool_str, col))))
-            else:  # mixed types: the numeric values are scaled, the others are categories (or ignored)
-                nums: list[Any] = [None] * n
-                cats: list[Any] = [None] * n
-                for i, v in enumerate(col):
-                    if isinstance(v, bool):
-                        cats[i] = "True" if v else "False"
-                    elif isinstance(v, (int, float)):
-                        nums[i] = v
-                    elif isinstance(v, str):
-                        cats[i] = v
-                if any(v is not None for v in nums):
-                    num_cols.append((name, nums))
-                if any(v is not None for v in cats):
-                    cat_cols.append((name, cats))
-        # numeric
+        num_cols, cat_cols = self._split(rows)
         num = self._num
         num_idx = np.empty(len(num_cols), np.int64)
         xn = np.empty((n, len(num_cols)))
-        mn = np.empty((n, len(num_cols)), np.bool_)
-        for j, (name, col) in enumerate(num_cols):
+        mn = np.ones((n, len(num_cols)), np.bool_)
+        for j, (name, values, present) in enumerate(num_cols):
             g = num.get(name)
             if g is None:
                 g = num[name] = len(num)
             num_idx[j] = g
-            xn[:, j] = np.array(col, dtype=np.float64)
-            mn[:, j] = np.not_equal(np.array(col, dtype=object), None)
+            xn[:, j] = values
+            if present is not None:
+                mn[:, j] = present
         # categorical
         cat = np.empty((n, len(cat_cols)), np.int64)
         new: list[tuple[int, int, str, Any]] = []  # (first learn op, place in its event, feature, category)
@@ -295,7 +298,7 @@ class OnlineLinearModel:
             vmap = self._values.get(name)
             if vmap is None:
                 vmap = self._values[name] = {None: -1}
-            cs = list(map(vmap.get, col))
+            cs = list(map(vmap.get, col))  # (only strings and None are keys: another value is not found)
             if None in cs:  # categories this model has not learned: registered at their first learn
                 unknown = {col[i] for i, c in enumerate(cs) if c is None}
                 first: dict[Any, int] = {}
@@ -326,6 +329,59 @@ class OnlineLinearModel:
             cat[:, 1:][cat[:, 1:] == cat[:, :-1]] = -1
         return num_idx, xn, mn, cat
 
+    def _split(self, rows: Sequence[Mapping[str, Any]]
+               ) -> tuple[list[tuple[str, Any, Any]], list[tuple[str, Sequence[Any]]]]:
+        """The rows' features as numeric columns ``(name, float64 values, presence or None for all)`` and
+        categorical columns ``(name, values: str or None)``.
+
+        Usual case first: every row has the features of the first row, whose numbers are numbers and whose
+        strings are strings in every row: the numeric block is read row-major in one pass and checked by
+        one type set; a string column is not type-checked at all unless a value is not a category the
+        model knows (the look-up finds only strings). Anything else goes column by column.
+        """
+        if not rows:
+            return [], []
+        first = rows[0]
+        k = len(first)
+        if k and set(map(len, rows)) == {k}:
+            num_names = [f for f, v in first.items() if type(v) is float or type(v) is int]
+            str_names = [f for f, v in first.items() if type(v) is str]
+            other = [f for f in first if f not in num_names and f not in str_names]
+            try:
+                num_block = None
+                if num_names:
+                    get = operator.itemgetter(*num_names)
+                    flat = list(map(get, rows)) if len(num_names) == 1 else \
+                        list(itertools.chain.from_iterable(map(get, rows)))
+                    if set(map(type, flat)) <= _NUM_ONLY:
+                        num_block = np.frombuffer(array.array("d", flat)).reshape(len(rows), len(num_names))
+                    else:
+                        other = list(first)  # another type somewhere: column by column
+                        num_names, str_names = [], []
+                cats = []
+                for f in str_names:
+                    col = list(map(operator.itemgetter(f), rows))
+                    vmap = self._values.get(f)
+                    if vmap is not None and None not in map(vmap.get, col):
+                        cats.append((f, col))  # known categories (or missing): strings
+                    elif set(map(type, col)) <= _STRING_TYPES:
+                        cats.append((f, col))
+                    else:
+                        other.append(f)
+                extra_num, extra_cat = _classify(other, [[r[f] for r in rows] for f in other])
+            except KeyError:  # another feature set in some row
+                pass
+            else:
+                nums = [(f, num_block[:, j], None) for j, f in enumerate(num_names)] if num_block is not None else []
+                if extra_num:  # River's summation order: the events' key order
+                    place = {f: i for i, f in enumerate(first)}
+                    return sorted(nums + extra_num, key=lambda c: place[c[0]]), cats + extra_cat
+                return nums, cats + extra_cat
+        # River sums the numeric features in each event's key order: the columns follow the fullest row
+        # (then first appearance), which is every row's order when rows differ only by absent features
+        names = list(dict.fromkeys(itertools.chain(max(rows, key=len), *rows)))
+        return _classify(names, [[r.get(f) for r in rows] for f in names])
+
     def _grow(self) -> None:
         """Room in the state arrays for every feature, slot and class registered so far (zeros)."""
         n_num, n_slots = len(self._num), len(self._slots)
@@ -337,6 +393,7 @@ class OnlineLinearModel:
             self._counts = _grown(self._counts, cap)
             self._means = _grown(self._means, cap)
             self._vars = _grown(self._vars, cap)
+            self._std = _grown(self._std, cap)
         if self._wn.shape[0] < rows or self._wn.shape[1] < n_num:
             self._wn = _grown2(self._wn, rows, max(n_num, 2 * self._wn.shape[1], 8) if self._wn.shape[1] < n_num
                                else self._wn.shape[1])
@@ -404,6 +461,7 @@ class OnlineLinearModel:
         m._counts = np.array(state["counts"], dtype=np.int64).reshape(len(m._num))
         m._means = np.array(state["means"], dtype=np.float64).reshape(len(m._num))
         m._vars = np.array(state["vars"], dtype=np.float64).reshape(len(m._num))
+        m._std = _std_of(m._vars, 0.5)
         m._slots = {name: s for s, name in enumerate(state["slots"])}
         m._values = {f: {None: -1, **{v: int(s) for v, s in vals.items()}} for f, vals in state["categories"].items()}
         heads = len(state["intercepts"])
@@ -490,10 +548,11 @@ def _log_gradient(f: float, positive: bool) -> float:
 
 
 @njit(cache=True)
-def replay_kernel(op_rows, op_learn, op_y, xn, mn, num_idx, cat, counts, means, variances, wn, wc, b, heads,
+def replay_kernel(op_rows, op_learn, op_y, xn, mn, num_idx, cat, counts, means, variances, std, wn, wc, b, heads,
                   lr, ilr, clip, half, out_pred, out_p, out_active, out_y):  # pragma: no cover - compiled
-    # `half` is 0.5, passed at run time: with a constant exponent LLVM turns `v ** 0.5` into sqrt, which
-    # differs from the C library's pow (what Python's `v**0.5` calls) in the last bit for ~0.1% of values
+    # std[g] is variances[g] ** 0.5, kept up to date for the predictions. `half` is 0.5, passed at run time:
+    # with a constant exponent LLVM turns `v ** 0.5` into sqrt, which differs from the C library's pow
+    # (what River's `v**0.5` calls) in the last bit for ~0.1% of values
     n_nc = num_idx.shape[0]
     xs = np.zeros(max(n_nc, 1))
     pe = np.zeros(max(wn.shape[0], 1))
@@ -509,11 +568,11 @@ def replay_kernel(op_rows, op_learn, op_y, xn, mn, num_idx, cat, counts, means, 
                     old = means[g]
                     means[g] += (x - old) / counts[g]
                     variances[g] += ((x - old) * (x - means[g]) - variances[g]) / counts[g]
+                    std[g] = variances[g] ** half
         for c in range(n_nc):  # StandardScaler.transform_one
             if mn[r, c]:
                 g = num_idx[c]
-                v = variances[g]
-                xs[c] = (xn[r, c] - means[g]) / v ** half if v != 0.0 else 0.0
+                xs[c] = (xn[r, c] - means[g]) / std[g] if variances[g] != 0.0 else 0.0
         mode = heads[1]
         if learn:
             if mode == REGRESSION:
@@ -568,3 +627,12 @@ def replay_kernel(op_rows, op_learn, op_y, xn, mn, num_idx, cat, counts, means, 
             if out_p[k, h] > out_p[k, best]:
                 best = h
         out_pred[k] = best
+
+
+@njit(cache=True)
+def _std_of(variances, half):  # pragma: no cover - compiled
+    # the kernel's pow, not numpy's (numpy computes ** 0.5 as sqrt)
+    out = np.empty_like(variances)
+    for g in range(variances.shape[0]):
+        out[g] = variances[g] ** half
+    return out

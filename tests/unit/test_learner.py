@@ -354,13 +354,37 @@ def test_predictions_before_anything_is_learned() -> None:
     assert m.predict_one({}) is True
 
 
-def test_same_features_predicted_and_learned_in_one_batch_are_encoded_once() -> None:
-    x = {"a": 1.0, "c": "u"}
+def test_micro_batch_and_plain_lists_replay_the_same() -> None:
+    ops = [(False, {"a": 1.0, "c": "u"}, None), (True, {"a": 1.0, "c": "u"}, 1), (False, {"a": 2.0}, None),
+           (True, {"a": 3.0, "c": "v"}, 0), (False, {"c": "v"}, None)]
     b = MicroBatch()
-    assert b.predict(x) == 0
-    b.learn(x, 1)
-    assert b.predict({"a": 2.0}) == 1
-    assert len(b.rows) == 2 and b.op_rows == [0, 0, 1] and b.op_learn == [False, True, False]
+    for learn, x, y in ops:
+        b.learn(x, y) if learn else b.predict(x)
+    assert len(b) == 5 and b.learn_flags == [False, True, False, True, False] and b.labels == [1, 0]
+    one, two = OnlineLinearModel(), OnlineLinearModel()
+    r1 = one.replay(b)
+    r2 = two.replay_ops([x for _, x, _ in ops], [learn for learn, _, _ in ops], [y for learn, _, y in ops if learn])
+    assert r1.predictions == r2.predictions and np.array_equal(r1.proba, r2.proba)
+
+
+def test_rows_with_other_feature_sets_in_one_batch() -> None:
+    # same number of features but other names (the transposition falls back), other key orders
+    events = [({"a": 1.0, "b": "x"}, 1), ({"a": 2.0, "c": "y"}, 0), ({"c": "z", "a": 0.5}, 1),
+              ({"b": "x", "c": "y", "a": 3.0}, 0)] * 30
+    m, ref = OnlineLinearModel("classification", 0.1, "ovr"), river_pipeline("classification", 0.1)
+    for start in range(0, len(events), 7):
+        b = MicroBatch()
+        expected = []
+        for x, y in events[start: start + 7]:
+            expected.append(ref.predict_proba_one(river_x(x)))
+            ref.learn_one(river_x(x), y)
+            b.predict(x)
+            b.learn(x, y)
+        out = m.replay(b)
+        for i, e in enumerate(expected):
+            got = out.proba_dict(i)
+            assert list(got) == list(e) and all(close(got[c], e[c]) for c in e)
+    assert_same_heads(m, ref)
 
 
 def test_labels_must_match_learn_operations() -> None:
