@@ -2,8 +2,8 @@
 
 Every instance reads every control partition from its end at start-up (no group, no commits): a command
 reaches the instances that own the data. Commands sent while no instance runs are not replayed (they are
-requests, not state). A command is decoded with the input format (``processing.input_format``); one that cannot be read goes to
-the dead-letter topic with its reason.
+requests, not state). A command is decoded with the input format (``processing.input_format``); one that
+cannot be read goes to the dead-letter topic with its reason.
 """
 
 from __future__ import annotations

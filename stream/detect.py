@@ -128,6 +128,8 @@ class ModelMonitor:
         self.recent_served: deque[float] = deque(maxlen=ROLLING)
         self.recent_online: deque[float] = deque(maxlen=ROLLING)
         self._batch: list[tuple[float, float | None, Joined]] = []
+        #: what the online model raised while learning (the pipeline reports it and clears it)
+        self.online_failure: BaseException | None = None
         self._batch_start: tuple[list[float], list[float], int] = ([], [], 0)
 
     # -- per event --------------------------------------------------------------------------------
@@ -148,19 +150,32 @@ class ModelMonitor:
         self.served_errors_total += err
         self.recent_served.append(err)
         if self.online is not None:
-            op = j.prediction.online_prediction
-            oerr = 1.0 if op is None else served_error(self.spec.task, op, j.label) if self.spec.task == "classification" \
-                else abs(float(op) - float(j.label))
-            self.online_errors_total += oerr
-            self.recent_online.append(oerr)
-            x = _river_x(j.prediction.features)
-            self.online.learn_one(x, j.label)
-            if self.background is not None:
-                self.background.learn_one(x, j.label)
-                self.background_trained_on += 1
-            swap = self._adapt(oerr, j)
+            try:
+                op = j.prediction.online_prediction
+                oerr = 1.0 if op is None else served_error(self.spec.task, op, j.label) \
+                    if self.spec.task == "classification" else abs(float(op) - float(j.label))
+                x = _river_x(j.prediction.features)
+                self.online.learn_one(x, j.label)
+                if self.background is not None:
+                    self.background.learn_one(x, j.label)
+                    self.background_trained_on += 1
+                swap = self._adapt(oerr, j)
+            except Exception as exc:  # contained: the pipeline reports it and the model goes on without
+                self.online_failure = exc
+                self.disable_online()
+                oerr, swap = None, None
+            else:
+                self.online_errors_total += oerr
+                self.recent_online.append(oerr)
         self._batch.append((err, oerr, j))
         return swap
+
+    def disable_online(self) -> None:
+        """No online model from here on (it raised)."""
+        self.online = None
+        self.background = None
+        self.background_trained_on = 0
+        self.online_detector = None
 
     @property
     def defers_joins(self) -> bool:

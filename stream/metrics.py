@@ -27,6 +27,10 @@ class Metrics:
         self.dead_letters = Counter(f"{NS}_dead_letter", "Messages sent to the dead-letter topic by reason",
                                     ["topic", "reason"], registry=registry)
         self.produced = Counter(f"{NS}_output_events", "Output events produced by topic", ["topic"], registry=registry)
+        self.outputs_rejected = Counter(f"{NS}_output_rejected",
+                                        "Output events refused for their content (e.g. too large) and replaced by "
+                                        "a notice on the dead-letter topic, by intended topic and error",
+                                        ["topic", "error"], registry=registry)
         self.joins = Counter(f"{NS}_join_matched", "Predictions joined with their label", ["model"], registry=registry)
         self.join_expired_total = Counter(f"{NS}_join_expired", "Predictions whose label never came", registry=registry)
         self.pending_gauge = Gauge(f"{NS}_join_pending", "Items waiting in the label join", ["partition", "side"],
@@ -62,6 +66,9 @@ class Metrics:
         self.model_swaps = Counter(f"{NS}_model_swaps", "Online model replaced by its background model",
                                    ["model"], registry=registry)
         self.assigned = Gauge(f"{NS}_assigned_partitions", "Partitions owned by this instance", registry=registry)
+        self.component_failures = Counter(
+            f"{NS}_component_failures", "A model's component (online model, detectors, data drift, data quality, "
+            "policy) that raised and was disabled", ["model", "component"], registry=registry)
 
     def message(self, topic: str, partition: int, outcome: str, n: int = 1) -> None:
         key = (topic, partition, outcome)
@@ -73,6 +80,9 @@ class Metrics:
 
     def output(self, topic: str) -> None:
         self.produced.labels(topic).inc()
+
+    def output_rejected(self, topic: str, error: str) -> None:
+        self.outputs_rejected.labels(topic, error).inc()
 
     def joined(self, model: str, delay: float) -> None:
         delays = self._delays.get(model)
@@ -136,6 +146,9 @@ class Metrics:
     def retrain(self, model: str, reasons: list[str]) -> None:
         for r in reasons:
             self.retrain_events.labels(model, r).inc()
+
+    def component_failed(self, model: str, component: str) -> None:
+        self.component_failures.labels(model, component).inc()
 
     def model_swap(self, model: str) -> None:
         self.model_swaps.labels(model).inc()

@@ -9,7 +9,8 @@ column (:meth:`check_quality`), then detection and the replayed decisions (:meth
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 from typing import Any
 
 from stream.champion import ChampionChallenger
@@ -20,14 +21,20 @@ from stream.decide import (Batch, ConceptDrift, ConceptWarning, DataDriftEnded, 
 from stream.detect import ModelMonitor
 from stream.events import Origin, Record
 from stream.join import Joined
-from stream.outputs import (challenger_event, data_drift_event, drift_event, joined_origin, model_quality_event,
-                            online_prediction_event, quality_issue_event, retrain_event, swap_event)
+from stream.outputs import (challenger_event, component_failed_event, data_drift_event, drift_event, joined_origin,
+                            model_quality_event, online_prediction_event, quality_issue_event, retrain_event,
+                            swap_event)
 from stream.policy import Position as PolicyPosition
 from stream.policy import RetrainPolicy
 from stream.quality import SEVERITY, DataQualityChecker
 from stream.volume import LabelDelayWatch, VolumeWatch
 
+log = logging.getLogger("driftstream")
+
 SCHEMA_CHECKS = frozenset({"missing_feature", "unexpected_feature", "wrong_type"})
+#: the parts of a model pipeline that may fail alone: an exception in one disables it for the model (with a
+#: critical data-quality event and a metric); the other parts, models and partitions go on
+COMPONENTS = ("online_model", "concept_detectors", "data_drift", "data_quality", "policy", "challenger")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +66,11 @@ class ModelPipeline:
         self.inference_rows: list[tuple[Record, Any, int]] = []
         #: the batch's joins, when the monitor takes them once per batch (see ModelMonitor.defers_joins)
         self.deferred_joins: list[Joined] = []
+        #: sequence numbers of the batch's model swaps: an output of the decision pass names the model version
+        #: at its own record, not the one at the end of the batch
+        self._swap_seqs: list[int] = []
+        #: components disabled after they raised (part of the state: a restart keeps them off)
+        self.disabled: set[str] = set()
 
     # -- per record ---------------------------------------------------------------------------------
     def on_inference(self, r: Record, ev: Any, seq: int) -> Any:
@@ -67,8 +79,11 @@ class ModelPipeline:
         mon = self.monitor
         if mon.online is None:
             return None
-        online = mon.predict_online(ev.features)
-        return online
+        try:
+            return mon.predict_online(ev.features)
+        except Exception as exc:
+            self.disable("online_model", exc, Origin(r.topic, r.partition, r.offset), ev.ts)
+            return None
 
     def publish_online_prediction(self, r: Record, ev: Any, online: Any) -> None:
         self.ctx.publisher.send(self.ctx.topics.online_predictions, ev.id,
@@ -82,16 +97,24 @@ class ModelPipeline:
             return
         # label drift sees the labels that belong to a prediction (a label that never meets its prediction
         # is dead-lettered, not counted)
-        self.data_drift.add_label(j.label, label_at)
+        if "data_drift" not in self.disabled:
+            try:
+                self.data_drift.add_label(j.label, label_at)
+            except Exception as exc:
+                self.disable("data_drift", exc, self._origin(j), label_at.ts)
         mon, metrics = self.monitor, self.ctx.metrics
         swap = mon.on_joined(j)
+        if mon.online_failure is not None:
+            exc, mon.online_failure = mon.online_failure, None
+            self.disable("online_model", exc, self._origin(j), max(j.label_ts, j.prediction.ts))
         delay = j.label_ts - j.prediction.ts
         metrics.joined(self.name, delay)
-        if self.spec.data_quality.enabled:
+        if self.spec.data_quality.enabled and "data_quality" not in self.disabled:
             grown = self.delay_watch.observe(delay)
             if grown is not None:
                 self._delay_grown(j, grown)
         if swap is not None:
+            self._swap_seqs.append(j.seq)
             metrics.model_swap(self.name)
             self.ctx.publisher.send(self.ctx.topics.model_updates, self.name,
                                     swap_event(self._origin(swap.joined), self.name, swap))
@@ -107,17 +130,20 @@ class ModelPipeline:
             return
         self.deferred_joins = []
         dd = self.data_drift
-        if dd.cfg.enabled:
+        if dd.cfg.enabled and "data_drift" not in self.disabled:
             inf, lab = self.ctx.topics.inference, self.ctx.topics.labels
-            for j in js:
-                if j.completed_by == "labels":
-                    dd.add_label(j.label, Position(lab, j.completed_offset, j.label_ts, j.id))
-                else:
-                    dd.add_label(j.label, Position(inf, j.completed_offset, j.prediction.ts, j.id))
+            try:
+                for j in js:
+                    if j.completed_by == "labels":
+                        dd.add_label(j.label, Position(lab, j.completed_offset, j.label_ts, j.id))
+                    else:
+                        dd.add_label(j.label, Position(inf, j.completed_offset, j.prediction.ts, j.id))
+            except Exception as exc:
+                self.disable("data_drift", exc, self._origin(j), j.label_ts)
         self.monitor.on_joined_many(js)
         delays = [j.label_ts - j.prediction.ts for j in js]
         self.ctx.metrics.joined_many(self.name, delays)
-        if self.spec.data_quality.enabled:
+        if self.spec.data_quality.enabled and "data_quality" not in self.disabled:
             for i, grown in self.delay_watch.observe_many(delays):
                 self._delay_grown(js[i], grown)
 
@@ -130,11 +156,18 @@ class ModelPipeline:
         self.inference_rows = []
         spec, checker, ctx = self.spec, self.quality, self.ctx
         features = [ev.features for _, ev, _ in rows]
-        if spec.data_quality.enabled:
-            for i, dropped in self.volume_watch.observe_many([ev.ts for _, ev, _ in rows]):
-                r, ev, _ = rows[i]
-                self._quality_event("volume_drop", Origin(r.topic, ctx.partition, r.offset), ev.ts, dropped)
-            valid, issues, columns, _ = checker.check_many(features)
+        issues: list[Any] = []
+        valid, columns = [True] * len(rows), None
+        if spec.data_quality.enabled and "data_quality" not in self.disabled:
+            try:
+                for i, dropped in self.volume_watch.observe_many([ev.ts for _, ev, _ in rows]):
+                    r, ev, _ = rows[i]
+                    self._quality_event("volume_drop", Origin(r.topic, ctx.partition, r.offset), ev.ts, dropped)
+                valid, issues, columns, _ = checker.check_many(features)
+            except Exception as exc:
+                r, ev, _ = rows[-1]
+                self.disable("data_quality", exc, Origin(r.topic, r.partition, r.offset), ev.ts)
+                valid, columns = [True] * len(rows), None
             for i, issue in issues:
                 r, ev, seq = rows[i]
                 ctx.metrics.quality_issue(self.name, issue.check)
@@ -143,12 +176,14 @@ class ModelPipeline:
                 ctx.publisher.send(ctx.topics.data_quality, ev.id, dq)
                 if issue.check in SCHEMA_CHECKS:
                     self.pending.append(SchemaChange(seq, dq["id"]))
-        else:
-            valid, columns = [True] * len(rows), None
-        if spec.data_drift.enabled:
-            self.data_drift.add_inferences(
-                features, columns, checker.types, valid, [ev.prediction for _, ev, _ in rows],
-                [ev.score for _, ev, _ in rows], [Position(r.topic, r.offset, ev.ts, ev.id) for r, ev, _ in rows])
+        if spec.data_drift.enabled and "data_drift" not in self.disabled:
+            try:
+                self.data_drift.add_inferences(
+                    features, columns, checker.types, valid, [ev.prediction for _, ev, _ in rows],
+                    [ev.score for _, ev, _ in rows], [Position(r.topic, r.offset, ev.ts, ev.id) for r, ev, _ in rows])
+            except Exception as exc:
+                r, ev, _ = rows[-1]
+                self.disable("data_drift", exc, Origin(r.topic, r.partition, r.offset), ev.ts)
 
     def detect_and_decide(self, batch: Batch) -> None:
         """Concept detectors on the batch's errors, then the data-drift tests, then the replayed decisions."""
@@ -156,8 +191,19 @@ class ModelPipeline:
         metrics, publisher, drift_topic = ctx.metrics, ctx.publisher, ctx.topics.drift_events
         inputs: list[PolicyInput] = self.pending
         self.pending = []
-        inputs += [LabelOutcome(j.seq, err, oerr, j) for err, oerr, j in mon.batch_outcomes()]
-        for alarm in mon.run_detectors():
+        outcomes = mon.batch_outcomes()
+        inputs += [LabelOutcome(j.seq, err, oerr, j) for err, oerr, j in outcomes]
+        alarms: list[Any] = []
+        if "concept_detectors" in self.disabled:
+            outcomes.clear()
+        elif outcomes:
+            try:
+                alarms = mon.run_detectors()
+            except Exception as exc:
+                j = outcomes[-1][2]
+                outcomes.clear()
+                self.disable("concept_detectors", exc, self._origin(j), max(j.label_ts, j.prediction.ts))
+        for alarm in alarms:
             metrics.alarm(name, "concept", alarm.detector, alarm.warning)
             seq = alarm.joined.seq
             if alarm.warning:
@@ -168,13 +214,21 @@ class ModelPipeline:
             inputs.append(ConceptDrift(seq, ev["id"], alarm))
         metrics.model_errors(name, mon.rolling_served_error(), mon.rolling_online_error())
         dd = self.data_drift
-        for finding in dd.run_tests():
+        findings: list[Any] = []
+        if "data_drift" not in self.disabled:
+            try:
+                findings = dd.run_tests()
+            except Exception as exc:
+                row = batch.rows[-1]
+                self.disable("data_drift", exc, Origin(row[0], ctx.partition, row[1]), row[4])
+        for finding in findings:
             metrics.alarm(name, finding.kind, finding.detector, False)
             ev = data_drift_event(finding, name, ctx.partition)
             publisher.send(drift_topic, name, ev)
             inputs.append(DataDriftStarted(batch.seq_at(finding.at.topic, finding.at.offset), ev["id"], finding))
-        for finding in getattr(dd, "recoveries", []):
-            inputs.append(DataDriftEnded(batch.seq_at(finding.at.topic, finding.at.offset), finding))
+        if "data_drift" not in self.disabled:
+            for finding in getattr(dd, "recoveries", []):
+                inputs.append(DataDriftEnded(batch.seq_at(finding.at.topic, finding.at.offset), finding))
         for (_, signal, detector), value in dd.latest.items():
             metrics.drift_statistic(name, signal, detector, value)
         inputs.sort(key=lambda i: i.key)
@@ -184,7 +238,7 @@ class ModelPipeline:
         """Replay the batch's policy inputs in input order, so that decisions (and their windows) do not
         depend on where micro-batch boundaries fell."""
         policy, cc, spec = self.policy, self.challenger, self.spec
-        challenger = spec.challenger.enabled
+        challenger = spec.challenger.enabled and "challenger" not in self.disabled
         rows, seq0, partition = batch.rows, batch.seq0, self.ctx.partition
         n = len(rows)
         for inp in inputs:
@@ -193,20 +247,36 @@ class ModelPipeline:
                 self.pending.append(inp)
                 continue
             row = rows[k]
-            inp.apply(policy, batch)
+            at = Origin(row[0], partition, row[1])
             if challenger and type(inp) is LabelOutcome and inp.online_error is not None:
-                cc.add(inp.error, inp.online_error)
-                if cc.added % spec.challenger.every == 0:
-                    self._challenge(Origin(row[0], partition, row[1]), PolicyPosition(row[2], row[3], row[4]))
-            decision = policy.decide_at(row[4])
+                try:
+                    cc.add(inp.error, inp.online_error)
+                    if cc.added % spec.challenger.every == 0:
+                        self._challenge(at, PolicyPosition(row[2], row[3], row[4]), self._version_at(inp.seq))
+                except Exception as exc:
+                    challenger = False
+                    self.disable("challenger", exc, at, row[4])
+            if "policy" in self.disabled:
+                continue
+            try:
+                inp.apply(policy, batch)
+                decision = policy.decide_at(row[4])
+            except Exception as exc:
+                self.disable("policy", exc, at, row[4])
+                continue
             if decision is not None:
                 comparison = cc.compare() if challenger else None
                 ev = retrain_event(Origin(row[0], partition, row[1]), self.name,
                                    PolicyPosition(row[2], row[3], row[4]), decision, comparison)
                 self.ctx.metrics.retrain(self.name, decision.reasons)
                 self.ctx.publisher.send(self.ctx.topics.retrain_events, self.name, ev)
+        self._swap_seqs.clear()
 
-    def _challenge(self, at: Origin, here: PolicyPosition) -> None:
+    def _version_at(self, seq: int) -> int:
+        """The online model's version right after the record with sequence number ``seq`` of this batch."""
+        return self.monitor.model_version - sum(1 for s in self._swap_seqs if s > seq)
+
+    def _challenge(self, at: Origin, here: PolicyPosition, model_version: int) -> None:
         cc = self.challenger
         result = cc.compare()
         if result is None:
@@ -214,9 +284,29 @@ class ModelPipeline:
         if result.challenger_better and not cc.better:
             cc.better = True
             self.ctx.publisher.send(self.ctx.topics.model_updates, self.name,
-                                    challenger_event(at, self.name, self.monitor.model_version, here, result))
+                                    challenger_event(at, self.name, model_version, here, result))
         elif not result.challenger_better:
             cc.better = False
+
+    # -- containment --------------------------------------------------------------------------------
+    def disable(self, component: str, exc: BaseException, at: Origin, ts: float | None) -> None:
+        """``component`` raised ``exc`` at ``at``: report it once (critical), count it, and go on without it."""
+        if component in self.disabled:
+            return
+        self.apply_disabled({component})
+        log.error("model %s partition %d: %s raised %r at %s:%d; disabled", self.name, at.partition, component,
+                  exc, at.topic, at.offset)
+        self.ctx.metrics.component_failed(self.name, component)
+        self.ctx.publisher.send(self.ctx.topics.data_quality, self.name,
+                                component_failed_event(at, self.name, component, exc, ts))
+
+    def apply_disabled(self, components: set[str]) -> None:
+        """Turn components off (after a failure, or as a checkpoint says)."""
+        self.disabled |= components
+        if "online_model" in components:
+            self.monitor.disable_online()
+        if "data_drift" in components:  # drop whatever it holds: it takes nothing from here on
+            self.data_drift = DataDriftMonitor(self.name, self.spec.task, replace(self.spec.data_drift, enabled=False))
 
     # -- helpers ------------------------------------------------------------------------------------
     def _origin(self, j: Joined) -> Origin:

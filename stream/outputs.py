@@ -8,7 +8,10 @@ id goes through :func:`stream.events.output_id`, so a replay produces the same i
 from __future__ import annotations
 
 import base64
+import hashlib
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from stream.events import InferenceEvent, Origin, Record, output_id
 
@@ -218,22 +221,98 @@ def swap_event(at: Origin, model: str, swap: "Swap") -> dict[str, Any]:
     }
 
 
-def dead_letter_event(record: Record, reason: str, detail: str) -> dict[str, Any]:
-    """An input that could not be processed, with its reason and where to find it in the input topic."""
+def component_failed_event(at: Origin, model: str, component: str, error: BaseException, ts: float | None
+                           ) -> dict[str, Any]:
+    """A model's component raised: it is disabled for that model in that partition (the rest goes on)."""
+    return {
+        "id": output_id(at.topic, at.partition, at.offset, f"dq:component_failed:{component}"),
+        "type": "data-quality", "check": "component_failed", "severity": "critical", "feature": "*",
+        "model": model, "component": component, "partition": at.partition, "offset": at.offset, "topic": at.topic,
+        "ts": ts, "error": f"{type(error).__name__}: {error}"[:500],
+        "action": f"{component} disabled for this model in this partition until its state is reset",
+    }
+
+
+def dead_letter_event(record: Record, reason: str, detail: str, max_bytes: int | None = None) -> dict[str, Any]:
+    """An input that could not be processed, with its reason and where to find it in the input topic.
+
+    With ``max_bytes`` the event's JSON stays within that many bytes (what the producer and the dead-letter
+    topic accept): a value that does not fit is cut to a prefix (``value_truncated``; a base64 value to
+    whole 4-character groups), or left out (None) if not even the rest fits, and the event then carries the
+    original size (``value_bytes``) and the sha256 of the whole value (``value_sha256``) besides the
+    source position, so that the message can still be found and recognised in the input topic."""
     value = record.value or b""
     try:
         text: str | None = value.decode("utf-8")
         encoded = None
     except UnicodeDecodeError:
         text, encoded = None, base64.b64encode(value).decode()
-    return {
+    key = record.key.decode("utf-8", "replace") if record.key else None
+    event = {
         "id": output_id(record.topic, record.partition, record.offset, "dead-letter"),
         "type": "dead-letter",
         "reason": reason,
         "error": detail[:1000],
         "source": {"topic": record.topic, "partition": record.partition, "offset": record.offset,
                    "timestamp_ms": record.timestamp_ms},
-        "key": record.key.decode("utf-8", "replace") if record.key else None,
+        "key": key,
         "value": text,
         "value_base64": encoded,
+    }
+    if max_bytes is None or len(orjson.dumps(event)) <= max_bytes:
+        return event
+    name = "value" if text is not None else "value_base64"
+    whole = event[name]
+    event.update({name: "", "key": key[:1000] if key else key, "value_truncated": True,
+                  "value_bytes": len(value), "value_sha256": hashlib.sha256(value).hexdigest()})
+    room = max_bytes - len(orjson.dumps(event))  # bytes left between the value's quotes
+    event[name] = None if room < 0 else _json_prefix(whole, room, groups_of=4 if name == "value_base64" else 1)
+    return event
+
+
+def _json_prefix(s: str, room: int, groups_of: int = 1) -> str:
+    """The longest prefix of ``s`` (a multiple of ``groups_of`` characters) whose JSON string encoding,
+    quotes excluded, takes at most ``room`` bytes. Escapes and multi-byte characters make the encoding
+    longer than the prefix, never shorter, so the answer has at most ``room`` characters."""
+    lo, hi = 0, min(len(s), room) // groups_of
+    while lo < hi:  # the largest n with s[:n * groups_of] fitting
+        mid = (lo + hi + 1) // 2
+        if len(orjson.dumps(s[:mid * groups_of])) - 2 <= room:
+            lo = mid
+        else:
+            hi = mid - 1
+    return s[:lo * groups_of]
+
+
+def rejected_output_event(topic: str, key: bytes | None, value: bytes, error: str) -> dict[str, Any]:
+    """An output event the producer or its topic refused for its content (too large): a small notice for
+    the dead-letter topic instead, with the refused event's id, type, size and sha256 and the input
+    position it derives from, so that one input can never stop the output path. Its id is the refused
+    event's with ``rejected:`` before the kind (outputs' ids are ``topic:partition:offset:kind`` and topic
+    names have no ``:``), so a replay gives the same notice."""
+    try:
+        refused = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        refused = None
+    if not isinstance(refused, dict):
+        refused = {}
+    ident = str(refused.get("id", ""))[:1000]
+    parts = ident.split(":", 3)
+    source = None
+    if len(parts) == 4 and parts[1].isdigit():
+        source = {"topic": parts[0], "partition": int(parts[1]), "offset": parts[2]}
+        if parts[2].isdigit():
+            source["offset"] = int(parts[2])
+        rid = output_id(parts[0], int(parts[1]), source["offset"], f"rejected:{parts[3]}")
+    else:
+        rid = output_id(topic, -1, hashlib.sha256(value).hexdigest()[:32], "rejected")
+    return {
+        "id": rid,
+        "type": "dead-letter",
+        "reason": "output_rejected",
+        "error": error[:200],
+        "source": source,
+        "output": {"topic": topic, "id": ident, "type": str(refused.get("type", ""))[:100],
+                   "key": key.decode("utf-8", "replace")[:200] if key else None,
+                   "bytes": len(value), "sha256": hashlib.sha256(value).hexdigest()},
     }

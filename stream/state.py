@@ -34,6 +34,7 @@ def encode_partition(proc: Any) -> bytes:
     """The payload of a :class:`~stream.partition.PartitionProcessor` between micro-batches."""
     monitors, models, backgrounds = {}, {}, {}
     quality, data_drift, policies, delay_watch, volume_watch, challengers, pending = {}, {}, {}, {}, {}, {}, {}
+    disabled: dict[str, list[str]] = {}
     for name, mp in proc.models.items():
         mon = mp.monitor
         monitors[name] = mon.to_state()
@@ -49,6 +50,8 @@ def encode_partition(proc: Any) -> bytes:
         challengers[name] = mp.challenger.to_state()
         if mp.pending:
             pending[name] = mp.stored_pending()
+        if mp.disabled:
+            disabled[name] = sorted(mp.disabled)
     state = {
         "format": STATE_FORMAT,
         "quality": quality,
@@ -64,6 +67,7 @@ def encode_partition(proc: Any) -> bytes:
         "volume_watch": volume_watch,
         "challengers": challengers,
         "policy_inputs": pending,
+        "disabled": disabled,
         "seq": proc.seq,
         "last_ts": proc.last_ts,
         "expired_predictions": proc.expired_predictions,
@@ -97,6 +101,8 @@ def load_partition(proc: Any, payload: bytes) -> None:
             if name in state.get(key, {}):
                 component.load_state(state[key][name])
         mp.load_pending(state.get("policy_inputs", {}).get(name, []))
+        if name in state.get("disabled", {}):  # components that raised stay off
+            mp.apply_disabled(set(state["disabled"][name]))
     proc.seq = state.get("seq", 0)
     proc.last_ts = state.get("last_ts", 0.0)
     proc.expired_predictions = state["expired_predictions"]
