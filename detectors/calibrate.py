@@ -1,35 +1,52 @@
-"""Calibrate a detector's threshold to a target false-alarm rate (expected run time to a false alarm).
+"""Calibrate a detector to a false-alarm law: on stationary data, a first false alarm every ``ert`` events.
 
 A detector's defaults say nothing about how often it cries wolf on *your* stream. ``calibrate`` picks the
-value of the detector's threshold parameter at which, on a stationary stream that looks like a reference
-window, the mean number of events until the first alarm (the expected run time, ERT; ARL0 in the SPC
-literature) is the requested ``ert``.
+detector's threshold (and, where its structure needs it, its warm-up) so that on a stationary stream like a
+reference window the run length to the first alarm (the run from a (re)start) has mean ``ert`` (the
+expected run time, ERT; ARL0 in the SPC literature) **and** a law close to the geometric law of that mean,
+the law of a pager that rings at random once every ``ert`` events. A mean alone can hide a useless law:
+DDM at River's warm-up of 30 events calibrated to a mean of 5,000 alarms within ~100 events in most runs
+and almost never in the others.
 
 Method
 ------
-1. Simulate stationary streams from the reference: a Bernoulli stream with the reference rate when the
+1. Simulate stationary streams from the reference: a Bernoulli stream with the reference's rate when the
    reference is 0/1 (an error stream), otherwise a bootstrap (i.i.d. resampling) of the reference values.
-   All randomness comes from ``numpy.random.default_rng`` seeded with ``(seed, stream index)``, and every
-   candidate threshold is run on the *same* simulated streams (common random numbers), so the estimated
-   ERT is a smooth, nearly monotone function of the threshold and the result is reproducible.
-2. Run the detector over the streams with ``update_many``. Every detector in :mod:`detectors` resets
-   completely after an alarm, so on i.i.d. data the alarms cut a long stream into independent run lengths:
-   one long stream yields many runs at the price of one ``update_many`` pass. The ERT is estimated as
-   ``events / alarms``, where the events after the last alarm of a stream (a run censored at the
-   horizon) count as exposure without an alarm; this is the maximum-likelihood estimate for a geometric
-   run length and the renewal-reward estimate in general. The budget is ``n_runs * ert`` events, i.e.
-   about ``n_runs`` runs at the target, which gives a relative standard error of about
-   ``1 / sqrt(n_runs)``.
-3. Search the parameter (log scale) between the bounds of :data:`TUNABLE`: bisection on a tenth of the
-   budget, then a few regula-falsi (Illinois) steps on ``log(ERT / target)`` with the full budget, and
-   keep the evaluated value whose ERT is closest to the target.
+   Run ``r`` is seeded with ``(seed, r)`` and every candidate is run on the *same* runs (common random
+   numbers), so the estimated ERT is a smooth, nearly monotone function of the parameter and the result is
+   reproducible. Simulated values are cached between candidates (bounded memory).
+2. Each run starts a fresh detector and lasts until its first alarm (``update_many`` on growing chunks) or
+   until ``horizon`` events (censored). ERT = exposure / alarms (the maximum-likelihood estimate for a
+   geometric run length, the renewal estimate in general); the median and the 10th percentile of the
+   run lengths describe the law.
+3. Search the parameter (log scale) inside the detector's valid range (:data:`TUNABLE`; an upper bound
+   that depends on another parameter, EDDM's ``beta <= alpha``, is read from the detector): bisection with
+   a fifth of the runs, then regula-falsi (Illinois) steps with all of them; keep the best candidate.
+4. Check the law: median >= ``0.5 * ert`` and 10th percentile >= ``0.05 * ert`` (a geometric law has
+   0.69 and 0.105; the margins cover the sampling error of ~250 runs) and the mean within 10% of the
+   target. Detectors whose statistic accumulates over the whole run (DDM, EDDM: the alarm hazard decays
+   like ``1 / n`` after the warm-up, so the mean is reached by a few very long runs) fail this at their
+   default warm-up; for them the warm-up parameter (:attr:`Tunable.warm_up`) is calibrated too: the
+   smallest warm-up of a short list (fractions of ``ert``) at which the law passes. Where nothing passes,
+   :class:`CalibrationError` says which detector, at which setting, and what to use instead.
+5. Check the reference (0/1 references only): a reference of ``n`` events estimates the error rate ``p``
+   with a relative standard error ``sqrt((1 - p) / (n p))``, and the calibrated ERT moves with the rate.
+   The ERT's elasticity to the rate is measured (same runs, rate moved by >= 25% either way); if over the
+   90% interval of the rate the ERT moves by more than a factor 1.25, :class:`ReferenceTooShort` says
+   how many events the reference needs (``needed_reference``; the error shrinks like ``1 / sqrt(n)``).
+   This is the choice for short references: refuse and say how long, rather than calibrate to a rate
+   the reference does not pin down (the service extends its window). ``reference_check=False`` skips it.
 
-Detectors whose statistic accumulates over the whole run (DDM, HDDM_A: the alarm probability per event
-decreases as the run grows) have heavy-tailed run lengths; their estimate needs a horizon that is long
-compared to ``ert`` (the default is ``20 * ert``). KSWIN is slow (a KS test per event), so calibrating it
-is only practical for small ``ert``. Discrete statistics (FHDDM's window mean moves in steps of
-``1 / sliding_window_size``) make the ERT a step function of the threshold: the closest attainable value
-is returned and ``estimated_ert`` says how close it is.
+Every failure raises :class:`CalibrationError` (a ``ValueError``) and nothing else, so that a service can
+contain it (fall back to the detector's defaults, or turn it off and say so): bad inputs, a constructor
+that refuses a candidate, a target out of reach, a law that cannot be met, a reference that is too short.
+
+Re-calibration after a confirmed change: :func:`recalibrate` calibrates again, with the same target, seed,
+runs and fixed parameters, on a reference from the new concept (e.g. the errors after the alarm).
+
+KSWIN is slow (a KS test per event), so calibrating it is only practical for small ``ert``. Discrete
+statistics (FHDDM's window mean moves in steps of ``1 / sliding_window_size``) make the ERT a step function
+of the threshold: if no value comes within 10% of the target, calibration refuses.
 
 Example
 -------
@@ -40,8 +57,8 @@ Example
 >>> cal = calibrate(PageHinkley, reference, ert=1_000, seed=7)
 >>> cal.detector, cal.param, cal.target_ert
 ('PageHinkley', 'threshold', 1000.0)
->>> bool(0.8 < cal.estimated_ert / 1_000 < 1.25)
-True
+>>> bool(0.9 <= cal.estimated_ert / 1_000 <= 1.1), bool(cal.median_run >= 500)
+(True, True)
 >>> cal == calibrate(PageHinkley, reference, ert=1_000, seed=7)  # same seed, same answer
 True
 >>> cal.new().threshold == cal.value
@@ -58,8 +75,44 @@ import numpy as np
 
 from detectors.base import BinaryDriftDetector, DriftDetector, InvalidInput, as_float_array
 
-#: values generated per ``update_many`` call: bounds the memory of a simulation, not its result
-_CHUNK = 1 << 20
+#: the law a calibration must reach (fractions of the target ERT; a geometric law has 0.69 and 0.105)
+MIN_MEDIAN = 0.5
+MIN_P10 = 0.05
+#: the estimated mean must be within this factor of the target
+MEAN_TOLERANCE = 1.1
+#: a reference must pin the ERT within this factor over the 90% interval of its error rate
+REFERENCE_TOLERANCE = 1.25
+_Z90 = 1.645
+#: warm-ups tried, as fractions of the target ERT, when the detector's own warm-up gives a bad law
+WARM_UP_FRACTIONS = (1 / 16, 1 / 8, 1 / 4, 0.4, 0.6)
+#: cached simulated values (bytes): bounds memory, not the result
+_CACHE_BYTES = 256 << 20
+_MAX_CHUNK = 1 << 20
+
+
+class CalibrationError(ValueError):
+    """Calibration cannot give the requested false-alarm law with this detector, setting and reference.
+
+    ``detector`` is the detector's class name, ``setting`` what was asked (``ert``, the reference's size and
+    rate, the parameters), ``suggestion`` what to do instead (None if nothing specific).
+    """
+
+    def __init__(self, message: str, *, detector: str, setting: dict[str, Any],
+                 suggestion: str | None = None) -> None:
+        super().__init__(message if suggestion is None else f"{message}; {suggestion}")
+        self.detector = detector
+        self.setting = dict(setting)
+        self.suggestion = suggestion
+
+
+class ReferenceTooShort(CalibrationError):
+    """The reference estimates the error rate too loosely for this detector: ``needed_reference`` events
+    (from the same stationary stream) would pin the ERT within :data:`REFERENCE_TOLERANCE`."""
+
+    def __init__(self, message: str, *, detector: str, setting: dict[str, Any], needed_reference: int) -> None:
+        super().__init__(message, detector=detector, setting=setting,
+                         suggestion=f"collect a reference of at least {needed_reference} events")
+        self.needed_reference = int(needed_reference)
 
 
 @dataclass(frozen=True)
@@ -68,38 +121,66 @@ class Tunable:
 
     ``more_alarms_when`` is ``"larger"`` if increasing the parameter makes alarms more frequent (a
     significance level such as ADWIN's ``delta``) or ``"smaller"`` (a threshold such as PageHinkley's
-    ``threshold``). The search runs on ``log(value)`` between ``low`` and ``high`` (both > 0).
+    ``threshold``). The search runs on ``log(value)`` between ``low`` and ``high`` (both > 0); ``high_param``
+    names a parameter of the detector that bounds the value from above too (EDDM: ``beta <= alpha``).
+    ``warm_up`` names the integer parameter that delays the first test after a (re)start, calibrated when
+    the detector's own value gives a bad run-length law (None: the detector has none, calibration refuses);
+    ``warm_up_counts`` is ``"events"`` or ``"errors"`` (EDDM's ``warm_start`` counts errors too).
+    ``raises_with`` names a parameter that must stay >= the tuned one and is raised with it when the tuned
+    one passes it (EDDM's warning level ``alpha`` with ``beta``: ``alpha = max(alpha, beta)``).
     """
 
     name: str
     more_alarms_when: str
     low: float
     high: float
+    high_param: str | None = None
+    warm_up: str | None = None
+    warm_up_counts: str = "events"
+    raises_with: str | None = None
 
     def __post_init__(self) -> None:
         if self.more_alarms_when not in ("larger", "smaller"):
             raise ValueError("more_alarms_when must be 'larger' or 'smaller'")
         if not 0 < self.low < self.high:
             raise ValueError("need 0 < low < high")
+        if self.warm_up_counts not in ("events", "errors"):
+            raise ValueError("warm_up_counts must be 'events' or 'errors'")
 
 
 #: detector class name -> the parameter that calibration tunes by default
 TUNABLE: dict[str, Tunable] = {
-    "PageHinkley": Tunable("threshold", "smaller", 1e-3, 1e7),
+    "PageHinkley": Tunable("threshold", "smaller", 1e-3, 1e7, warm_up="min_instances"),
     "ADWIN": Tunable("delta", "larger", 1e-30, 1.0),
     "KSWIN": Tunable("alpha", "larger", 1e-30, 0.5),
-    "DDM": Tunable("drift_threshold", "smaller", 0.1, 100.0),
-    "EDDM": Tunable("beta", "larger", 1e-3, 0.95),  # must stay <= EDDM's alpha (0.95 by default)
+    "DDM": Tunable("drift_threshold", "smaller", 0.1, 100.0, warm_up="warm_start"),
+    # beta up to 1 (any fall of the level alarms); alpha (the warning level) is raised with it
+    "EDDM": Tunable("beta", "larger", 1e-3, 1.0, warm_up="warm_start", warm_up_counts="errors", raises_with="alpha"),
     "HDDM_A": Tunable("drift_confidence", "larger", 1e-30, 0.5),
     "HDDM_W": Tunable("drift_confidence", "larger", 1e-30, 0.5),
     "FHDDM": Tunable("confidence_level", "larger", 1e-100, 0.5),
 }
 TUNABLE["HDDMA"], TUNABLE["HDDMW"] = TUNABLE["HDDM_A"], TUNABLE["HDDM_W"]  # River's spelling of the names
 
+#: what to use instead, per detector, when its law cannot be met
+_INSTEAD = {
+    "EDDM": "use DDM, HDDM_W or PageHinkley for this error rate and target",
+    "DDM": "use HDDM_W or PageHinkley, or a smaller false_alarm_every",
+    "HDDMA": "use HDDM_W, DDM or PageHinkley",
+    "HDDMW": "use PageHinkley or DDM",
+    "FHDDM": "use HDDM_W or PageHinkley (FHDDM's window mean moves in coarse steps at this rate)",
+}
+
 
 @dataclass(frozen=True)
 class Calibration:
-    """The outcome of :func:`calibrate`; ``new()`` builds a fresh detector with the calibrated value."""
+    """The outcome of :func:`calibrate`; ``new()`` builds a fresh detector with the calibrated values.
+
+    ``param``/``value`` is the threshold; ``warm_up`` is ``(name, value)`` when the warm-up was calibrated
+    too (None otherwise); ``params`` has both. ``estimated_ert``, ``median_run`` and ``p10_run`` are
+    measured on the simulated runs at the chosen values; ``reference_size`` and ``reference_rate``
+    describe the reference (rate None for a real-valued one).
+    """
 
     detector: str
     param: str
@@ -108,80 +189,138 @@ class Calibration:
     estimated_ert: float
     n_runs: int
     seed: int
+    median_run: float = math.nan
+    p10_run: float = math.nan
+    warm_up: tuple[str, int] | None = None
+    reference_size: int = 0
+    reference_rate: float | None = None
+    #: other constructor arguments set with the threshold: the warm-up, a level raised with it
+    extra: tuple[tuple[str, Any], ...] = ()
     factory: Callable[..., DriftDetector] = field(repr=False, compare=False, default=None)  # type: ignore[assignment]
+    horizon: int | None = field(repr=False, compare=False, default=None)
+    tunable: Tunable | None = field(repr=False, compare=False, default=None)
 
     @property
     def params(self) -> dict[str, float]:
-        return {self.param: self.value}
+        return {self.param: self.value, **dict(self.extra)}
 
     def new(self) -> DriftDetector:
         if self.factory is None:
             raise ValueError("this Calibration was built without a detector factory")
         return self.factory(**self.params)
 
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for events and checkpoints."""
+        return {"detector": self.detector, "param": self.param, "value": self.value,
+                "warm_up": None if self.warm_up is None else list(self.warm_up), "params": self.params,
+                "target_ert": self.target_ert, "estimated_ert": self.estimated_ert,
+                "median_run": self.median_run, "p10_run": self.p10_run, "n_runs": self.n_runs, "seed": self.seed,
+                "reference_size": self.reference_size, "reference_rate": self.reference_rate}
+
 
 class _Simulator:
-    """Stationary streams like the reference, identical for every candidate value (common random numbers)."""
+    """Stationary runs like the reference, identical for every candidate (common random numbers)."""
 
-    def __init__(self, reference: np.ndarray, seed: int, horizon: int) -> None:
+    def __init__(self, reference: np.ndarray, seed: int, horizon: int, first_chunk: int,
+                 rate: float | None = None) -> None:
         self.seed = seed
         self.horizon = horizon
-        binary = bool(np.isin(reference, (0.0, 1.0)).all())
-        self._rate = float(reference.mean()) if binary else None
+        self.first_chunk = first_chunk
+        self._rate = rate
         self._reference = reference
+        self._cache: dict[tuple[int, int], np.ndarray] = {}
+        self._cached_bytes = 0
 
-    def chunks(self, stream: int, length: int):
-        rng = np.random.default_rng([self.seed, stream])
-        done = 0
-        while done < length:
-            size = min(_CHUNK, length - done)
-            if self._rate is not None:
-                yield (rng.random(size) < self._rate).astype(np.float64)
-            else:
-                yield self._reference[rng.integers(0, self._reference.size, size)]
-            done += size
+    def _chunk(self, run: int, k: int, rngs: dict[int, np.random.Generator], size: int) -> np.ndarray:
+        got = self._cache.get((run, k))
+        if got is not None:
+            if run in rngs:  # keep a live generator in step with the cached values
+                self._draw(rngs[run], size)
+            return got.astype(np.float64) if got.dtype != np.float64 else got
+        rng = rngs.get(run)
+        if rng is None:  # chunk k of run r is the k-th draw of the run's generator: replay the earlier ones
+            rng = rngs[run] = np.random.default_rng([self.seed, run])
+            for j in range(k):
+                self._draw(rng, self._size(j))
+        xs = self._draw(rng, size)
+        stored = xs.astype(np.uint8) if self._rate is not None else xs
+        if self._cached_bytes + stored.nbytes <= _CACHE_BYTES:
+            self._cache[(run, k)] = stored
+            self._cached_bytes += stored.nbytes
+        return xs
 
-    def ert(self, make: Callable[[], DriftDetector], budget: float) -> tuple[float, int]:
-        """(events / alarms, alarms) over ``budget`` simulated events cut into streams of ``horizon``."""
-        events = alarms = 0
-        stream = 0
-        while events < budget:
-            length = int(min(self.horizon, max(budget - events, 1)))
-            det = make()
-            for xs in self.chunks(stream, length):
-                alarms += int(det.update_many(xs).size)
-            events += length
-            stream += 1
-        return (events / alarms if alarms else math.inf), alarms
+    def _draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        if self._rate is not None:
+            return (rng.random(size) < self._rate).astype(np.float64)
+        return self._reference[rng.integers(0, self._reference.size, size)]
+
+    def _size(self, k: int) -> int:
+        return min(self.first_chunk << k, _MAX_CHUNK)
+
+    def run_lengths(self, make: Callable[[], DriftDetector], n_runs: int, budget: float) -> np.ndarray:
+        """Events until the first alarm of a fresh detector, for runs 0, 1, ... (inf: censored at the
+        horizon); stops early once the runs' exposure exceeds ``budget`` events."""
+        lengths: list[float] = []
+        exposure = 0.0
+        rngs: dict[int, np.random.Generator] = {}
+        for run in range(n_runs):
+            det, seen, k, length = make(), 0, 0, math.inf
+            rngs.clear()  # a generator is only kept while its run is being drawn in order
+            while seen < self.horizon:
+                size = min(self._size(k), self.horizon - seen)
+                xs = self._chunk(run, k, rngs, size)
+                alarms = det.update_many(xs)
+                if alarms.size:
+                    length = float(seen + int(alarms[0]) + 1)
+                    break
+                seen += size
+                k += 1
+            lengths.append(length)
+            exposure += min(length, self.horizon)
+            if exposure > budget:
+                break
+        return np.asarray(lengths)
 
 
-def _check_inputs(reference: Any, ert: float) -> np.ndarray:
+def _ert(lengths: np.ndarray, horizon: int) -> float:
+    alarms = int(np.isfinite(lengths).sum())
+    exposure = float(np.minimum(lengths, horizon).sum())
+    return exposure / alarms if alarms else math.inf
+
+
+def _check_inputs(reference: Any, ert: Any, setting: dict[str, Any], name: str) -> tuple[np.ndarray, float]:
     try:
         ert = float(ert)
     except (TypeError, ValueError):
-        raise ValueError(f"ert must be a number, got {ert!r}") from None
+        raise CalibrationError(f"ert must be a number, got {ert!r}", detector=name, setting=setting) from None
     if not math.isfinite(ert) or ert <= 0:
-        raise ValueError(f"ert must be a positive finite number of events, got {ert!r}")
-    ref = as_float_array(reference)  # InvalidInput (a ValueError) on NaN / inf / not 1-D
+        raise CalibrationError(f"ert must be a positive finite number of events, got {ert!r}",
+                               detector=name, setting=setting)
+    try:
+        ref = as_float_array(reference)
+    except InvalidInput as exc:  # NaN / inf / not 1-D
+        raise CalibrationError(f"bad reference: {exc}", detector=name, setting=setting) from exc
     if ref.size == 0:
-        raise ValueError("reference is empty: calibration needs a window of stationary data")
-    return ref
+        raise CalibrationError("reference is empty: calibration needs a window of stationary data",
+                               detector=name, setting=setting)
+    return ref, ert
 
 
-def _tunable(det: DriftDetector, param: str | Tunable | None) -> Tunable:
+def _tunable(det: DriftDetector, param: str | Tunable | None, setting: dict[str, Any]) -> Tunable:
     name = type(det).__name__
     if isinstance(param, Tunable):
         tunable = param
     elif param is None or (name in TUNABLE and TUNABLE[name].name == param):
         if name not in TUNABLE:
-            raise ValueError(f"no default parameter to tune for {name}; pass param=Tunable(...)")
+            raise CalibrationError(f"no default parameter to tune for {name}", detector=name, setting=setting,
+                                   suggestion="pass param=Tunable(...)")
         tunable = TUNABLE[name]
     else:
-        raise ValueError(
-            f"don't know how {param!r} moves the alarm rate of {name}; pass param=Tunable(...)"
-        )
-    if not hasattr(det, tunable.name):
-        raise ValueError(f"{name} has no parameter {tunable.name!r}")
+        raise CalibrationError(f"don't know how {param!r} moves the alarm rate of {name}", detector=name,
+                               setting=setting, suggestion="pass param=Tunable(...)")
+    for attr in (tunable.name, tunable.high_param, tunable.warm_up, tunable.raises_with):
+        if attr is not None and not hasattr(det, attr):
+            raise CalibrationError(f"{name} has no parameter {attr!r}", detector=name, setting=setting)
     return tunable
 
 
@@ -192,17 +331,20 @@ def calibrate(
     *,
     param: str | Tunable | None = None,
     seed: int = 0,
-    n_runs: int = 200,
+    n_runs: int = 400,
     horizon: int | None = None,
+    reference_check: bool = True,
+    warm_up: bool = True,
 ) -> Calibration:
-    """Choose the threshold of ``detector_factory``'s detector so that false alarms come every ``ert`` events.
+    """Choose the parameters of ``detector_factory``'s detector so that, on data like ``reference``, the run
+    length to a false alarm has mean ``ert`` and a law close to the geometric one (see the module docstring).
 
     Parameters
     ----------
     detector_factory
         Builds a detector from keyword arguments: a detector class, or e.g.
         ``functools.partial(PageHinkley, min_instances=50)``. It is called as
-        ``detector_factory(**{param: value})``.
+        ``detector_factory(**{param: value})`` (plus the warm-up parameter when that is calibrated).
     reference
         A window of stationary data like the stream to watch (for binary detectors: 0/1 errors).
     ert
@@ -212,101 +354,280 @@ def calibrate(
     seed
         Seeds the simulation; the same inputs and seed give the same result.
     n_runs
-        About how many run lengths the final estimate averages (its relative standard error is about
-        ``1 / sqrt(n_runs)``); the simulation costs ``n_runs * ert`` detector updates per candidate.
+        Runs the final estimate is made of (its relative standard error is about ``1 / sqrt(n_runs)``);
+        the simulation costs about ``n_runs * ert`` detector updates per candidate.
     horizon
-        Length of each simulated stream (default ``20 * ert``, at least 1,000); a run still going at the
-        horizon is censored.
+        Longest simulated run (default ``20 * ert``, at least 1,000); a run still going is censored.
+    reference_check
+        Refuse a 0/1 reference too short to pin the ERT (:class:`ReferenceTooShort`).
+    warm_up
+        Calibrate the warm-up too when the detector's own gives a bad law (if it has one).
+
+    Raises
+    ------
+    CalibrationError
+        For every failure (and only this type): see the module docstring.
     """
-    ref = _check_inputs(reference, ert)
-    ert = float(ert)
-    if int(n_runs) < 1:
-        raise ValueError("n_runs must be at least 1")
-    probe = detector_factory()
+    probe_name = getattr(detector_factory, "__name__", None) or type(detector_factory).__name__
+    setting: dict[str, Any] = {"ert": ert}
+    try:
+        probe = detector_factory()
+    except Exception as exc:  # a factory that cannot build its detector at all
+        raise CalibrationError(f"cannot build the detector: {exc}", detector=str(probe_name),
+                               setting=setting) from exc
+    name = type(probe).__name__
+    ref, ert = _check_inputs(reference, ert, setting, name)
+    binary = bool(np.isin(ref, (0.0, 1.0)).all())
+    rate = float(ref.mean()) if binary else None
+    setting.update({"reference_size": int(ref.size), "reference_rate": rate})
+    if int(n_runs) < 10:
+        raise CalibrationError("n_runs must be at least 10", detector=name, setting=setting)
     if isinstance(probe, BinaryDriftDetector) and ((ref < 0) | (ref > 1)).any():
-        raise InvalidInput(f"{type(probe).__name__} is a binary detector: the reference must lie in [0, 1]")
-    tunable = _tunable(probe, param)
+        raise CalibrationError(f"{name} is a binary detector: the reference must lie in [0, 1]",
+                               detector=name, setting=setting)
+    tunable = _tunable(probe, param, setting)
     horizon = int(horizon) if horizon is not None else max(int(20 * ert), 1_000)
     if horizon < 1:
-        raise ValueError("horizon must be at least 1")
-    sim = _Simulator(ref, int(seed), horizon)
-    sign = 1.0 if tunable.more_alarms_when == "smaller" else -1.0  # ERT grows with sign * log(value)
+        raise CalibrationError("horizon must be at least 1", detector=name, setting=setting)
+    first_chunk = int(min(max(256, ert / 8), _MAX_CHUNK))
+    sim = _Simulator(ref, int(seed), horizon, first_chunk, rate)
+    search = _Search(detector_factory, tunable, probe, sim, ert, int(n_runs), name, setting)
 
-    def f(u: float, budget: float) -> float:
-        """log(ERT / target) at log-value ``u``: increasing in ``sign * u``."""
-        value = math.exp(u)
-        est, alarms = sim.ert(lambda: detector_factory(**{tunable.name: value}), budget)
-        if not alarms:  # fewer than one alarm in the budget: ERT is at least the budget
-            est = 2.0 * budget
-        return math.log(est / ert)
-
-    lo, hi = math.log(tunable.low), math.log(tunable.high)
-    # work in t = sign * u so that f increases with t
-    t_lo, t_hi = sorted((sign * lo, sign * hi))
-    coarse = max(n_runs / 10.0, 20.0) * ert
-    full = float(n_runs) * ert
-
-    # 1. bracket the target on the coarse budget
-    f_lo, f_hi = f(sign * t_lo, coarse), f(sign * t_hi, coarse)
-    if f_lo > 0:
-        raise ValueError(
-            f"{type(probe).__name__}: even {tunable.name}={math.exp(sign * t_lo):.3g} gives false alarms "
-            f"less often than every {ert:g} events on this reference (estimated ERT "
-            f"{ert * math.exp(f_lo):.3g}); ask for a larger ert"
-        )
-    if f_hi < 0:
-        raise ValueError(
-            f"{type(probe).__name__}: even {tunable.name}={math.exp(sign * t_hi):.3g} gives false alarms "
-            f"more often than every {ert:g} events on this reference (estimated ERT "
-            f"{ert * math.exp(f_hi):.3g}); ask for a smaller ert"
-        )
-    # 2. bisection on the coarse budget, to a bracket 0.02 wide in log(value)
-    while t_hi - t_lo > 0.02:
-        mid = 0.5 * (t_lo + t_hi)
-        if f(sign * mid, coarse) < 0:
-            t_lo = mid
-        else:
-            t_hi = mid
-
-    # 3. full budget: re-check the bracket (widen it if the coarse estimate was off), then Illinois steps
-    width = max(t_hi - t_lo, 0.05)
-    t_lo, t_hi = t_lo - width, t_hi + width
-    bounds = sorted((sign * lo, sign * hi))
-    f_lo, f_hi = f(sign * t_lo, full), f(sign * t_hi, full)
-    while f_lo > 0 and t_lo > bounds[0]:
-        t_lo = max(t_lo - 4 * width, bounds[0])
-        f_lo = f(sign * t_lo, full)
-    while f_hi < 0 and t_hi < bounds[1]:
-        t_hi = min(t_hi + 4 * width, bounds[1])
-        f_hi = f(sign * t_hi, full)
-    evaluated = [(abs(f_lo), t_lo, f_lo), (abs(f_hi), t_hi, f_hi)]
-    tolerance = 0.25 / math.sqrt(n_runs)  # well inside the statistical error of one estimate
-    side = 0
-    for _ in range(8):
-        if min(evaluated)[0] < tolerance or t_hi - t_lo < 1e-9 or not (f_lo <= 0 <= f_hi):
+    warm_ups: list[int | None] = [None]
+    if warm_up and tunable.warm_up is not None:
+        own = int(getattr(probe, tunable.warm_up))
+        per_event = 1.0 if tunable.warm_up_counts == "events" else (rate if rate is not None else 1.0)
+        warm_ups += sorted({w for w in (int(math.ceil(f * ert * per_event)) for f in WARM_UP_FRACTIONS)
+                            if w > own})
+    failures = []
+    for w in warm_ups:
+        try:
+            found = search.run(w)
+        except ReferenceTooShort:
+            raise
+        except CalibrationError as exc:
+            if w is None and len(warm_ups) == 1:
+                raise
+            failures.append(f"{tunable.warm_up}={w if w is not None else 'default'}: {exc}")
+            continue
+        verdict = _law_verdict(found, ert)
+        if verdict is None:
             break
-        t = t_hi - f_hi * (t_hi - t_lo) / (f_hi - f_lo) if f_hi != f_lo else 0.5 * (t_lo + t_hi)
-        t = min(max(t, t_lo + 1e-3 * (t_hi - t_lo)), t_hi - 1e-3 * (t_hi - t_lo))
-        ft = f(sign * t, full)
-        evaluated.append((abs(ft), t, ft))
-        if ft < 0:
-            t_lo, f_lo = t, ft
-            if side == -1:
-                f_hi /= 2.0  # Illinois: keep the stale end from stalling the secant
-            side = -1
-        else:
-            t_hi, f_hi = t, ft
-            if side == 1:
-                f_lo /= 2.0
-            side = 1
-    _, t_best, f_best = min(evaluated)
-    return Calibration(
-        detector=type(probe).__name__,
-        param=tunable.name,
-        value=float(math.exp(sign * t_best)),
-        target_ert=ert,
-        estimated_ert=float(ert * math.exp(f_best)),
-        n_runs=int(n_runs),
-        seed=int(seed),
-        factory=detector_factory,
-    )
+        failures.append(f"{tunable.warm_up}={w if w is not None else 'default'}: {verdict}")
+    else:
+        raise CalibrationError(
+            f"{name} cannot reach a false-alarm law with mean {ert:g} events (median >= {MIN_MEDIAN:g}, "
+            f"10th percentile >= {MIN_P10:g} of it) on this reference (size {ref.size}"
+            + (f", error rate {rate:.4g}" if rate is not None else "") + "): " + "; ".join(failures),
+            detector=name, setting=setting, suggestion=_INSTEAD.get(ALIAS.get(name, name), None))
+    cal = Calibration(
+        detector=name, param=tunable.name, value=found.value, target_ert=ert, estimated_ert=found.ert,
+        n_runs=int(n_runs), seed=int(seed), median_run=found.median, p10_run=found.p10,
+        warm_up=None if found.warm_up is None else (tunable.warm_up, found.warm_up),
+        reference_size=int(ref.size), reference_rate=rate,
+        extra=tuple((k, v) for k, v in search.kwargs(found.t, found.warm_up).items() if k != tunable.name),
+        factory=detector_factory, horizon=horizon,
+        tunable=tunable)
+    if reference_check and rate is not None:
+        _check_reference(cal, ref, sim, search)
+    return cal
+
+
+ALIAS = {"HDDM_A": "HDDMA", "HDDM_W": "HDDMW"}
+
+
+@dataclass
+class _Found:
+    value: float
+    warm_up: int | None
+    ert: float
+    median: float
+    p10: float
+    t: float
+
+
+def _law_verdict(found: _Found, ert: float) -> str | None:
+    """None if the law is acceptable, else what is wrong with it."""
+    problems = []
+    ratio = found.ert / ert
+    if not 1 / MEAN_TOLERANCE <= ratio <= MEAN_TOLERANCE:
+        problems.append(f"closest attainable mean {ratio:.2f}x the target")
+    if found.median < MIN_MEDIAN * ert:
+        problems.append(f"median run {found.median / ert:.3f}x")
+    if found.p10 < MIN_P10 * ert:
+        problems.append(f"10th percentile {found.p10 / ert:.3f}x")
+    return ", ".join(problems) or None
+
+
+class _Search:
+    """Finds the value of one parameter (at a given warm-up) whose simulated ERT is the target."""
+
+    def __init__(self, factory, tunable: Tunable, probe: DriftDetector, sim: _Simulator, ert: float,
+                 n_runs: int, name: str, setting: dict[str, Any]) -> None:
+        self.factory, self.tunable, self.sim, self.ert, self.n_runs = factory, tunable, sim, ert, n_runs
+        self.name, self.setting = name, setting
+        self.sign = 1.0 if tunable.more_alarms_when == "smaller" else -1.0  # ERT grows with sign * log(v)
+        high = tunable.high
+        if tunable.high_param is not None:
+            high = min(high, float(getattr(probe, tunable.high_param)))
+        if not tunable.low < high:
+            raise CalibrationError(
+                f"{name}: {tunable.name} must stay within [{tunable.low:g}, {high:g}], an empty range",
+                detector=name, setting=setting)
+        self.low, self.high = tunable.low, high
+        self.fixed_above = float(getattr(probe, tunable.raises_with)) if tunable.raises_with else math.nan
+        lo, hi = math.log(self.low), math.log(high)
+        self.t_min, self.t_max = sorted((self.sign * lo, self.sign * hi))
+        self.coarse_runs = max(n_runs // 5, 40)
+
+    def value(self, t: float) -> float:
+        return min(max(math.exp(self.sign * t), self.low), self.high)  # never outside the valid range
+
+    def kwargs(self, t: float, warm_up: int | None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {self.tunable.name: self.value(t)}
+        if self.tunable.raises_with is not None:
+            kwargs[self.tunable.raises_with] = max(self.fixed_above, kwargs[self.tunable.name])
+        if warm_up is not None:
+            kwargs[self.tunable.warm_up] = warm_up  # type: ignore[index]
+        return kwargs
+
+    def make(self, t: float, warm_up: int | None) -> Callable[[], DriftDetector]:
+        kwargs = self.kwargs(t, warm_up)
+        try:
+            self.factory(**kwargs)
+        except Exception as exc:  # a constructor that refuses a value inside our bounds: a bug in TUNABLE
+            raise CalibrationError(f"{self.name} refused {kwargs}: {exc}", detector=self.name,
+                                   setting=self.setting) from exc
+        return lambda: self.factory(**kwargs)
+
+    def f(self, t: float, warm_up: int | None, runs: int) -> tuple[float, np.ndarray]:
+        """log(ERT / target) at ``t`` (increasing in t), and the run lengths."""
+        lengths = self.sim.run_lengths(self.make(t, warm_up), runs, budget=3.0 * runs * self.ert)
+        est = _ert(lengths, self.sim.horizon)
+        if not math.isfinite(est):  # no alarm at all: the ERT is at least the exposure
+            est = 2.0 * float(np.minimum(lengths, self.sim.horizon).sum())
+        return math.log(est / self.ert), lengths
+
+    def run(self, warm_up: int | None) -> _Found:
+        t_lo, t_hi = self.t_min, self.t_max
+        coarse = self.coarse_runs
+        f_lo, _ = self.f(t_lo, warm_up, coarse)
+        what = f"{self.tunable.name} in [{self.low:.3g}, {self.high:.3g}]"
+        wu = "" if warm_up is None else f" with {self.tunable.warm_up}={warm_up}"
+        if f_lo > 0:
+            raise CalibrationError(
+                f"{self.name}: every {what}{wu} gives false alarms less often than every {self.ert:g} "
+                f"events on this reference (at best every {self.ert * math.exp(f_lo):.3g})",
+                detector=self.name, setting=self.setting, suggestion="ask for a larger ert")
+        f_hi, _ = self.f(t_hi, warm_up, coarse)
+        if f_hi < 0:
+            raise CalibrationError(
+                f"{self.name}: every {what}{wu} gives false alarms more often than every {self.ert:g} "
+                f"events on this reference (at best every {self.ert * math.exp(f_hi):.3g})",
+                detector=self.name, setting=self.setting,
+                suggestion="ask for a smaller ert" + (f", or {_INSTEAD[ALIAS.get(self.name, self.name)]}"
+                                                      if ALIAS.get(self.name, self.name) in _INSTEAD else ""))
+        # 1. bisection with a fifth of the runs, to a bracket 0.02 wide in log(value)
+        while t_hi - t_lo > 0.02:
+            mid = 0.5 * (t_lo + t_hi)
+            if self.f(mid, warm_up, coarse)[0] < 0:
+                t_lo = mid
+            else:
+                t_hi = mid
+        # 2. all runs: re-check the bracket (widen it inside the bounds if the coarse estimate was off)
+        width = max(t_hi - t_lo, 0.05)
+        t_lo, t_hi = max(t_lo - width, self.t_min), min(t_hi + width, self.t_max)
+        (f_lo, l_lo), (f_hi, l_hi) = self.f(t_lo, warm_up, self.n_runs), self.f(t_hi, warm_up, self.n_runs)
+        while f_lo > 0 and t_lo > self.t_min:
+            t_lo = max(t_lo - 4 * width, self.t_min)
+            f_lo, l_lo = self.f(t_lo, warm_up, self.n_runs)
+        while f_hi < 0 and t_hi < self.t_max:
+            t_hi = min(t_hi + 4 * width, self.t_max)
+            f_hi, l_hi = self.f(t_hi, warm_up, self.n_runs)
+        evaluated = [(abs(f_lo), t_lo, f_lo, l_lo), (abs(f_hi), t_hi, f_hi, l_hi)]
+        tolerance = 0.25 / math.sqrt(self.n_runs)  # well inside the statistical error of one estimate
+        side = 0
+        # 3. Illinois steps on log(ERT / target)
+        for _ in range(8):
+            if min(e[:3] for e in evaluated)[0] < tolerance or t_hi - t_lo < 1e-9 or not (f_lo <= 0 <= f_hi):
+                break
+            t = t_hi - f_hi * (t_hi - t_lo) / (f_hi - f_lo) if f_hi != f_lo else 0.5 * (t_lo + t_hi)
+            t = min(max(t, t_lo + 1e-3 * (t_hi - t_lo)), t_hi - 1e-3 * (t_hi - t_lo))
+            ft, lt = self.f(t, warm_up, self.n_runs)
+            evaluated.append((abs(ft), t, ft, lt))
+            if ft < 0:
+                t_lo, f_lo = t, ft
+                if side == -1:
+                    f_hi /= 2.0  # Illinois: keep the stale end from stalling the secant
+                side = -1
+            else:
+                t_hi, f_hi = t, ft
+                if side == 1:
+                    f_lo /= 2.0
+                side = 1
+        _, t_best, f_best, lengths = min(evaluated, key=lambda e: e[:2])
+        return _Found(self.value(t_best), warm_up, float(self.ert * math.exp(f_best)),
+                      _quantile(lengths, 0.5), _quantile(lengths, 0.1), t_best)
+
+
+def _quantile(lengths: np.ndarray, q: float) -> float:
+    """Quantile of run lengths with censored (infinite) ones: no interpolation, so never inf - inf."""
+    return float(np.quantile(lengths, q, method="inverted_cdf"))
+
+
+def _check_reference(cal: Calibration, ref: np.ndarray, sim: _Simulator, search: _Search) -> None:
+    """Raise :class:`ReferenceTooShort` if the ERT moves by more than :data:`REFERENCE_TOLERANCE` over
+    the 90% interval of the reference's error rate.
+
+    The ERT's elasticity to the rate, ``d log ERT / d log p``, is measured at the calibrated values on the
+    same runs with the rate moved by at least 25% either way (a smaller move would drown in the noise of
+    the estimates); the ERT's error over the interval is then ``|elasticity| * half-width``."""
+    n, p = ref.size, float(cal.reference_rate)  # type: ignore[arg-type]
+    if p <= 0.0 or p >= 1.0:
+        raise ReferenceTooShort(
+            f"{cal.detector}: the reference of {n} events has an error rate of {p:g}; its rate is unknown",
+            detector=cal.detector, setting=search.setting, needed_reference=2 * n)
+    rel = _Z90 * math.sqrt((1 - p) / (n * p))
+    h = min(max(rel, 0.25), 0.9, 0.9 * (1 - p) / p)
+    t = math.log(cal.value) * search.sign
+    w = None if cal.warm_up is None else cal.warm_up[1]
+    f_up, _ = _shifted(sim, p * (1 + h)).f_at(search, t, w, search.n_runs)
+    f_down, _ = _shifted(sim, p * (1 - h)).f_at(search, t, w, search.n_runs)
+    elasticity = (f_up - f_down) / (math.log1p(h) - math.log1p(-h))
+    worst = abs(elasticity) * math.log1p(rel) if rel < 1 else math.inf
+    if worst > math.log(REFERENCE_TOLERANCE):
+        factor = (worst / math.log(REFERENCE_TOLERANCE)) ** 2 if math.isfinite(worst) else 4.0
+        needed = int(math.ceil(n * max(factor, 1.5)))
+        raise ReferenceTooShort(
+            f"{cal.detector}: a reference of {n} events estimates the error rate {p:.4g} within "
+            f"+-{100 * rel:.0f}% (90%), which moves the calibrated ERT by a factor of up to "
+            f"{math.exp(worst):.2f}", detector=cal.detector, setting=search.setting, needed_reference=needed)
+
+
+class _shifted:
+    """The simulator's runs with another error rate (same seeds: the same uniforms thresholded elsewhere)."""
+
+    def __init__(self, sim: _Simulator, rate: float) -> None:
+        self.sim = _Simulator(sim._reference, sim.seed, sim.horizon, sim.first_chunk, rate)
+
+    def f_at(self, search: _Search, t: float, warm_up: int | None, runs: int) -> tuple[float, np.ndarray]:
+        lengths = self.sim.run_lengths(search.make(t, warm_up), runs, budget=3.0 * runs * search.ert)
+        est = _ert(lengths, self.sim.horizon)
+        if not math.isfinite(est):
+            est = 2.0 * float(np.minimum(lengths, self.sim.horizon).sum())
+        return math.log(est / search.ert), lengths
+
+
+def recalibrate(calibration: Calibration, reference: Any, **overrides: Any) -> Calibration:
+    """Calibrate again after a confirmed change, on a reference from the new concept (e.g. the errors
+    since the alarm), with the same factory, target, seed, runs, parameter and horizon as ``calibration``.
+    A detector that alarmed has reset, so the new values take effect from the detector built by ``new()``
+    on the result; ``overrides`` are passed to :func:`calibrate` (e.g. ``ert=...``)."""
+    if calibration.factory is None:
+        raise CalibrationError("this Calibration was built without a detector factory",
+                               detector=calibration.detector, setting={"ert": calibration.target_ert})
+    kwargs: dict[str, Any] = {"param": calibration.tunable or calibration.param, "seed": calibration.seed,
+                              "n_runs": calibration.n_runs, "horizon": calibration.horizon}
+    kwargs.update(overrides)
+    ert = kwargs.pop("ert", calibration.target_ert)
+    return calibrate(calibration.factory, reference, ert, **kwargs)

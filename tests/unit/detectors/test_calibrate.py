@@ -12,9 +12,8 @@ import sys
 import numpy as np
 import pytest
 
-from detectors import InvalidInput
 from detectors import calibrate as calibrate_module
-from detectors.calibrate import Calibration, Tunable, calibrate
+from detectors.calibrate import Calibration, CalibrationError, Tunable, calibrate
 from detectors.hddm_w import HDDM_W
 from detectors.page_hinkley import PageHinkley
 
@@ -88,8 +87,8 @@ def test_larger_ert_gives_a_stricter_threshold():
     high = calibrate(PageHinkley, ref, 3_000, seed=1, n_runs=100)
     assert high.value > low.value
     errors = np.random.default_rng(3).permutation(np.arange(2_000) < 300).astype(float)
-    low_w = calibrate(HDDM_W, errors, 300, seed=1, n_runs=100)
-    high_w = calibrate(HDDM_W, errors, 3_000, seed=1, n_runs=100)
+    low_w = calibrate(HDDM_W, errors, 300, seed=1, n_runs=100, reference_check=False)
+    high_w = calibrate(HDDM_W, errors, 3_000, seed=1, n_runs=100, reference_check=False)
     assert high_w.value < low_w.value  # a significance level: smaller is stricter
 
 
@@ -104,35 +103,35 @@ def test_same_seed_same_value_and_other_seed_other_simulation():
 
 @pytest.mark.parametrize("ert", [0, -5, float("nan"), float("inf"), "many"])
 def test_bad_ert(ert):
-    with pytest.raises(ValueError, match="ert"):
+    with pytest.raises(CalibrationError, match="ert"):
         calibrate(PageHinkley, np.zeros(10), ert)
 
 
 def test_bad_reference():
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(CalibrationError, match="empty"):
         calibrate(PageHinkley, [], 1_000)
-    with pytest.raises(InvalidInput, match="non-finite"):
+    with pytest.raises(CalibrationError, match="non-finite"):
         calibrate(PageHinkley, [0.1, float("nan"), 0.3], 1_000)
-    with pytest.raises(InvalidInput, match="1-D"):
+    with pytest.raises(CalibrationError, match="1-D"):
         calibrate(PageHinkley, np.zeros((3, 3)), 1_000)
-    with pytest.raises(InvalidInput, match=r"\[0, 1\]"):
+    with pytest.raises(CalibrationError, match=r"\[0, 1\]"):
         calibrate(HDDM_W, [0.0, 2.0, 1.0], 1_000)
 
 
 def test_bad_param_and_unreachable_target():
     ref = np.random.default_rng(0).standard_normal(1_000)
-    with pytest.raises(ValueError, match="Tunable"):
+    with pytest.raises(CalibrationError, match="Tunable"):
         calibrate(PageHinkley, ref, 1_000, param="delta")
-    with pytest.raises(ValueError, match="n_runs"):
+    with pytest.raises(CalibrationError, match="n_runs"):
         calibrate(PageHinkley, ref, 1_000, n_runs=0)
     with pytest.raises(ValueError):
         Tunable("threshold", "up", 1.0, 2.0)
     # threshold confined to [1e3, 1e4] never alarms within a few hundred events on N(0, 1)
-    with pytest.raises(ValueError, match="larger ert"):
+    with pytest.raises(CalibrationError, match="larger ert"):
         calibrate(PageHinkley, ref, 200, param=Tunable("threshold", "smaller", 1e3, 1e4), n_runs=20)
     # an error-free reference: no threshold makes HDDM_W alarm
-    with pytest.raises(ValueError, match="larger ert"):
-        calibrate(HDDM_W, np.zeros(500), 1_000, n_runs=20)
+    with pytest.raises(CalibrationError, match="larger ert"):
+        calibrate(HDDM_W, np.zeros(500), 1_000, n_runs=20, reference_check=False)
 
 
 def test_explicit_tunable_is_used():
