@@ -26,6 +26,7 @@ from stream.tools import workload_producer
 from stream.config import AppConfig, MetricsConfig, env_overrides, load_config
 from stream.metrics import Metrics
 from stream.tools.workload import Workload, events, produce
+from tests.fakes import FakeBroker, FakeProducer
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
@@ -507,22 +508,6 @@ def test_dashboard_uses_the_provisioned_datasource() -> None:
 
 
 # -- stream/workload_producer.py --------------------------------------------------------------------
-class FakeProducer:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes]] = []
-        self.flushed = False
-
-    def produce(self, topic: str, key: Any = None, value: Any = None, timestamp: int = 0) -> None:
-        self.sent.append((topic, key))
-
-    def poll(self, timeout: float = 0) -> int:
-        return 0
-
-    def flush(self, timeout: float = -1) -> int:
-        self.flushed = True
-        return 0
-
-
 def test_paced_producer_keeps_the_rate_of_the_paced_topic_only() -> None:
     now = [0.0]
     slept: list[float] = []
@@ -531,13 +516,13 @@ def test_paced_producer_keeps_the_rate_of_the_paced_topic_only() -> None:
         slept.append(s)
         now[0] += s
 
-    inner = FakeProducer()
+    inner = FakeProducer(FakeBroker())
     p = workload_producer.PacedProducer(inner, "inference", rate=10.0, clock=lambda: now[0], sleep=sleep)
     for i in range(5):
         p.produce("inference", key=f"e-{i}", value=b"{}")
         p.produce("labels", key=f"e-{i}", value=b"{}")
     assert now[0] == pytest.approx(0.4)  # 5 messages at 10/s: the 5th leaves at t = 0.4 s
-    assert len(inner.sent) == 10
+    assert inner.produced == 10
 
 
 def test_workload_producer_produces_the_whole_workload() -> None:
@@ -545,11 +530,12 @@ def test_workload_producer_produces_the_whole_workload() -> None:
     w = workload_producer.build_workload(args, now=1_800_000_000.0)
     assert isinstance(w, Workload) and w.change_points == (100, 200) and w.t0 == 1_800_000_000.0
     assert w.spacing == pytest.approx(0.001)
-    inner = FakeProducer()
+    broker = FakeBroker()
+    inner = FakeProducer(broker)
     p = workload_producer.PacedProducer(inner, "inference", rate=1e9)
     n = produce(p, w, inference_topic="inference", labels_topic="labels")
-    assert n == len(list(events(w))) == len(inner.sent) and inner.flushed
-    assert sum(1 for t, _ in inner.sent if t == "inference") == 300
+    assert n == len(list(events(w))) == inner.delivered and inner.flushes and len(inner) == 0
+    assert len(broker.messages("inference")) == 300
     # a second run uses new ids, so it is never mistaken for a replay
     w2 = workload_producer.build_workload(args, now=1_800_000_001.0)
     assert next(events(w2))[2]["id"] != next(events(w))[2]["id"]

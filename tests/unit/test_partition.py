@@ -11,18 +11,7 @@ from stream.config import load_config
 from stream.events import Record
 from stream.metrics import Metrics
 from stream.partition import PartitionProcessor
-
-
-class MemoryPublisher:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict]] = []
-
-    def send(self, topic, key, event):
-        self.sent.append((topic, orjson.loads(orjson.dumps(event))))
-
-    def dead_letter(self, topic, record, reason, detail):
-        self.sent.append((topic, {"type": "dead-letter", "reason": reason, "offset": record.offset,
-                                  "source_topic": record.topic}))
+from tests.fakes import MemoryPublisher
 
 
 def _proc():
