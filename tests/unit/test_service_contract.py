@@ -139,14 +139,14 @@ class RecordingStore:
 class Instance:
     """One Service with its recorded clients and its own metrics registry."""
 
-    def __init__(self, backend: Any) -> None:
+    def __init__(self, backend: Any, control_consumer: Any = None) -> None:
         self.log = Log()
         self.registry = CollectorRegistry()
         self.consumer = RecordingConsumer(backend.consumer(), self.log)
         self.producer = RecordingProducer(backend.producer(), self.log)
         self.store = RecordingStore(backend.store(), self.log, self.producer)
         self.service = Service(backend.cfg, self.consumer, self.producer, self.store, Metrics(self.registry),
-                               control_consumer=None)
+                               control_consumer=control_consumer)
 
     def processed(self) -> float:
         """Input messages handled (processed or dead-lettered), from the service's metrics."""
@@ -481,3 +481,27 @@ def test_fake_redis_runs_the_checkpoint_stores_fencing_script():
     with pytest.raises(Fenced):
         a.save(0, epoch, b"{}", {"t": 2})
     assert a.load(0).offsets == {"t": 1}
+
+
+def test_fake_control_consumer_carries_an_on_demand_retrain_command():
+    # the control topic path of the Service on the fakes: list_topics, assign at the end, consume
+    backend = FakeBackend()
+    t = backend.cfg.topics
+    backend.broker.create_topic(t.control, 1)
+    control = fakes.FakeConsumer(backend.broker, {"group.id": "contract-control"})
+    n = produce_events(backend, 0, 10)
+    a = Instance(backend, control_consumer=control)
+    state = {"sent": False}
+
+    def done() -> bool:
+        if not state["sent"] and a.processed() >= n:
+            backend.broker.append(t.control, 0, None, orjson.dumps({"command": "retrain", "model": "m"}))
+            produce_events(backend, 10, 2)
+            state["sent"] = True
+        return state["sent"] and a.processed() >= n + 4 * PARTITIONS
+
+    assert a.run_until(done, backend.timeout) == 0
+    retrains = backend.outputs(t.retrain_events)
+    assert sorted(e["partition"] for e in retrains) == list(range(PARTITIONS))
+    assert all(e["reasons"] == ["on_demand"] for e in retrains), retrains
+    assert control.closed
