@@ -33,10 +33,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from detectors import detector_class  # noqa: E402
+from detectors import DETECTORS as REGISTERED, detector_class  # noqa: E402
 from detectors.calibrate import TUNABLE, CalibrationError, calibrate  # noqa: E402
 
-DETECTORS = ("PageHinkley", "ADWIN", "KSWIN", "DDM", "EDDM", "HDDMA", "HDDMW", "FHDDM")
+DETECTORS = tuple(REGISTERED)
 RATES = (0.02, 0.05, 0.2, 0.5)
 ERTS = (1_000, 5_000, 20_000, 100_000)
 QUICK_RATES = (0.05, 0.2)
@@ -154,7 +154,7 @@ def print_rows(rows: list[dict], markdown: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help=f"rates {QUICK_RATES}, N {QUICK_ERTS}, 100 runs")
-    ap.add_argument("--runs", type=int, default=None, help="runs per setting (default 250; 100 with --quick)")
+    ap.add_argument("--runs", type=int, default=None, help="measured runs per setting (default 500; 100 with --quick)")
     ap.add_argument("--detectors", default=",".join(DETECTORS))
     ap.add_argument("--rates", default=None, help="comma-separated error rates")
     ap.add_argument("--erts", default=None, help="comma-separated requested mean runs N")
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         rates = tuple(float(x) for x in args.rates.split(","))
     if args.erts:
         erts = tuple(int(x) for x in args.erts.split(","))
-    n_runs = args.runs or (100 if args.quick else 250)
+    n_runs = args.runs or (100 if args.quick else 500)
     names = [d for d in args.detectors.split(",") if d]
     unknown = [d for d in names if d not in TUNABLE]
     if unknown:

@@ -34,16 +34,17 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
-# name -> (our module, River class path, constructor params shared by both, binary?)
+from detectors.registry import DETECTORS as REGISTERED, is_binary  # noqa: E402
+
+#: constructor params given to both ours and River's, where the defaults will not do
+_SHARED_PARAMS: dict[str, dict[str, Any]] = {"KSWIN": {"seed": 42}}
+
+# name -> (our module, River class path, constructor params shared by both, binary?), for every detector of
+# the registry; River's class has the same name, under river.drift.binary for the binary ones
 DETECTORS: dict[str, tuple[str, str, dict[str, Any], bool]] = {
-    "ADWIN": ("detectors.adwin", "river.drift.ADWIN", {}, False),
-    "PageHinkley": ("detectors.page_hinkley", "river.drift.PageHinkley", {}, False),
-    "KSWIN": ("detectors.kswin", "river.drift.KSWIN", {"seed": 42}, False),
-    "DDM": ("detectors.ddm", "river.drift.binary.DDM", {}, True),
-    "EDDM": ("detectors.eddm", "river.drift.binary.EDDM", {}, True),
-    "HDDM_A": ("detectors.hddm_a", "river.drift.binary.HDDMA", {}, True),
-    "HDDM_W": ("detectors.hddm_w", "river.drift.binary.HDDMW", {}, True),
-    "FHDDM": ("detectors.fhddm", "river.drift.binary.FHDDM", {}, True),
+    name: (cls.__module__, f"river.drift.{'binary.' if is_binary(cls) else ''}{name}",
+           _SHARED_PARAMS.get(name, {}), is_binary(cls))
+    for name, cls in REGISTERED.items()
 }
 SMALL_BATCH = 1_000
 LARGE_BATCH = 100_000

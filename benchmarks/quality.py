@@ -68,16 +68,19 @@ if str(_ROOT) not in sys.path:
 
 from benchmarks.quality_streams import STREAMS, LabelledStream, tolerance  # noqa: E402
 
-# name -> (River class path, constructor params shared by both, binary?, reads 1 - error?)
+from detectors.registry import DETECTORS as REGISTERED, is_binary  # noqa: E402
+
+#: constructor params given to both ours and River's, where the defaults will not do
+_SHARED_PARAMS: dict[str, dict[str, Any]] = {"KSWIN": {"seed": 42}}
+#: detectors that count correct predictions, so read 1 - error
+_READS_CORRECT = frozenset({"FHDDM"})
+
+# name -> (River class path, constructor params shared by both, binary?, reads 1 - error?), for every detector
+# of the registry; River's class has the same name, under river.drift.binary for the binary ones
 DETECTORS: dict[str, tuple[str, dict[str, Any], bool, bool]] = {
-    "ADWIN": ("river.drift.ADWIN", {}, False, False),
-    "PageHinkley": ("river.drift.PageHinkley", {}, False, False),
-    "KSWIN": ("river.drift.KSWIN", {"seed": 42}, False, False),
-    "DDM": ("river.drift.binary.DDM", {}, True, False),
-    "EDDM": ("river.drift.binary.EDDM", {}, True, False),
-    "HDDM_A": ("river.drift.binary.HDDMA", {}, True, False),
-    "HDDM_W": ("river.drift.binary.HDDMW", {}, True, False),
-    "FHDDM": ("river.drift.binary.FHDDM", {}, True, True),
+    name: (f"river.drift.{'binary.' if is_binary(cls) else ''}{name}", _SHARED_PARAMS.get(name, {}),
+           is_binary(cls), name in _READS_CORRECT)
+    for name, cls in REGISTERED.items()
 }
 #: detectors left out of ``--calibrated``: one KS test per event makes calibrating them take minutes
 NOT_CALIBRATED = frozenset({"KSWIN"})
