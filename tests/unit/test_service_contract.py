@@ -505,3 +505,26 @@ def test_fake_control_consumer_carries_an_on_demand_retrain_command():
     assert sorted(e["partition"] for e in retrains) == list(range(PARTITIONS))
     assert all(e["reasons"] == ["on_demand"] for e in retrains), retrains
     assert control.closed
+
+
+def test_a_fatal_consumer_error_stops_the_service_without_a_checkpoint():
+    from confluent_kafka import KafkaError
+
+    backend = FakeBackend()
+    n = produce_events(backend, 0, 10)
+    a = Instance(backend)
+
+    def inject() -> None:
+        if a.processed() >= n and not a.consumer.inner.errors:
+            a.consumer.inner.errors.append(KafkaError(KafkaError._FENCED, "fenced by the broker", fatal=True))
+            a.consumer.after_consume = None
+
+    a.consumer.after_consume = inject
+    try:
+        assert a.service.run(max_seconds=backend.timeout) == 1
+    finally:
+        gc.unfreeze()
+    assert a.processed() >= n and a.consumer.inner.closed
+    # neither the stop nor the revoke of the closing consumer writes a checkpoint
+    assert a.log.kinds("on_revoke") and not a.log.kinds("save") and not a.log.kinds("commit")
+    assert all(b"state" not in backend.store().read_raw(p) for p in range(PARTITIONS))
