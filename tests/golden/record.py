@@ -21,6 +21,12 @@ Record (from a checkout of the code to record, e.g. a git worktree of the commit
     cd /tmp/base && PYTHONPATH=/tmp/base /work/main/.venv/bin/python /work/main/tests/golden/record.py --write
 
 Without ``--write`` it runs the workload, prints counts per output type and compares with the recording.
+Re-record from the working tree (``.venv/bin/python tests/golden/record.py --write``) only for an intended
+change of behaviour, and say in the commit which outputs changed and why.
+
+Why the clock steps are all 0.25 s: with 1/64 s per busy fetch, the no-data event of one partition had
+``silent_seconds`` 20.1 after the crash/restart and 20.0 without it, under the same id (that field is
+wall-clock time, so a real replay can also change it; see the report on issue 16).
 """
 
 from __future__ import annotations
