@@ -27,7 +27,7 @@ from stream.formats import input_format
 from stream.metrics import Metrics
 from stream.outputs import offset_reset_event
 from stream.partition import PartitionProcessor
-from stream.publish import Publisher
+from stream.publish import OutputLimits, Publisher
 
 log = logging.getLogger("driftstream")
 
@@ -49,13 +49,16 @@ class Service:
     """Runs until :meth:`stop` (SIGTERM/SIGINT) or a fatal error; ``run`` returns the exit code."""
 
     def __init__(self, cfg: AppConfig, consumer: Any, producer: Any, store: CheckpointStore, metrics: Metrics,
-                 clock: Callable[[], float] = time.monotonic, control_consumer: Any = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, control_consumer: Any = None,
+                 limits: OutputLimits | None = None) -> None:
         self.cfg = cfg
         self.consumer = consumer
         self.control = ControlReader(control_consumer, cfg.topics.control,
                                      input_format(cfg.processing.input_format, cfg.processing.max_message_bytes),
                                      self._control_dead_letter)
-        self.publisher = Publisher(producer, on_produced=metrics.output)
+        # an output refused for its content (too large) becomes a notice on the dead-letter topic, not a stop
+        self.publisher = Publisher(producer, on_produced=metrics.output, limits=limits,
+                                   dead_letter_topic=cfg.topics.dead_letter, on_rejected=metrics.output_rejected)
         self.store = store
         self.metrics = metrics
         self.clock = clock
@@ -383,6 +386,9 @@ def build_service(cfg: AppConfig, metrics: Metrics, redis_client: Any | None = N
         key = b"driftstream-demo-key"
     store = CheckpointStore(redis_client, cfg.state.key_prefix, cfg.processing.group_id, key)
     consumer = Consumer(consumer_config(cfg))
-    producer = Producer(producer_config(cfg))
+    from stream.topics import admin_client, output_limits
+
+    limits = output_limits(admin_client(cfg), cfg)  # what the producer and each output topic accept
+    producer = Producer({**producer_config(cfg), **limits.producer_settings()})
     control = Consumer({**consumer_config(cfg), "group.id": f"{cfg.processing.group_id}-control"})
-    return Service(cfg, consumer, producer, store, metrics, control_consumer=control)
+    return Service(cfg, consumer, producer, store, metrics, control_consumer=control, limits=limits)

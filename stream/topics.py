@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from confluent_kafka.admin import AdminClient, NewTopic
+import logging
 
-from stream.clients import admin_config
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from stream.clients import admin_config, producer_config
 from stream.config import AppConfig
+from stream.publish import PRODUCER_MAX_DEFAULT, OutputLimits
+
+log = logging.getLogger("driftstream")
 
 
 class TopologyError(RuntimeError):
@@ -22,6 +27,32 @@ def all_topics(cfg: AppConfig) -> list[str]:
     t = cfg.topics
     return [t.inference, t.labels, t.drift_events, t.retrain_events, t.online_predictions, t.data_quality,
             t.model_updates, t.dead_letter, t.control]
+
+
+def output_topics(cfg: AppConfig) -> list[str]:
+    t = cfg.topics
+    return [t.drift_events, t.retrain_events, t.online_predictions, t.data_quality, t.model_updates, t.dead_letter]
+
+
+def output_limits(admin: Any, cfg: AppConfig, timeout: float = 15.0) -> OutputLimits:
+    """What the producer (``message.max.bytes``, ``batch.size`` from ``[kafka]``) and each output topic
+    (``max.message.bytes``, one describe_configs call at start-up) accept. A topic whose configuration
+    cannot be read (missing, not authorised) keeps the broker's default, with a warning: a refusal is
+    then still caught by the delivery report and replaced (see :mod:`stream.publish`)."""
+    conf = producer_config(cfg)
+    limits: dict[str, int] = {}
+    futures = admin.describe_configs([ConfigResource("topic", t) for t in output_topics(cfg)],
+                                     request_timeout=timeout)
+    for res, fut in futures.items():
+        try:
+            entry = fut.result(timeout).get("max.message.bytes")
+            if entry is not None and entry.value is not None:
+                limits[res.name] = int(entry.value)
+        except Exception as exc:  # KafkaException: unknown topic, authorisation, timeout
+            log.warning("cannot read max.message.bytes of topic %s (%s); assuming the broker default", res.name,
+                        exc)
+    return OutputLimits(producer_max=int(conf.get("message.max.bytes", PRODUCER_MAX_DEFAULT)), topic_max=limits,
+                        batch_size=int(conf.get("batch.size", PRODUCER_MAX_DEFAULT)))
 
 
 def ensure_topics(admin: Any, cfg: AppConfig, timeout: float = 30.0) -> list[str]:
