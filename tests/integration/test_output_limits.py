@@ -1,0 +1,101 @@
+"""Issue 20 against the real broker: an input the broker accepts but the service cannot copy whole into a
+dead-letter event (the reproduction: a 1,000,393-byte inference event among valid ones) no longer stops its
+partition. The dead-letter topic is created with a small ``max.message.bytes``; the service is built by
+``build_service`` (which reads the topics' limits at start-up) and run in-process."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import orjson
+from confluent_kafka import Producer
+from confluent_kafka.admin import NewTopic
+from prometheus_client import CollectorRegistry
+
+from stream.app import build_service
+from stream.checkpoint import CheckpointStore
+from stream.metrics import Metrics
+from stream.publish import FRAMING_BYTES
+from stream.topics import admin_client, all_topics
+from tests.integration.conftest import fresh_config
+from tests.integration.helpers import messages_done, read_topic
+
+DEAD_LETTER_MAX = 20_000
+#: the issue's reproduction: over processing.max_message_bytes (1,000,000), under the broker's limit
+BIG = b'{"id": "big", "blob": "' + b"x" * 1_000_368 + b'"}'
+assert len(BIG) == 1_000_393
+
+
+def _inference(i: int, t0: float) -> bytes:
+    return orjson.dumps({"id": f"e{i}", "model": "m", "ts": t0 + i, "features": {"a": float(i % 5)},
+                         "prediction": i % 2})
+
+
+def test_oversized_inputs_reach_dead_letter_and_the_partition_moves_on(stack, redis_client):
+    cfg = fresh_config(stack)
+    t = cfg.topics
+    admin = admin_client(cfg)
+    futures = admin.create_topics([
+        NewTopic(name, num_partitions=1 if name == t.control else 2, replication_factor=1,
+                 config={"max.message.bytes": str(DEAD_LETTER_MAX)} if name == t.dead_letter else {})
+        for name in all_topics(cfg)])
+    for fut in futures.values():
+        fut.result(30)
+    p = Producer({"bootstrap.servers": cfg.kafka["bootstrap.servers"], "message.max.bytes": 1_100_000})
+    t0 = time.time() - 600
+    ts = int(t0 * 1000)
+    expected_reasons = {}
+    n = 0
+    for part in (0, 1):
+        for k in range(40):
+            p.produce(t.inference, _inference(n, t0), key=b"m", partition=part, timestamp=ts)
+            n += 1
+        p.produce(t.inference, BIG, key=b"m", partition=part, timestamp=ts)
+        p.produce(t.labels, b"{" + b"y" * 999_999, key=b"m", partition=part, timestamp=ts)  # at the limit
+        # a run of mid-sized poison: their dead-letter events (~5 kB each) batch over the topic's limit
+        for k in range(12):
+            p.produce(t.labels, b"not json " + b"z" * 5_000, key=b"m", partition=part, timestamp=ts)
+        for k in range(40):
+            p.produce(t.inference, _inference(n, t0), key=b"m", partition=part, timestamp=ts)
+            n += 1
+    p.flush(30)
+    inputs = 2 * (40 + 1 + 1 + 12 + 40)
+
+    registry = CollectorRegistry()
+    svc = build_service(cfg, Metrics(registry), redis_client=redis_client)
+    assert svc.publisher.limits.topic_max[t.dead_letter] == DEAD_LETTER_MAX
+    assert svc.publisher.limits.producer_settings() == {"batch.size": DEAD_LETTER_MAX - FRAMING_BYTES}
+    result: dict[str, int] = {}
+    th = threading.Thread(target=lambda: result.setdefault("code", svc.run()), daemon=True)
+    th.start()
+    deadline = time.monotonic() + 90
+    while messages_done(registry) < inputs and time.monotonic() < deadline and th.is_alive():
+        time.sleep(0.2)
+    # the control topic: the reader sits at its end once the service runs
+    p.produce(t.control, b"{" + b"c" * 1_000_392, timestamp=ts)
+    p.flush(30)
+    while time.monotonic() < deadline and th.is_alive() and not any(
+            d["source"]["topic"] == t.control for d in read_topic(cfg, t.dead_letter, idle=1.0, max_wait=5)):
+        time.sleep(0.5)
+    svc.stop()
+    th.join(60)
+    assert result.get("code") == 0, "the service stopped with an error"
+    assert messages_done(registry) == inputs
+
+    dead = read_topic(cfg, t.dead_letter)
+    by_source = {}
+    for d in dead:
+        by_source.setdefault(d["source"]["topic"], []).append(d)
+        assert len(orjson.dumps(d)) <= DEAD_LETTER_MAX - FRAMING_BYTES
+        assert d["reason"] != "output_rejected"
+    big = [d for d in by_source[t.inference]]
+    assert len(big) == 2 and all(d["reason"] == "oversized" and d["value_bytes"] == len(BIG) for d in big)
+    assert all(d["value_truncated"] and d["value"].startswith('{"id": "big"') for d in big)
+    assert sorted(d["reason"] for d in by_source[t.labels]) == ["invalid_json"] * 26
+    assert [d["value_bytes"] for d in by_source[t.control]] == [1_000_393]
+    # a checkpoint past everything: a restart does not meet the poison again
+    store = CheckpointStore(redis_client, cfg.state.key_prefix, cfg.processing.group_id, cfg.state.hmac_key.encode())
+    for part in (0, 1):
+        cp = store.load(part)
+        assert cp is not None and cp.offsets == {t.inference: 81, t.labels: 13}
