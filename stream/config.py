@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import inspect
 import os
 import tomllib
 import types
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
 from detectors.registry import (BINARY, CATEGORICAL_TESTS, DETECTOR_NAMES, DETERMINISTIC_REAL_VALUED,
-                                NUMERIC_TESTS, REAL_VALUED)
+                                NUMERIC_TESTS, REAL_VALUED, detector_class)
 
 ENV_PREFIX = "DRIFTSTREAM_"
 
@@ -131,6 +132,11 @@ class DetectorConfig:
     def check(self, where: str) -> None:
         if self.false_alarm_every < 0 or (self.false_alarm_every and self.calibration_window < 100):
             raise ConfigError(f"{where}: false_alarm_every must be >= 0 and calibration_window >= 100")
+        allowed = inspect.signature(detector_class(self.name)).parameters
+        unknown = sorted(set(self.params) - set(allowed))
+        if unknown:  # else the service would fail when it first builds the detector, not at start-up
+            raise ConfigError(f"{where}.params: {self.name} has no parameter(s) {', '.join(unknown)}; "
+                              f"allowed: {', '.join(allowed)}")
 
 
 @dataclass(frozen=True)

@@ -260,3 +260,12 @@ def test_defaults_pass_every_section_check_and_checks_refuse_when_built_directly
         AppConfig(kafka={}).check("")
     with pytest.raises(ConfigError, match="redis.url is required"):
         AppConfig(redis={"password": "x"}).check("")
+
+
+def test_detector_params_are_checked_against_the_detector_class():
+    env = {"DRIFTSTREAM_MODELS__M__ERROR_DETECTORS": '[{name = "PageHinkley", params = {treshold = 3.0}}]'}
+    with pytest.raises(ConfigError, match=r"^models\.m\.error_detectors\[0\]\.params: PageHinkley has no "
+                                          r"parameter\(s\) treshold; allowed: .*threshold"):
+        load_config(None, env)
+    env = {"DRIFTSTREAM_MODELS__M__ERROR_DETECTORS": '[{name = "HDDM_A", params = {drift_confidence = 0.01}}]'}
+    assert load_config(None, env).models["m"].error_detectors[0].params == {"drift_confidence": 0.01}
