@@ -55,15 +55,38 @@ def output_limits(admin: Any, cfg: AppConfig, timeout: float = 15.0) -> OutputLi
                         batch_size=int(conf.get("batch.size", PRODUCER_MAX_DEFAULT)))
 
 
+def topic_settings(cfg: AppConfig) -> dict[str, str]:
+    """The settings a created topic gets: ``topics.retention_ms`` and ``topics.settings``."""
+    out = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in cfg.topics.settings.items()}
+    if cfg.topics.retention_ms:
+        out["retention.ms"] = str(cfg.topics.retention_ms)
+    return out
+
+
+def _partition_counts(admin: Any, timeout: float) -> dict[str, int]:
+    md = admin.list_topics(timeout=timeout)
+    return {name: len(tm.partitions) for name, tm in md.topics.items() if tm.error is None}
+
+
 def ensure_topics(admin: Any, cfg: AppConfig, timeout: float = 30.0) -> list[str]:
-    """Create missing topics (demo and tests); returns the names created."""
-    existing = set(admin.list_topics(timeout=timeout).topics)
-    missing = [t for t in all_topics(cfg) if t not in existing]
+    """Create the missing topics (``driftstream topics create``, the demo, tests); returns the names created.
+
+    Every topic gets ``topics.partitions`` partitions, ``topics.replication_factor`` replicas and
+    :func:`topic_settings`, except a missing input topic whose partner exists: it gets the partner's
+    partition count, so the pair is co-partitioned. Existing topics are left as they are."""
+    t = cfg.topics
+    counts = _partition_counts(admin, timeout)
+    missing = [name for name in all_topics(cfg) if name not in counts]
     if not missing:
         return []
+    partitions = {name: t.partitions for name in missing}
+    for name, partner in ((t.inference, t.labels), (t.labels, t.inference)):
+        if name in partitions and partner in counts:
+            partitions[name] = counts[partner]
+    settings = topic_settings(cfg)
     futures = admin.create_topics(
-        [NewTopic(t, num_partitions=cfg.topics.partitions, replication_factor=cfg.topics.replication_factor)
-         for t in missing],
+        [NewTopic(name, num_partitions=partitions[name], replication_factor=t.replication_factor, config=settings)
+         for name in missing],
         operation_timeout=timeout,
     )
     for name, fut in futures.items():
@@ -73,6 +96,24 @@ def ensure_topics(admin: Any, cfg: AppConfig, timeout: float = 30.0) -> list[str
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
     return missing
+
+
+def missing_topics(admin: Any, cfg: AppConfig, timeout: float = 30.0) -> list[str]:
+    """The topics the service reads or writes that do not exist, in :func:`all_topics` order."""
+    counts = _partition_counts(admin, timeout)
+    return [name for name in all_topics(cfg) if name not in counts]
+
+
+def check_topics(admin: Any, cfg: AppConfig, timeout: float = 30.0) -> int:
+    """At start-up: every topic exists (``driftstream run`` creates none) and the inputs are co-partitioned;
+    returns their partition count. The control topic is optional (without it on-demand commands are off)."""
+    missing = [name for name in missing_topics(admin, cfg, timeout) if name != cfg.topics.control]
+    if missing:
+        raise TopologyError(
+            f"missing topics on {cfg.kafka.get('bootstrap.servers')}: {', '.join(missing)}; `driftstream run` does "
+            "not create topics: create them with `driftstream topics create -c FILE` (partitions, replication and "
+            "retention from [topics]) or by your own means")
+    return check_copartitioned(admin, cfg, timeout)
 
 
 def check_copartitioned(admin: Any, cfg: AppConfig, timeout: float = 30.0) -> int:

@@ -58,13 +58,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from stream.app import build_service
     from stream.errors import FatalError
     from stream.metrics import Metrics
-    from stream.topics import TopologyError, admin_client, check_copartitioned
+    from stream.topics import TopologyError, admin_client, check_topics
 
     cfg = _load(args)
     setup_logging(cfg)
     log = logging.getLogger("driftstream")
     try:
-        n = check_copartitioned(admin_client(cfg), cfg, timeout=args.connect_timeout)
+        n = check_topics(admin_client(cfg), cfg, timeout=args.connect_timeout)  # lists missing topics
     except TopologyError as exc:
         log.error("%s", exc)
         return 2
@@ -162,6 +162,27 @@ def cmd_retrain_worker(args: argparse.Namespace) -> int:
     return run_worker(cfg, store, max_events=args.max_events, max_seconds=args.max_seconds)
 
 
+def cmd_topics_create(args: argparse.Namespace) -> int:
+    from stream.topics import TopologyError, admin_client, all_topics, check_copartitioned, ensure_topics
+
+    cfg = _load(args)
+    bootstrap = cfg.kafka.get("bootstrap.servers")
+    try:
+        admin = admin_client(cfg)
+        created = ensure_topics(admin, cfg, timeout=args.connect_timeout)
+        n = check_copartitioned(admin, cfg, timeout=args.connect_timeout)
+    except TopologyError as exc:
+        print(f"driftstream: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # KafkaException: unreachable broker, not authorised, bad replication factor
+        print(f"driftstream: cannot create topics on {bootstrap}: {exc}", file=sys.stderr)
+        return 2
+    for name in all_topics(cfg):
+        print(f"{'created' if name in created else 'exists '} {name}")
+    print(f"inputs co-partitioned: {n} partitions each")
+    return 0
+
+
 def cmd_config_reference(args: argparse.Namespace) -> int:
     from stream.tools.config_reference import markdown
 
@@ -200,6 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--max-seconds", type=float, default=None, help="stop after this long")
 
     add("check-config", "load and validate the config, print it with secrets redacted", cmd_check_config)
+    topics = sub.add_parser("topics", help="create the topics the service uses")
+    tsub = topics.add_subparsers(dest="topics_command", required=True)
+    tcreate = tsub.add_parser("create", help="create every missing topic ([topics]: names, partitions, replication, "
+                                             "retention_ms, settings); a missing input topic gets its partner's "
+                                             "partition count; existing topics are left alone")
+    tcreate.add_argument("--config", "-c", default=None)
+    tcreate.add_argument("--connect-timeout", type=float, default=15.0, help="seconds to wait for the broker")
+    tcreate.set_defaults(fn=cmd_topics_create)
     ref = sub.add_parser("config-reference", help="print every config key with type, default and meaning (Markdown)")
     ref.set_defaults(fn=cmd_config_reference)
 
