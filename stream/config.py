@@ -64,9 +64,15 @@ class TopicsConfig:
     model_updates: str = "model-updates"
     dead_letter: str = "dead-letter"
     control: str = "control"
-    #: partitions and replication used when ``driftstream`` creates missing topics (demo, tests)
+    #: partitions and replication used when ``driftstream topics create`` (or the demo) creates missing topics;
+    #: a missing input topic gets the partition count of the other one if that exists (co-partitioning)
     partitions: int = 8
     replication_factor: int = 1
+    #: ``retention.ms`` of created topics (0: the broker's default, 7 days unless changed). The broker deletes
+    #: input whose Kafka timestamps are older than this soon after it is produced, before it is processed
+    retention_ms: int = 0
+    #: further settings of created topics, passed to the broker untouched (e.g. ``"max.message.bytes"``)
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
