@@ -181,3 +181,22 @@ def test_the_name_scan_sees_the_tables_the_registry_replaced():
     source = ('BINARY = {"DDM", "EDDM", "HDDMA"}\nNAMES = {"KSDrift": "KS", "PSIDrift": "PSI"}\n'
               'def f(x):\n    return x in ("ks", "psi")\nONE = ("ks",)\nOTHER = {"a": "ADWIN", "b": "DDM"}\n')
     assert [hit.split(":")[1] for hit in _name_lists(source, "probe", _registry_names())] == ["1", "2", "4"]
+
+
+@pytest.mark.parametrize("name", registry.TESTS)
+def test_the_data_drift_monitor_builds_each_registered_test_with_its_settings(name):
+    """A p-value test takes data_drift.alpha, a distance test its data_drift.<name>_threshold: a new test
+    without either setting fails here, not in the service."""
+    from stream.config import DataDriftConfig
+    from stream.datadrift import DataDriftMonitor
+
+    numeric = name in registry.NUMERIC_TESTS
+    cfg = DataDriftConfig(alpha=0.0123, psi_threshold=0.3456, js_threshold=0.0789, reference_size=7,
+                          **({"numeric_test": name} if numeric else {"categorical_test": name}))
+    test = DataDriftMonitor("m", "classification", cfg)._make_test(numeric)
+    assert type(test) is registry.drift_test_class(name)
+    assert (test.reference_size, test.window_size, test.step) == (7, cfg.window_size, cfg.step)
+    if "alpha" in type(test)._params:
+        assert test.alpha == cfg.alpha
+    else:
+        assert test.threshold == getattr(cfg, f"{name}_threshold")
