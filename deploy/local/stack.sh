@@ -180,6 +180,22 @@ EOF
     sleep 0.5
   done
   say "Kafka answers admin requests"
+  # A new broker creates __consumer_offsets and loads its group coordinator when the first group asks for it,
+  # ~3 s that would fall on the first consumer's join (the demo's, a test's): ask for it now. An offset
+  # look-up of a group finds its coordinator, waiting while the broker answers "coordinator not available"
+  # or "load in progress".
+  if "$py" - "$KAFKA_PORT" <<'EOF' 2>/dev/null
+import sys
+from confluent_kafka import Consumer, TopicPartition
+c = Consumer({"bootstrap.servers": f"127.0.0.1:{sys.argv[1]}", "group.id": "driftstream-stack-ready", "log_level": 0})
+c.committed([TopicPartition("driftstream-stack-ready", 0)], timeout=30)
+c.close()
+EOF
+  then
+    say "Kafka's group coordinator is ready"
+  else
+    say "WARNING: Kafka's group coordinator did not answer within 30 s (the first group join will wait for it)"
+  fi
 }
 
 stop_pid() {
