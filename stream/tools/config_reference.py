@@ -33,20 +33,28 @@ def _field_docs(cls: type) -> dict[str, str]:
 
 
 def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
-def rows(cls: type = AppConfig, prefix: str = "") -> Iterator[tuple[str, str, str, str]]:
-    """(key path, type, default, description) for every leaf setting."""
+def rows(cls: type = AppConfig, prefix: str = "", instance: Any = None) -> Iterator[tuple[str, str, str, str]]:
+    """(key path, type, default, description) for every leaf setting.
+
+    The defaults are those the loader uses: a section's defaults are read from the parent's default instance
+    of it (``AppConfig.default_model`` is a ``ModelSpec`` with data drift off, not ``ModelSpec()``), as
+    :func:`stream.config.load_config` keeps them for keys a file leaves out; a table of named sections
+    (``models.<name>``) gets the class defaults, as the loader builds each entry."""
     hints = typing.get_type_hints(cls)
     docs = _field_docs(cls)
-    instance = cls()
+    if instance is None:
+        instance = cls()
     for f in dataclasses.fields(cls):
         tp = hints[f.name]
         path = f"{prefix}{f.name}"
         default = getattr(instance, f.name)
         if dataclasses.is_dataclass(tp):
-            yield from rows(tp, path + ".")
+            yield from rows(tp, path + ".", default)
             continue
         args = typing.get_args(tp)
         if args and len(args) == 2 and dataclasses.is_dataclass(args[1]):
@@ -56,11 +64,16 @@ def rows(cls: type = AppConfig, prefix: str = "") -> Iterator[tuple[str, str, st
         if f.name in PASS_THROUGH and not prefix:
             yield (f"{path}.*", "pass-through", repr(dict(default)), docs.get(f.name, ""))
             continue
-        if isinstance(default, tuple) and default and dataclasses.is_dataclass(default[0]):
-            shown = "[" + ", ".join(f"{{name = {d.name!r}}}" for d in default) + "]"
-        else:
-            shown = repr(default)
-        yield (path, _type_name(tp), shown, docs.get(f.name, ""))
+        yield (path, _type_name(tp), shown(default), docs.get(f.name, ""))
+
+
+def shown(default: Any) -> str:
+    """How the reference prints a default value."""
+    if isinstance(default, tuple) and default and dataclasses.is_dataclass(default[0]):
+        return "[" + ", ".join(f"{{name = {d.name!r}}}" for d in default) + "]"
+    if isinstance(default, typing.Mapping):
+        return repr(dict(default))
+    return repr(default)
 
 
 def markdown() -> str:
