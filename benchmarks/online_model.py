@@ -16,8 +16,10 @@ Per scenario, measured in this run on the same operations:
 * ``river``: the pipeline ``stream.detect.build_online_model`` builds (scaled numeric + one-hot into
   ``OneVsRestClassifier(LogisticRegression(SGD(0.05)))``), ``predict_one`` then later ``learn_one`` per event;
 * ``kernel ovr``: :class:`stream.learner.OnlineLinearModel` with ``head="ovr"`` (the same two regressions
-  as River), the micro-batches of ``--batch`` records replayed with ``replay`` (encoding included);
+  as River), the micro-batches of ``--batch`` records replayed with ``replay`` (encoding included), each
+  learn passing the handle of its prediction (the features as encoded then);
 * ``kernel auto``: the new default, one logistic regression for the binary label;
+* ``no handles``: ``kernel auto`` with every learn encoding its features again (no prediction handle);
 * ``kernel per-event``: ``head="auto"`` through River's per-event API (``predict_one``/``learn_one``).
 
 Costs are thread CPU microseconds per inference event (its prediction and its learn), the best of
@@ -106,18 +108,25 @@ def river_probas(ops: Ops) -> list[float]:
     return out
 
 
-def run_kernel(ops: Ops, batch: int, head: str) -> tuple[list[Any], list[float]]:
+def run_kernel(ops: Ops, batch: int, head: str, handles: bool = True) -> tuple[list[Any], list[float]]:
+    """The micro-batches replayed; each learn passes its prediction's handle (the service would keep it
+    with the pending prediction), unless ``handles`` is false: then every learn encodes its features again."""
     m = OnlineLinearModel("classification", LEARNING_RATE, head)
     preds: list[Any] = []
     probas: list[float] = []
+    handle_of: dict[int, int] = {}
     for start in range(0, len(ops), batch):
         b = MicroBatch()
+        predicted = []
         for learn, x, y in ops[start: start + batch]:
             if learn:
-                b.learn(x, y)
+                b.learn(x, y, handle_of.pop(id(x), -1))
             else:
                 b.predict(x)
+                predicted.append(x)
         out = m.replay(b)
+        if handles:
+            handle_of.update(zip(map(id, predicted), out.handles))
         preds.extend(out.predictions)
         if 1 in out.classes and out.proba is not None:
             probas.extend(out.proba[:, out.classes.index(1)].tolist())
@@ -167,20 +176,22 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"online model, {n} inference events + their labels, micro-batches of {args.batch} records, "
           f"CPU µs per inference event (predict + learn), best of {repeats}")
-    print(f"{'scenario':<34} {'river':>7} {'kernel ovr':>11} {'kernel auto':>12} {'per-event':>10} "
-          f"{'auto/river':>11} {'ovr/river':>10} {'max |dp| ovr':>13} {'labels differ':>14}")
+    print(f"{'scenario':<34} {'river':>7} {'kernel ovr':>11} {'kernel auto':>12} {'no handles':>11} "
+          f"{'per-event':>10} {'auto/river':>11} {'ovr/river':>10} {'no handles/r':>13} {'max |dp| ovr':>13} "
+          f"{'labels differ':>14}")
     for name, wide in (("12 features (2 categorical)", False), ("12 features, one of 200 categories", True)):
         ops, segments = workload_ops(n, wide)
         t_river, (r_preds, _) = timed(lambda: run_river(ops), repeats)
         r_probas = river_probas(ops)
         t_ovr, (o_preds, o_probas) = timed(lambda: run_kernel(ops, args.batch, "ovr"), repeats)
         t_auto, (a_preds, _) = timed(lambda: run_kernel(ops, args.batch, "auto"), repeats)
+        t_nohandle, _ = timed(lambda: run_kernel(ops, args.batch, "auto", handles=False), repeats)
         t_one, _ = timed(lambda: run_per_event(ops), 1)
-        us = [t * 1e6 / n for t in (t_river, t_ovr, t_auto, t_one)]
+        us = [t * 1e6 / n for t in (t_river, t_ovr, t_auto, t_one, t_nohandle)]
         dp = max((abs(a - b) for a, b in zip(r_probas, o_probas)), default=0.0)
         differ = sum(a != b for a, b in zip(r_preds, o_preds))
-        print(f"{name:<34} {us[0]:>7.2f} {us[1]:>11.3f} {us[2]:>12.3f} {us[3]:>10.2f} "
-              f"{us[0] / us[2]:>10.1f}x {us[0] / us[1]:>9.1f}x {dp:>13.1e} {differ:>14}")
+        print(f"{name:<34} {us[0]:>7.2f} {us[1]:>11.3f} {us[2]:>12.3f} {us[4]:>11.3f} {us[3]:>10.2f} "
+              f"{us[0] / us[2]:>10.1f}x {us[0] / us[1]:>9.1f}x {us[0] / us[4]:>12.1f}x {dp:>13.1e} {differ:>14}")
         if not wide:
             labels_of = {id(x): y for learn, x, y in ops if learn}
             labels = [labels_of.get(id(x)) for learn, x, _ in ops if not learn]

@@ -53,6 +53,7 @@ from __future__ import annotations
 import array
 import itertools
 import operator
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -121,6 +122,8 @@ class Replayed:
     #: classification: how many of ``classes`` (the first ones) the model knew at each prediction
     active: np.ndarray | None
     classes: list[Any]
+    #: one per prediction: pass it to :meth:`MicroBatch.learn` with the same features when its label joins
+    handles: range = range(0)
 
     def proba_dict(self, i: int) -> dict[Any, float]:
         """The ``i``-th prediction's probabilities as River's ``predict_proba_one`` returns them."""
@@ -131,9 +134,14 @@ class Replayed:
 
 class MicroBatch:
     """The online model's operations during one micro-batch, in arrival order: ``predict(features)`` at an
-    inference event, ``learn(features, label)`` when its label joins."""
+    inference event, ``learn(features, label, handle)`` when its label joins.
 
-    __slots__ = ("rows", "learn_flags", "labels")
+    ``handle`` is what :attr:`Replayed.handles` gave for that event's prediction: the model then takes the
+    features as it encoded them at the prediction instead of encoding them again (if it still has them;
+    otherwise it encodes ``features``, so a handle never changes a result, only the cost).
+    """
+
+    __slots__ = ("rows", "learn_flags", "labels", "handles")
 
     def __init__(self) -> None:
         #: the features of each operation
@@ -141,15 +149,18 @@ class MicroBatch:
         self.learn_flags: list[bool] = []
         #: one per learn operation, in order
         self.labels: list[Any] = []
+        #: one per learn operation: the handle of its prediction, or -1
+        self.handles: list[int] = []
 
     def predict(self, features: Mapping[str, Any]) -> None:
         self.rows.append(features)
         self.learn_flags.append(False)
 
-    def learn(self, features: Mapping[str, Any], label: Any) -> None:
+    def learn(self, features: Mapping[str, Any], label: Any, handle: int = -1) -> None:
         self.rows.append(features)
         self.learn_flags.append(True)
         self.labels.append(label)
+        self.handles.append(handle)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -170,7 +181,7 @@ class OnlineLinearModel:
     """
 
     def __init__(self, task: Task = "classification", learning_rate: float = 0.01, head: Head = "auto",
-                 intercept_lr: float = 0.01, clip_gradient: float = 1e12) -> None:
+                 intercept_lr: float = 0.01, clip_gradient: float = 1e12, recent_rows: int = 16384) -> None:
         if task not in ("classification", "regression"):
             raise ValueError(f"task must be 'classification' or 'regression', not {task!r}")
         if head not in ("auto", "ovr"):
@@ -180,6 +191,8 @@ class OnlineLinearModel:
         self.head = head
         self.intercept_lr = float(intercept_lr)
         self.clip_gradient = float(clip_gradient)
+        #: how many of the latest predicted rows keep their encoding for their learn (see MicroBatch)
+        self.recent_rows = int(recent_rows)
         self._reset()
 
     def _reset(self) -> None:
@@ -201,6 +214,17 @@ class OnlineLinearModel:
         self._wn = np.zeros((1, 0))
         self._wc = np.zeros((1, 0))
         self._b = np.zeros(1)
+        #: numeric features in River's summation order (the events' key order), as indices
+        self._order: list[int] = []
+        # the latest predicted rows as encoded (derived, not state): a ring of `recent_rows` rows by handle;
+        # handles start at a random base so that another model's (or an earlier process's) are not found
+        self._issued = 0
+        self._handle_base = int.from_bytes(os.urandom(4), "big") << 28
+        self._ring_order: list[int] = []  # the ring's numeric columns
+        self._ring_xn = np.zeros((0, 0))
+        self._ring_mn = np.zeros((0, 0), np.bool_)
+        self._ring_cat = np.zeros((0, 0), np.int64)
+        self._ring_ok = np.zeros(0, np.bool_)
 
     # -- River's per-event API ----------------------------------------------------------------------
     def learn_one(self, x: Mapping[str, Any], y: Any) -> None:
@@ -223,11 +247,12 @@ class OnlineLinearModel:
     # -- the batch API -------------------------------------------------------------------------------
     def replay(self, batch: MicroBatch) -> Replayed:
         """Every operation of ``batch`` in order, as the per-event calls would do them, in one compiled call."""
-        return self.replay_ops(batch.rows, batch.learn_flags, batch.labels)
+        return self.replay_ops(batch.rows, batch.learn_flags, batch.labels, batch.handles)
 
-    def replay_ops(self, rows: Sequence[Mapping[str, Any]], learn: Sequence[bool], labels: Sequence[Any]) -> Replayed:
-        """:meth:`replay` from plain lists: operation ``k`` learns ``rows[k]`` (with the next of ``labels``) if
-        ``learn[k]``, otherwise predicts it."""
+    def replay_ops(self, rows: Sequence[Mapping[str, Any]], learn: Sequence[bool], labels: Sequence[Any],
+                   handles: Sequence[int] = ()) -> Replayed:
+        """:meth:`replay` from plain lists: operation ``k`` learns ``rows[k]`` (with the next of ``labels``, and
+        the next of ``handles`` if given) if ``learn[k]``, otherwise predicts it."""
         n_ops = len(rows)
         op_rows = np.arange(n_ops, dtype=np.int64)
         op_learn = np.array(learn, dtype=np.bool_).reshape(n_ops)
@@ -237,7 +262,7 @@ class OnlineLinearModel:
             raise ValueError(f"{len(learn_at)} learn operations but {len(labels)} labels")
         if len(learn_at):
             op_y[learn_at] = self._encode_labels(labels)
-        num_idx, xn, mn, cat = self._encode_rows(rows, learn_at)
+        num_idx, xn, mn, cat, first_handle = self._encode_ops(rows, op_learn, learn_at, handles)
         self._grow()
         k = max(len(self.classes), 1)
         out_pred = np.full(n_ops, -1, np.int64)
@@ -248,11 +273,113 @@ class OnlineLinearModel:
                       self._std, self._wn, self._wc, self._b, self._heads, self.learning_rate, self.intercept_lr,
                       self.clip_gradient, 0.5, out_pred, out_p, out_active, out_y)
         at = np.flatnonzero(~op_learn)
+        handles_out = range(first_handle, first_handle + len(at))
         if self.task == "regression":
-            return Replayed(out_y[at].tolist(), None, None, [])
+            return Replayed(out_y[at].tolist(), None, None, [], handles_out)
         classes = self.classes
         preds = [None if i < 0 else classes[i] for i in out_pred[at].tolist()]
-        return Replayed(preds, out_p[at, : len(classes)], out_active[at], list(classes))
+        return Replayed(preds, out_p[at, : len(classes)], out_active[at], list(classes), handles_out)
+
+    def _encode_ops(self, rows: Sequence[Mapping[str, Any]], op_learn: np.ndarray, learn_at: np.ndarray,
+                    handles: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+        """The kernel's inputs for the operations, numeric columns in ``self._order``: learned rows with a
+        valid handle from the ring, the others encoded here; the predicted rows then go into the ring.
+        Returns the first new handle too."""
+        n_ops = len(rows)
+        cap = self.recent_rows
+        from_ring = ring_at = None
+        if len(handles) and cap and self._issued:
+            h = np.asarray(handles, dtype=np.int64).reshape(len(learn_at)) - self._handle_base
+            ok = (h >= max(0, self._issued - cap)) & (h < self._issued)
+            if ok.any():
+                ok[ok] = self._ring_ok[h[ok] % cap]
+                if ok.any():
+                    from_ring, ring_at = learn_at[ok], h[ok] % cap
+        if from_ring is not None:
+            fresh_mask = np.ones(n_ops, np.bool_)
+            fresh_mask[from_ring] = False
+            fresh = np.flatnonzero(fresh_mask)
+            num_idx, xn, mn, cat, complete = self._encode_rows([rows[k] for k in fresh.tolist()],
+                                                               np.flatnonzero(op_learn[fresh]))
+        else:
+            fresh = None
+            num_idx, xn, mn, cat, complete = self._encode_rows(rows, learn_at)
+        order = np.array(self._order, np.int64)
+        full = np.array_equal(num_idx, order)  # the rows have every numeric feature known: columns in order
+        if fresh is None and full:  # the usual case without handles: nothing to move
+            gx, gm, gcat = xn, mn, cat
+        else:
+            gx = np.zeros((n_ops, len(order)))
+            gm = np.zeros((n_ops, len(order)), np.bool_)
+            rows_f = slice(None) if fresh is None else fresh
+            if full:
+                gx[rows_f] = xn
+                gm[rows_f] = mn
+            elif len(num_idx):
+                pos = np.empty(len(self._num), np.int64)
+                pos[order] = np.arange(len(order))
+                gx[np.ix_(np.arange(n_ops)[rows_f], pos[num_idx])] = xn
+                gm[np.ix_(np.arange(n_ops)[rows_f], pos[num_idx])] = mn
+            width = max(cat.shape[1], self._ring_cat.shape[1] if from_ring is not None else 0)
+            gcat = np.full((n_ops, width), -1, np.int64)
+            gcat[rows_f, : cat.shape[1]] = cat
+            if from_ring is not None:
+                self._relayout_ring()
+                k = self._ring_xn.shape[1]
+                gx[from_ring, :k] = self._ring_xn[ring_at]
+                gm[from_ring, :k] = self._ring_mn[ring_at]
+                gcat[from_ring, : self._ring_cat.shape[1]] = self._ring_cat[ring_at]
+        first = self._handle_base + self._issued
+        if cap:
+            self._keep(gx, gm, gcat, op_learn, complete, fresh)
+        return order, gx, gm, gcat, first
+
+    def _relayout_ring(self) -> None:
+        """The ring's numeric columns follow ``self._order``; after new features, move them to their place."""
+        if self._ring_order == self._order and self._ring_xn.shape[0] == len(self._ring_ok):
+            return
+        old_pos = {g: p for p, g in enumerate(self._ring_order)}
+        n = len(self._order)
+        xn = np.zeros((len(self._ring_ok), n))
+        mn = np.zeros((len(self._ring_ok), n), np.bool_)
+        for p, g in enumerate(self._order):
+            q = old_pos.get(g)
+            if q is not None:
+                xn[:, p] = self._ring_xn[:, q]
+                mn[:, p] = self._ring_mn[:, q]
+        self._ring_xn, self._ring_mn, self._ring_order = xn, mn, list(self._order)
+
+    def _keep(self, gx: np.ndarray, gm: np.ndarray, gcat: np.ndarray, op_learn: np.ndarray,
+              complete: np.ndarray, fresh: np.ndarray | None) -> None:
+        """The predicted rows into the ring, by handle modulo ``recent_rows``."""
+        pred = np.flatnonzero(~op_learn)
+        if not len(pred):
+            return
+        cap = self.recent_rows
+        if len(self._ring_ok) < cap:
+            self._ring_ok = np.zeros(cap, np.bool_)
+            self._ring_cat = np.full((cap, 0), -1, np.int64)
+        self._relayout_ring()
+        if self._ring_cat.shape[1] < gcat.shape[1]:
+            self._ring_cat = _grown2(self._ring_cat, cap, gcat.shape[1], fill=-1)
+        if fresh is None:
+            ok_rows = complete[pred]
+        else:  # complete is by fresh row
+            by_op = np.zeros(len(op_learn), np.bool_)
+            by_op[fresh] = complete
+            ok_rows = by_op[pred]
+        if len(pred) > cap:  # only the last `cap` are kept
+            self._issued += len(pred) - cap
+            pred, ok_rows = pred[-cap:], ok_rows[-cap:]
+        n = len(pred)
+        for lo, hi, src in _ring_spans(self._issued % cap, n, cap):
+            p = pred[src]
+            self._ring_xn[lo:hi] = gx[p]
+            self._ring_mn[lo:hi] = gm[p]
+            self._ring_cat[lo:hi, : gcat.shape[1]] = gcat[p]
+            self._ring_cat[lo:hi, gcat.shape[1]:] = -1
+            self._ring_ok[lo:hi] = ok_rows[src]
+        self._issued += n
 
     # -- encoding ------------------------------------------------------------------------------------
     def _encode_labels(self, labels: Sequence[Any]) -> np.ndarray:
@@ -272,7 +399,7 @@ class OnlineLinearModel:
         return np.asarray(ys, dtype=np.float64)
 
     def _encode_rows(self, rows: Sequence[Mapping[str, Any]], learn_rows: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The rows' features column by column: numeric values and presence ``(n_rows, n_numeric)`` with the
         numeric features' indices, and one-hot slots ``(n_rows, n_categorical)``, each row's slots sorted
         (River's summation order) with repeats and unknown categories as -1."""
@@ -282,14 +409,24 @@ class OnlineLinearModel:
         num_idx = np.empty(len(num_cols), np.int64)
         xn = np.empty((n, len(num_cols)))
         mn = np.ones((n, len(num_cols)), np.bool_)
+        new_num: list[int] = []
         for j, (name, values, present) in enumerate(num_cols):
             g = num.get(name)
             if g is None:
                 g = num[name] = len(num)
+                new_num.append(j)
             num_idx[j] = g
             xn[:, j] = values
             if present is not None:
                 mn[:, j] = present
+        # River's summation order (the events' key order): a new feature goes before the one after it
+        # in these rows (placed first, from the end), or last
+        for j in reversed(new_num):
+            g = int(num_idx[j])
+            if j + 1 < len(num_idx):
+                self._order.insert(self._order.index(int(num_idx[j + 1])), g)
+            else:
+                self._order.append(g)
         # categorical
         cat = np.empty((n, len(cat_cols)), np.int64)
         new: list[tuple[int, int, str, Any]] = []  # (first learn op, place in its event, feature, category)
@@ -319,15 +456,19 @@ class OnlineLinearModel:
                 if s is None:
                     s = slots[key] = len(slots)
                 self._values[name][v] = s
+        complete = np.ones(n, np.bool_)  # every category known to the model (else: encoded again at learn)
         for j, (name, col) in enumerate(cat_cols):
             if None in codes[j]:  # registered just now, or only predicted (weight 0: left out)
                 vmap = self._values[name]
                 codes[j] = [vmap.get(v, -1) for v in col]
+                for i, c in enumerate(codes[j]):
+                    if c < 0 and col[i] is not None:
+                        complete[i] = False
             cat[:, j] = codes[j]
         if cat.shape[1] > 1:
             cat.sort(axis=1)
             cat[:, 1:][cat[:, 1:] == cat[:, :-1]] = -1
-        return num_idx, xn, mn, cat
+        return num_idx, xn, mn, cat, complete
 
     def _split(self, rows: Sequence[Mapping[str, Any]]
                ) -> tuple[list[tuple[str, Any, Any]], list[tuple[str, Sequence[Any]]]]:
@@ -436,6 +577,7 @@ class OnlineLinearModel:
             "mode": int(self._heads[1]),
             "classes": list(self.classes),
             "numeric": list(self._num),
+            "order": list(self._order),
             "counts": self._counts[:n_num].copy(),
             "means": self._means[:n_num].copy(),
             "vars": self._vars[:n_num].copy(),
@@ -447,17 +589,19 @@ class OnlineLinearModel:
         }
 
     @classmethod
-    def from_state(cls, state: Mapping[str, Any]) -> OnlineLinearModel:
+    def from_state(cls, state: Mapping[str, Any], recent_rows: int = 16384) -> OnlineLinearModel:
         if state.get("kind") != "online_linear":
             raise ValueError(f"not an online linear model's state (kind {state.get('kind')!r})")
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"online linear model state version {state.get('version')!r}, "
                              f"this build reads {STATE_VERSION}")
-        m = cls(state["task"], state["learning_rate"], state["head"], state["intercept_lr"], state["clip_gradient"])
+        m = cls(state["task"], state["learning_rate"], state["head"], state["intercept_lr"], state["clip_gradient"],
+                recent_rows)
         m.classes = list(state["classes"])
         m._class_index = {c: i for i, c in enumerate(m.classes)}
         m._heads = np.array([len(m.classes), state["mode"]], np.int64)
         m._num = {name: g for g, name in enumerate(state["numeric"])}
+        m._order = [int(g) for g in state["order"]]
         m._counts = np.array(state["counts"], dtype=np.int64).reshape(len(m._num))
         m._means = np.array(state["means"], dtype=np.float64).reshape(len(m._num))
         m._vars = np.array(state["vars"], dtype=np.float64).reshape(len(m._num))
@@ -473,7 +617,16 @@ class OnlineLinearModel:
 
     def clone(self) -> OnlineLinearModel:
         """A fresh model with the same parameters (River's ``clone``)."""
-        return type(self)(self.task, self.learning_rate, self.head, self.intercept_lr, self.clip_gradient)
+        return type(self)(self.task, self.learning_rate, self.head, self.intercept_lr, self.clip_gradient,
+                          self.recent_rows)
+
+
+def _ring_spans(start: int, n: int, cap: int) -> list[tuple[int, int, slice]]:
+    """``n`` consecutive ring slots from ``start``: (lo, hi, source slice) spans, two when they wrap."""
+    if start + n <= cap:
+        return [(start, start + n, slice(0, n))]
+    k = cap - start
+    return [(start, cap, slice(0, k)), (0, n - k, slice(k, n))]
 
 
 def _grown(a: np.ndarray, n: int) -> np.ndarray:
@@ -482,8 +635,8 @@ def _grown(a: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _grown2(a: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    out = np.zeros((max(rows, a.shape[0]), cols), a.dtype)
+def _grown2(a: np.ndarray, rows: int, cols: int, fill: Any = 0) -> np.ndarray:
+    out = np.full((max(rows, a.shape[0]), cols), fill, a.dtype)
     out[: a.shape[0], : a.shape[1]] = a
     return out
 

@@ -196,7 +196,8 @@ def run_against_river(seed: int, task: str, head: str, n: int = 500, n_classes: 
     lr = rng.choice([0.01, 0.05, 0.2])
     stream = random_stream(rng, n, task, n_classes)
     ops = random_ops(rng, n)
-    model = OnlineLinearModel(task, lr, head)
+    model = OnlineLinearModel(task, lr, head, recent_rows=rng.choice([0, 3, 50, 16384]))
+    handles: dict[int, int] = {}  # event -> the handle of its prediction
     ref = river_pipeline(task, lr) if task == "regression" or head == "ovr" else RiverAuto(lr)
     compared = exact = 0
     k = 0
@@ -225,10 +226,16 @@ def run_against_river(seed: int, task: str, head: str, n: int = 500, n_classes: 
                     got.append((model.predict_one(x), model.predict_proba_one(x)))
         else:
             b = MicroBatch()
+            predicted = []
             for learn, e in chunk:
                 x, y = stream[e]
-                b.learn(x, y) if learn else b.predict(x)
+                if learn:  # with the handle of its prediction (when it had one), as the service would
+                    b.learn(x, y, handles.get(e, -1))
+                else:
+                    b.predict(x)
+                    predicted.append(e)
             out = model.replay(b)
+            handles.update(zip(predicted, out.handles))
             got = [(p, out.proba_dict(i) if task != "regression" else None) for i, p in enumerate(out.predictions)]
         assert len(got) == len(expected)
         for (gp, gprob), (ep, eprob) in zip(got, expected):
@@ -246,7 +253,7 @@ def run_against_river(seed: int, task: str, head: str, n: int = 500, n_classes: 
             assert gp == ep or abs(max(eprob.values()) - gprob[gp]) <= TOL, (gp, ep, eprob)
         assert_same_heads(model, ref)
         if rng.random() < 0.3:
-            model = OnlineLinearModel.from_state(orjson_round_trip(model.to_state()))
+            model = OnlineLinearModel.from_state(orjson_round_trip(model.to_state()), model.recent_rows)
     return compared, exact
 
 
