@@ -24,6 +24,7 @@ from stream.control import ControlReader
 from stream.errors import FatalError, Fenced, StateRefused
 from stream.events import Origin, Record
 from stream.formats import input_format
+from stream.merge import IDLE_BACKLOG_SLACK
 from stream.metrics import Metrics
 from stream.outputs import offset_reset_event
 from stream.partition import PartitionProcessor
@@ -120,6 +121,7 @@ class Service:
         msgs = self.consumer.consume(self.cfg.processing.batch_size, self.cfg.processing.poll_timeout_seconds)
         started = time.perf_counter()
         processors, positions = self.processors, self._positions
+        first: dict[tuple[str, int], int] = {}
         for m in msgs:
             if m.error() is not None:
                 self._on_consume_error(m.error())
@@ -128,8 +130,11 @@ class Service:
             proc = processors.get(p)
             if proc is None:  # a message for a partition revoked in this very call
                 continue
-            proc.merge.add(Record(m.topic(), p, m.offset(), m.timestamp()[1], m.key(), m.value()))
+            topic, offset = m.topic(), m.offset()
+            first.setdefault((topic, p), offset)
+            proc.merge.add(Record(topic, p, offset, m.timestamp()[1], m.key(), m.value()))
         if msgs:  # the next position of every input that received messages: after its newest buffered record
+            self._check_skipped(first)
             for p, proc in processors.items():
                 for topic, offset in proc.merge.next_fetch_offsets():
                     positions[(topic, p)] = offset
@@ -143,6 +148,7 @@ class Service:
             if proc.last_input_wall is None:
                 proc.last_input_wall = now  # the silence is counted from the assignment on
             proc.check_no_data(now)
+            proc.check_idle(now)
             self._flow_control(proc)
         self.metrics.flush()
         self._poll_control()
@@ -164,6 +170,26 @@ class Service:
     def _control_dead_letter(self, rec: Record, reason: str, detail: str) -> None:
         self.publisher.dead_letter(self.cfg.topics.dead_letter, rec, reason, detail)
         self.metrics.dead_letter(rec.topic, reason)
+
+    def _check_skipped(self, first: dict[tuple[str, int], int]) -> None:
+        """A fetch that starts well past the position we expected: the consumer skipped input (retention deleted
+        it before it was read and the client reset to the log start). Said at once, as configured by
+        ``processing.on_offset_out_of_range``, instead of going on silently."""
+        for (topic, p), offset in first.items():
+            proc = self.processors.get(p)
+            expected = self._positions.get((topic, p))
+            if expected is None and proc is not None:
+                expected = proc.next_offsets.get(topic)
+            if proc is None or expected is None or offset <= expected + IDLE_BACKLOG_SLACK:
+                continue
+            msg = (f"{topic}[{p}]: the consumer skipped from offset {expected} to {offset} (retention deleted "
+                   "input before it was processed)")
+            if self.cfg.processing.on_offset_out_of_range == "fail":
+                self._fatal = FatalError(msg + "; set processing.on_offset_out_of_range='reset' to continue")
+                return
+            log.warning("%s; continuing as configured", msg, extra={"partition": p, "topic": topic})
+            self.publisher.send(self.cfg.topics.data_quality, None,
+                                offset_reset_event(Origin(topic, p, expected), offset))
 
     def _on_consume_error(self, err: KafkaError) -> None:
         if err.code() == KafkaError._PARTITION_EOF:

@@ -91,6 +91,8 @@ class ProcessingConfig:
     checkpoint_every_seconds: float = 5.0
     #: messages bigger than this go to the dead-letter topic ("oversized")
     max_message_bytes: int = 1_000_000
+    #: the format of input messages (inference, labels, control): one of stream.formats.FORMATS
+    input_format: str = "json"
     #: where to start a partition that has no checkpoint: "earliest" or "latest"
     start_from: StartFrom = "earliest"
     #: stored offset below the log start (retention deleted data): "fail" or "reset" (with a data-quality event)
@@ -111,6 +113,11 @@ class ProcessingConfig:
             raise ConfigError(f"{where}.gc_threshold must be >= 0 (0 = Python's default)")
         if self.batch_size < 1:
             raise ConfigError(f"{where}.batch_size must be >= 1")
+        from stream.formats import FORMATS  # here, not at import: formats import the event types
+
+        if self.input_format not in FORMATS:
+            raise ConfigError(f"{where}.input_format must be one of {', '.join(map(repr, FORMATS))}, "
+                              f"got {self.input_format!r}")
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,13 @@ class JoinConfig:
     #: how many joined ids are remembered to recognise a duplicate label (also bounded by ttl_seconds);
     #: part of every checkpoint, so keep it modest
     remember_joined: int = 20_000
+    #: wall clock: labels still waiting for their prediction when the partition has received nothing for this
+    #: long are dead-lettered (label_without_prediction) instead of waiting for later events; 0 = off
+    idle_expire_seconds: float = 120.0
+
+    def check(self, where: str) -> None:
+        if self.idle_expire_seconds < 0:
+            raise ConfigError(f"{where}.idle_expire_seconds must be >= 0 (0 = off)")
 
 
 @dataclass(frozen=True)
@@ -197,6 +211,12 @@ class RetrainPolicyConfig:
     cooldown_seconds: float = 3600.0
     #: recommended window when no change point is known: this many seconds before the trigger
     fallback_window_seconds: float = 86400.0
+    #: a concept change that lowers the served error (the concept came back) is published (severity info);
+    #: it triggers a retrain only when this is true
+    retrain_on_improvement: bool = False
+    #: one degradation episode (from its change point until the error improves again) gives one retrain event;
+    #: false: every confirmed degradation past the cooldown gives one
+    one_retrain_per_episode: bool = True
 
     def check(self, where: str) -> None:
         if min(self.data_drift_sustained_seconds, self.performance_threshold, self.every_seconds,
@@ -349,8 +369,11 @@ class StateConfig:
 @dataclass(frozen=True)
 class MetricsConfig:
     enabled: bool = True
+    #: every instance on one host needs its own port (the default is shared: a second instance fails to start)
     port: int = 9108
     host: str = "127.0.0.1"
+    #: if ``port`` is taken, try this many ports after it and serve on the first free one (logged; 0 = fail)
+    port_search: int = 0
 
 
 @dataclass(frozen=True)

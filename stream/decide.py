@@ -140,7 +140,9 @@ class ConceptDrift(PolicyInput):
     ORDER: ClassVar[int] = 3
 
     def apply(self, policy: RetrainPolicy, batch: Batch) -> None:
-        policy.observe_concept_drift(self.event_id, batch.change_point(self.alarm.joined))
+        a = self.alarm
+        policy.observe_concept_drift(self.event_id, batch.change_point(a.joined), direction=a.direction,
+                                     error_before=a.error_before, error_after=a.error_after)
 
 
 #: inputs that may wait for a later batch, as they are stored in a checkpoint: [seq, order, kind, payload]

@@ -88,6 +88,13 @@ class Alarm:
     joined_count: int
     #: threshold calibration used by the detector, if it was calibrated (see detectors.calibrate)
     calibration: dict[str, Any] | None = None
+    #: which way the served error moved: "degradation" (it rose) or "improvement" (it fell)
+    direction: str = "degradation"
+    #: the served error before and after the estimated change point (see :func:`change_point`)
+    error_before: float | None = None
+    error_after: float | None = None
+    #: joins between the estimated change point and the alarming join (the alarm's delay in labels)
+    change_joins_before: int = 0
 
 
 @dataclass(slots=True)
@@ -278,9 +285,13 @@ class ModelMonitor:
         served0, online0, joined0 = self._batch_start
         served = (served0 + [e for e, _, _ in self._batch[: i + 1]])[-ROLLING:]
         online = (online0 + [o for _, o, _ in self._batch[: i + 1] if o is not None])[-ROLLING:]
+        k, before, after = change_point(served)
+        if estimate is None:
+            estimate = after
         return Alarm(name, warning, self._batch[i][2], i, estimate,
                      sum(served) / len(served), sum(online) / len(online) if online else None, joined0 + i + 1,
-                     calibration)
+                     calibration, "improvement" if after < before else "degradation", before, after,
+                     len(served) - k)
 
     # -- summaries and state ------------------------------------------------------------------------
     def rolling_served_error(self) -> float | None:
@@ -329,9 +340,24 @@ class ModelMonitor:
         self.background = background
 
 
-def _estimate(det: DriftDetector) -> float | None:
-    v = getattr(det, "estimation", None)
-    try:
-        return None if v is None else float(v)
-    except (TypeError, ValueError):
-        return None
+#: fewest errors on either side of an estimated change point
+MIN_SEGMENT = 5
+
+
+def change_point(errors: list[float]) -> tuple[int, float, float]:
+    """The most likely single change in mean of ``errors`` (the errors up to an alarm, oldest first): the split
+    ``k`` maximising the standardised difference of the two segments' means (the CUSUM / likelihood-ratio
+    estimate for a shift in mean), with the mean before and after it. It is computed from the errors
+    themselves, so it is the same whatever the detector and wherever micro-batches were cut."""
+    n = len(errors)
+    if n < 2 * MIN_SEGMENT:
+        m = sum(errors) / n if n else 0.0
+        return 0, m, m
+    x = np.asarray(errors, dtype=np.float64)
+    s = np.cumsum(x)
+    k = np.arange(MIN_SEGMENT, n - MIN_SEGMENT + 1)
+    left = s[k - 1] / k
+    right = (s[-1] - s[k - 1]) / (n - k)
+    score = np.abs(left - right) * np.sqrt(k * (n - k) / n)
+    best = int(np.argmax(score))  # the first maximum: ties resolve the same way every time
+    return int(k[best]), float(left[best]), float(right[best])

@@ -143,6 +143,12 @@ class LabelJoin:
             self._joined.discard(ids.popleft())
         return preds, labels
 
+    def expire_labels(self) -> list[tuple[str, PendingLabel]]:
+        """Every label still waiting for its prediction (the partition went quiet: none will come)."""
+        out = list(self._labels.items())
+        self._labels.clear()
+        return out
+
     def _expire_side(self, side: OrderedDict, horizon: float) -> list:
         out = []
         while side:

@@ -39,12 +39,19 @@ def drift_event(at: Origin, model: str, alarm: "Alarm") -> dict[str, Any]:
         "model": model,
         "partition": at.partition,
         "detector": alarm.detector,
-        "severity": "critical",
+        "severity": "critical" if alarm.direction == "degradation" else "info",
+        "direction": alarm.direction,
+        "error_before": alarm.error_before,
+        "error_after": alarm.error_after,
         "offset": at.offset,
         "topic": at.topic,
         "ts": max(j.label_ts, j.prediction.ts),
+        # the join that tipped the detector (with late labels it can come well after the change) ...
         "event_id": j.id,
         "prediction_offset": j.prediction.offset,
+        # ... and the change point estimated from the served errors before it
+        "estimated_change_point": {"joins_before_alarm": alarm.change_joins_before,
+                                   "joined_count": alarm.joined_count - alarm.change_joins_before},
         "statistic": {
             "estimate": alarm.estimate,
             "served_error_rolling": alarm.served_error_rolling,
@@ -108,12 +115,15 @@ def model_quality_event(at: Origin, model: str, check: str, ts: float, evidence:
 
 def no_data_event(inference_topic: str, labels_topic: str, partition: int, next_offsets: tuple[int, int],
                   silent_seconds: float, limit_seconds: float) -> dict[str, Any]:
-    """A partition that received nothing for ``limit_seconds`` (wall clock), at its next input offsets."""
+    """A partition that received nothing for ``limit_seconds`` (wall clock), at its next input offsets.
+
+    The content names the limit, not the measured silence: a replay that meets the same silence a little
+    later must give the same event under the same id (the id names the input position)."""
     inf, lab = next_offsets
     return {
         "id": output_id(inference_topic, partition, f"{inf}-{lab}", "dq:no_data:*"), "type": "data-quality",
         "check": "no_data", "feature": "*", "model": "*", "partition": partition,
-        "severity": "warning", "evidence": {"silent_seconds": round(silent_seconds, 1), "limit_seconds": limit_seconds,
+        "severity": "warning", "evidence": {"silent_seconds_at_least": limit_seconds, "limit_seconds": limit_seconds,
                                             "next_offsets": {inference_topic: inf, labels_topic: lab}},
     }
 

@@ -163,9 +163,12 @@ class PartitionProcessor:
 
     # -- outputs that belong to the partition rather than one model -------------------------------------
     def check_no_data(self, now: float) -> None:
-        """Wall clock: report a partition that received nothing for ``no_data_seconds`` (once per silence)."""
-        limits = [mp.spec.data_quality.no_data_seconds for mp in self.models.values()
-                  if mp.spec.data_quality.enabled and mp.spec.data_quality.no_data_seconds > 0]
+        """Wall clock: report a partition that received nothing for ``no_data_seconds`` (once per silence),
+        also one that never received anything (then the declared models' limits apply)."""
+        specs = [mp.spec for mp in self.models.values()] or [
+            self.cfg.model_spec(name) for name in (self.cfg.models or ("*",))]
+        limits = [spec.data_quality.no_data_seconds for spec in specs
+                  if spec.data_quality.enabled and spec.data_quality.no_data_seconds > 0]
         if not limits or self.last_input_wall is None:
             return
         silent = now - self.last_input_wall
@@ -175,6 +178,15 @@ class PartitionProcessor:
             self.metrics.quality_issue("*", "no_data")
             self.publisher.send(self.cfg.topics.data_quality, None, no_data_event(
                 self.inference_topic, self.labels_topic, self.partition, (inf, lab), silent, min(limits)))
+
+    def check_idle(self, now: float) -> None:
+        """Wall clock: labels waiting for a prediction in a partition quiet for ``join.idle_expire_seconds``
+        are dead-lettered now (in event time nothing would ever expire them)."""
+        idle = self.cfg.join.idle_expire_seconds
+        if idle > 0 and self.join.pending_labels and self.last_input_wall is not None \
+                and now - self.last_input_wall >= idle:
+            self._expired([], self.join.expire_labels())
+            self.metrics.flush()
 
     def _expired(self, preds: list[tuple[str, PendingPrediction]], labels: list[tuple[str, PendingLabel]]) -> None:
         if preds:

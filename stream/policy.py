@@ -63,6 +63,9 @@ class RetrainPolicy:
     pending_reasons: list[str] = field(default_factory=list)
     labels_total: int = 0
     last_warning_at: int | None = None
+    #: the open degradation episode (one incident): its change point, the served error after it and whether
+    #: it already gave a retrain event; None when no incident is open
+    episode: dict[str, Any] | None = None
 
     MAX_EVIDENCE = 50
     #: a warning more than this many labels before the alarm belongs to another (false) episode
@@ -91,12 +94,34 @@ class RetrainPolicy:
             self.change_point = position.to_json()  # a new warning episode starts here
         self.last_warning_at = self.labels_total
 
-    def observe_concept_drift(self, event_id: str, position: Position) -> None:
+    def observe_concept_drift(self, event_id: str, position: Position, direction: str = "degradation",
+                              error_before: float | None = None, error_after: float | None = None) -> None:
+        """A confirmed change of the served error. An improvement (the error fell) closes the open episode and
+        only triggers a retrain with ``retrain_on_improvement``. A degradation opens an episode; while it is
+        open, further degradations are the same incident (evidence only, with ``one_retrain_per_episode``)
+        unless the error rises clearly beyond the episode's level (see :meth:`_escalates`)."""
+        if direction == "improvement":
+            self.episode = None
+            if not self.cfg.retrain_on_improvement:
+                return
+        ep = self.episode
+        new_episode = direction == "degradation" and (ep is None or self._escalates(ep, error_after))
+        if direction == "degradation" and not new_episode and ep["retrained"] and self.cfg.one_retrain_per_episode:
+            return  # the incident already has its retrain event: not even evidence for a later one
         self._evidence(event_id)
         if self.change_point is None or not self._warning_is_recent():
             self.change_point = position.to_json()
+        if new_episode:
+            self.episode = {"change_point": dict(self.change_point), "error_after": error_after, "retrained": False}
         if self.cfg.on_concept_drift:
             self._want("concept_drift")
+
+    @staticmethod
+    def _escalates(ep: dict[str, Any], error_after: float | None) -> bool:
+        """A degradation inside an open episode is a new incident when the error after it is clearly above the
+        episode's (25% relative and 0.01 absolute)."""
+        level = ep.get("error_after")
+        return error_after is not None and level is not None and error_after > 1.25 * level + 0.01
 
     def observe_data_drift(self, signal: str, event_id: str | None, ts: float, active: bool) -> None:
         if active:
@@ -159,7 +184,12 @@ class RetrainPolicy:
             self.evidence.clear()
             self.change_point = None
             return None
-        if self.change_point is not None and "concept_drift" in self.pending_reasons:
+        ep = self.episode
+        if ep is not None and ("concept_drift" in self.pending_reasons or "performance" in self.pending_reasons):
+            # a retrain for an open incident trains from the incident's change point
+            window_from, source = dict(ep["change_point"]), "change_point"
+            ep["retrained"] = True
+        elif self.change_point is not None and "concept_drift" in self.pending_reasons:
             window_from, source = dict(self.change_point), "change_point"
         else:
             window_from, source = {"inference_offset": None, "labels_offset": None,
@@ -183,6 +213,7 @@ class RetrainPolicy:
             "recent_errors": list(self.recent_errors), "recent_errors_sum": self.recent_errors_sum,
             "pending_reasons": list(self.pending_reasons),
             "labels_total": self.labels_total, "last_warning_at": self.last_warning_at,
+            "episode": self.episode,
         }
 
     def load_state(self, s: dict[str, Any]) -> None:
@@ -199,3 +230,4 @@ class RetrainPolicy:
         self.pending_reasons = list(s["pending_reasons"])
         self.labels_total = s["labels_total"]
         self.last_warning_at = s["last_warning_at"]
+        self.episode = s.get("episode")

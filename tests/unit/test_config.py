@@ -269,3 +269,10 @@ def test_detector_params_are_checked_against_the_detector_class():
         load_config(None, env)
     env = {"DRIFTSTREAM_MODELS__M__ERROR_DETECTORS": '[{name = "HDDM_A", params = {drift_confidence = 0.01}}]'}
     assert load_config(None, env).models["m"].error_detectors[0].params == {"drift_confidence": 0.01}
+
+
+def test_an_unknown_input_format_and_a_negative_idle_expiry_are_refused_by_the_loader():
+    with pytest.raises(ConfigError, match="input_format must be one of 'json'"):
+        load_config(None, {"DRIFTSTREAM_PROCESSING__INPUT_FORMAT": "avro"})
+    with pytest.raises(ConfigError, match="idle_expire_seconds must be >= 0"):
+        load_config(None, {"DRIFTSTREAM_JOIN__IDLE_EXPIRE_SECONDS": "-1"})

@@ -193,3 +193,28 @@ def test_joins_taken_once_per_batch_give_what_one_by_one_gives(monkeypatch):
     assert {"label_delay_growth", "drift", "dead-letter"} <= kinds, kinds  # the paths are exercised
     assert any(b'"signal":"label"' in e for e in deferred[0])  # label drift too
     assert deferred == one_by_one
+
+
+def test_a_stray_label_in_a_quiet_partition_is_dead_lettered_after_the_idle_time():
+    # regression (issue 20): label_without_prediction only came after the join TTL in event time, so a stray
+    # label at the end of a quiet stream waited forever
+    proc, pub, cfg = _proc()
+    proc.process([_inf(0, "a"), _lab(0, "a"), _lab(1, "stray")], now=1000.0)
+    assert proc.join.pending_labels == 1
+    proc.check_idle(1000.0 + cfg.join.idle_expire_seconds - 1)
+    assert proc.join.pending_labels == 1
+    proc.check_idle(1000.0 + cfg.join.idle_expire_seconds)
+    assert proc.join.pending_labels == 0
+    assert [e["reason"] for t, e in pub.sent if t == cfg.topics.dead_letter] == ["label_without_prediction"]
+
+
+def test_no_data_is_reported_for_a_partition_that_never_received_anything():
+    # regression (issue 20): with no event ever, no model was known, so no limit applied and nothing was said
+    proc, pub, cfg = _proc()
+    limit = cfg.default_model.data_quality.no_data_seconds
+    assert limit > 0
+    proc.last_input_wall = 50.0  # the assignment
+    proc.check_no_data(50.0 + limit - 1)
+    assert not pub.sent
+    proc.check_no_data(50.0 + limit)
+    assert [e["check"] for t, e in pub.sent] == ["no_data"]

@@ -25,8 +25,10 @@ def test_concept_drift_gives_one_retrain_per_incident_with_change_point_window()
     # a second detector alarming on the same incident, inside the cooldown: no second event
     p.observe_concept_drift("d2", pos(20.0, 9, 6))
     assert p.decide_at(20.0) is None
-    # after the cooldown a new incident is a new event, with its own change point and evidence only
-    # (regression: the cooldown alarm's change point and evidence leaked into the next incident)
+    # after the cooldown a new incident (the error came back, then rose again) is a new event, with its own
+    # change point and evidence only (regression: the cooldown alarm's change point and evidence leaked into
+    # the next incident)
+    p.observe_concept_drift("up", pos(150.0, 50, 40), direction="improvement")
     p.observe_concept_drift("d3", pos(200.0, 90, 60))
     d = p.decide_at(200.0)
     assert d.reasons == ["concept_drift"] and d.evidence == ["d3"]
@@ -170,3 +172,61 @@ def test_stale_warning_is_not_the_change_point_and_schedules_use_the_fallback_wi
         d = p.decide_at(700.0 + i)
     assert d is not None and d.reasons == ["new_labels"] and d.window_source == "fallback"
     assert d.window_from["ts"] == 1699.0 - 50
+
+
+def _episode_policy(**cfg):
+    p = RetrainPolicy(RetrainPolicyConfig(cooldown_seconds=100, **cfg))
+    p.observe_label(0.0, 0.0)
+    p.observe_concept_drift("d1", pos(12.0, 7, 4), error_before=0.1, error_after=0.4)
+    assert p.decide_at(12.0).window_from == {"inference_offset": 7, "labels_offset": 4, "ts": 12.0}
+    return p
+
+
+def test_one_degradation_episode_gives_one_retrain_event_past_the_cooldown():
+    # regression (issue 20): the served model stayed wrong past the cooldown and a second retrain event
+    # followed for the same incident, with a window starting thousands of events after the change point
+    p = _episode_policy()
+    p.observe_concept_drift("d2", pos(500.0, 3000, 2900), error_before=0.38, error_after=0.42)
+    assert p.decide_at(500.0) is None
+
+
+def test_a_retrain_inside_an_open_episode_trains_from_the_episode_change_point():
+    p = _episode_policy(performance_threshold=0.3, performance_window=2)
+    for t in (400.0, 401.0):
+        p.observe_label(t, 1.0)
+    d = p.decide_at(401.0)
+    assert d.reasons == ["performance"]
+    assert d.window_source == "change_point" and d.window_from["inference_offset"] == 7
+
+
+def test_an_improvement_closes_the_episode_and_does_not_retrain_by_default():
+    p = _episode_policy()
+    p.observe_concept_drift("up", pos(300.0, 200, 190), direction="improvement", error_before=0.4,
+                            error_after=0.1)
+    assert p.decide_at(300.0) is None and p.episode is None
+    p.observe_concept_drift("d2", pos(500.0, 400, 390), error_before=0.1, error_after=0.4)
+    d = p.decide_at(500.0)
+    assert d.reasons == ["concept_drift"] and d.window_from["inference_offset"] == 400
+
+
+def test_improvements_retrain_when_configured_and_escalations_are_new_incidents():
+    p = _episode_policy(retrain_on_improvement=True)
+    p.observe_concept_drift("up", pos(300.0, 200, 190), direction="improvement")
+    assert p.decide_at(300.0).reasons == ["concept_drift"]
+    q = _episode_policy()
+    q.observe_concept_drift("worse", pos(500.0, 400, 390), error_before=0.4, error_after=0.7)
+    assert q.decide_at(500.0).window_from["inference_offset"] == 400
+
+
+def test_every_degradation_past_the_cooldown_retrains_without_episodes():
+    p = _episode_policy(one_retrain_per_episode=False)
+    p.observe_concept_drift("d2", pos(500.0, 3000, 2900), error_before=0.38, error_after=0.42)
+    assert p.decide_at(500.0).reasons == ["concept_drift"]
+
+
+def test_the_episode_survives_a_state_round_trip():
+    p = _episode_policy()
+    q = RetrainPolicy(RetrainPolicyConfig(cooldown_seconds=100))
+    q.load_state(p.to_state())
+    q.observe_concept_drift("d2", pos(500.0, 3000, 2900), error_before=0.38, error_after=0.42)
+    assert q.decide_at(500.0) is None
