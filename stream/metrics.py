@@ -197,3 +197,27 @@ class BatchHistogram:
 
 def _le(bound: float) -> str:
     return str(float(bound))
+
+
+class MetricsPortInUse(RuntimeError):
+    """No port to serve ``/metrics`` on: the configured one (and any searched after it) is taken."""
+
+
+def serve_metrics(registry: CollectorRegistry, host: str, port: int, port_search: int = 0) -> tuple[int, Any]:
+    """Serve ``/metrics`` on ``host:port``, or on the first free one of the ``port_search`` ports after it;
+    returns (port, server). Several instances on one host share the default port 9108: the second one
+    fails here with a message that says so, instead of an opaque bind error."""
+    from prometheus_client import start_http_server
+
+    errors = []
+    for candidate in range(port, port + port_search + 1):
+        try:
+            server, _ = start_http_server(candidate, addr=host, registry=registry)
+            return candidate, server
+        except OSError as exc:
+            errors.append(f"{candidate}: {exc.strerror or exc}")
+    tried = f"port {port}" if not port_search else f"ports {port}-{port + port_search}"
+    raise MetricsPortInUse(
+        f"cannot serve metrics on {host}, {tried} ({'; '.join(errors)}): another driftstream instance on this "
+        "host? Give each instance its own metrics.port (DRIFTSTREAM_METRICS__PORT), set metrics.port_search = N "
+        "to take the next free one of N ports, or metrics.enabled = false")

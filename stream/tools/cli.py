@@ -53,11 +53,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import CollectorRegistry
 
     from stream.app import build_service
     from stream.errors import FatalError
-    from stream.metrics import Metrics
+    from stream.metrics import Metrics, MetricsPortInUse, serve_metrics
     from stream.topics import TopologyError, admin_client, check_topics
 
     cfg = _load(args)
@@ -74,8 +74,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     registry = CollectorRegistry()
     metrics = Metrics(registry)
     if cfg.metrics.enabled:
-        start_http_server(cfg.metrics.port, addr=cfg.metrics.host, registry=registry)
-        log.info("metrics on http://%s:%d/metrics", cfg.metrics.host, cfg.metrics.port)
+        try:
+            port, _ = serve_metrics(registry, cfg.metrics.host, cfg.metrics.port, cfg.metrics.port_search)
+        except MetricsPortInUse as exc:
+            log.error("%s", exc)
+            return 2
+        log.info("metrics on http://%s:%d/metrics", cfg.metrics.host, port)
     try:
         service = build_service(cfg, metrics)
     except FatalError as exc:

@@ -83,3 +83,24 @@ def test_run_refuses_to_start_and_lists_the_missing_topics(stack, tmp_path):
     assert listed == [v for n, v in names.items() if v not in present and n != "control"]
     assert "driftstream topics create -c FILE" in line
     admin.delete_topics(present)
+
+
+def test_a_second_instance_on_the_same_metrics_port_stops_with_a_clear_message(stack, tmp_path):
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    run = uuid.uuid4().hex[:8]
+    path, names = _config(tmp_path, stack, run, "partitions = 1")
+    path.write_text(path.read_text() + f"\n[metrics]\nport = {port}\n")
+    try:
+        assert _cli("topics", "create", "-c", str(path)).returncode == 0
+        out = _cli("run", "-c", str(path), "--max-seconds", "5")
+    finally:
+        taken.close()
+        AdminClient({"bootstrap.servers": stack.kafka["bootstrap.servers"]}).delete_topics(list(names.values()))
+    assert out.returncode == 2
+    assert f"cannot serve metrics on 127.0.0.1, port {port}" in out.stderr
+    assert "another driftstream instance on this host" in out.stderr and "Traceback" not in out.stderr
