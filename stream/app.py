@@ -81,9 +81,11 @@ class Service:
 
     def run(self, max_seconds: float | None = None) -> int:
         t = self.cfg.topics
-        self._prepare_process()
+        # subscribe first: the group join goes on in librdkafka's threads while the kernels load (on_assign
+        # only runs inside consume())
         self.consumer.subscribe([t.inference, t.labels], on_assign=self.on_assign, on_revoke=self.on_revoke,
                                 on_lost=self.on_lost)
+        self._prepare_process()
         deadline = None if max_seconds is None else self.clock() + max_seconds
         try:
             self.control.start()
