@@ -615,6 +615,92 @@ class OnlineLinearModel:
         m._grow()
         return m
 
+    @classmethod
+    def from_river(cls, pipeline: Any, head: Head = "ovr", recent_rows: int = 16384) -> OnlineLinearModel:
+        """The model equal to a River pipeline of the shape ``stream.detect.build_online_model`` builds
+        (``kind`` "logistic" / "linear"), with its learned state: to migrate a checkpoint of the River model.
+
+        ``head="ovr"`` continues River's one-vs-rest exactly. ``head="auto"`` takes, for a label with at most
+        two classes, the first class's regression as the binary head (River's second regression, its near
+        negation, is dropped; see the module docstring); with more classes it is one-vs-rest. Anything
+        else (another scaler or encoder, L1/L2, another loss, optimizer or initializer, a Hoeffding tree)
+        raises ``ValueError``: keep such a model as a River model.
+        """
+        from river import compose, linear_model, multiclass, optim, preprocessing
+
+        def refuse(why: str) -> ValueError:
+            return ValueError(f"cannot convert this River model to OnlineLinearModel: {why}")
+
+        steps = list(pipeline.steps.values()) if isinstance(pipeline, compose.Pipeline) else []
+        if len(steps) != 2 or not isinstance(steps[0], compose.TransformerUnion):
+            raise refuse("expected (numeric + categorical) | head")
+        scaler = encoder = None
+        for sub in steps[0].transformers.values():
+            parts = list(sub.steps.values()) if isinstance(sub, compose.Pipeline) else []
+            if len(parts) != 2 or not isinstance(parts[0], compose.SelectType):
+                raise refuse(f"unexpected union member {sub}")
+            if set(parts[0].types) == {int, float} and type(parts[1]) is preprocessing.StandardScaler:
+                scaler = parts[1]
+            elif set(parts[0].types) == {str} and type(parts[1]) is preprocessing.OneHotEncoder:
+                encoder = parts[1]
+            else:
+                raise refuse(f"unexpected union member {sub}")
+        if scaler is None or encoder is None or not scaler.with_std or scaler.window_size is not None \
+                or encoder.drop_zeros or encoder.drop_first or encoder.categories is not None:
+            raise refuse("expected SelectType(int, float) | StandardScaler() + SelectType(str) | OneHotEncoder()")
+        last = steps[1]
+        if isinstance(last, multiclass.OneVsRestClassifier):
+            task: Task = "classification"
+            glms = list(last.classifiers.values())
+            classes = list(last.classifiers)
+            template = last.classifier
+        elif isinstance(last, (linear_model.LinearRegression, linear_model.LogisticRegression)):
+            task = "regression" if isinstance(last, linear_model.LinearRegression) else "classification"
+            if task == "classification":
+                raise refuse("a lone LogisticRegression has no class labels; expected OneVsRestClassifier")
+            glms, classes, template = [last], [], last
+        else:
+            raise refuse(f"unsupported head {type(last).__name__}")
+        for g in [template, *glms]:
+            loss = optim.losses.Squared if task == "regression" else optim.losses.Log
+            if type(g.optimizer) is not optim.SGD or type(g.optimizer.lr) is not optim.schedulers.Constant \
+                    or type(g.intercept_lr) is not optim.schedulers.Constant or g.l1 or g.l2 \
+                    or type(g.loss) is not loss or type(g.initializer) is not optim.initializers.Zeros \
+                    or (task == "classification" and (g.loss.weight_pos != 1.0 or g.loss.weight_neg != 1.0)):
+                raise refuse("expected SGD with a constant learning rate, no L1/L2, the default loss and zero init")
+        ovr = task == "classification" and (head == "ovr" or len(classes) > 2)
+        m = cls(task, template.optimizer.lr.learning_rate, head, template.intercept_lr.learning_rate,
+                template.clip_gradient, recent_rows)
+        # scaler: River's features in the order it first learned them
+        m._num = {f: g for g, f in enumerate(scaler.counts)}
+        m._order = list(range(len(m._num)))
+        m._counts = np.array([scaler.counts[f] for f in m._num], np.int64).reshape(len(m._num))
+        m._means = np.array([scaler.means[f] for f in m._num], np.float64).reshape(len(m._num))
+        m._vars = np.array([scaler.vars[f] for f in m._num], np.float64).reshape(len(m._num))
+        m._std = _std_of(m._vars, 0.5)
+        # encoder: its zero dict's order is the slot order
+        m._slots = {name: s for s, name in enumerate(encoder._zero_dict)}
+        m._values = {f: {None: -1, **{v: m._slots[f"{f}_{v}"] for v in vals}} for f, vals in encoder.values.items()}
+        m.classes = classes
+        m._class_index = {c: i for i, c in enumerate(classes)}
+        used = glms if ovr or task == "regression" else glms[:1]
+        m._heads = np.array([len(classes), REGRESSION if task == "regression" else (OVR if ovr else BINARY)], np.int64)
+        n_heads = max(len(used), 1)
+        m._wn = np.zeros((n_heads, len(m._num)))
+        m._wc = np.zeros((n_heads, len(m._slots)))
+        m._b = np.zeros(n_heads)
+        for h, g in enumerate(used):
+            for name, w in g._weights.to_dict().items():
+                if name in m._slots:
+                    m._wc[h, m._slots[name]] = w
+                elif name in m._num:
+                    m._wn[h, m._num[name]] = w
+                elif w:
+                    raise refuse(f"weight for {name!r}, a feature neither scaled nor one-hot encoded")
+            m._b[h] = g.intercept
+        m._grow()
+        return m
+
     def clone(self) -> OnlineLinearModel:
         """A fresh model with the same parameters (River's ``clone``)."""
         return type(self)(self.task, self.learning_rate, self.head, self.intercept_lr, self.clip_gradient,
@@ -789,3 +875,36 @@ def _std_of(variances, half):  # pragma: no cover - compiled
     for g in range(variances.shape[0]):
         out[g] = variances[g] ** half
     return out
+
+
+# -- the service's models ---------------------------------------------------------------------------------
+def river_pipeline(task: Task, learning_rate: float) -> Any:
+    """River's pipeline that :class:`OnlineLinearModel` computes with ``head="ovr"`` (what
+    ``stream.detect.build_online_model`` builds for ``kind`` "logistic" / "linear"): the reference, and the
+    model of ``kind = "river"``."""
+    from river import compose, linear_model, multiclass, optim, preprocessing
+
+    numeric = compose.SelectType(int, float) | preprocessing.StandardScaler()
+    categorical = compose.SelectType(str) | preprocessing.OneHotEncoder()
+    if task == "regression":
+        head: Any = linear_model.LinearRegression(optimizer=optim.SGD(learning_rate))
+    else:
+        head = multiclass.OneVsRestClassifier(linear_model.LogisticRegression(optimizer=optim.SGD(learning_rate)))
+    return (numeric + categorical) | head
+
+
+def build_online_model(cfg: Any, task: Task) -> Any:
+    """The online challenger for an ``OnlineModelConfig``: ``kind`` "logistic" or "linear" (the head follows
+    the task) is the compiled :class:`OnlineLinearModel` (``cfg.head``, default "auto"); "river" is River's
+    pipeline of the same model; "hoeffding_tree" is River's Hoeffding tree. The River models keep River's
+    per-event API (``predict_one`` / ``learn_one``) and a River-pickled state."""
+    kind = cfg.kind
+    if kind in ("logistic", "linear"):
+        return OnlineLinearModel(task, cfg.learning_rate, getattr(cfg, "head", "auto"))
+    if kind == "river":
+        return river_pipeline(task, cfg.learning_rate)
+    if kind == "hoeffding_tree":
+        from river import tree
+
+        return tree.HoeffdingTreeClassifier() if task == "classification" else tree.HoeffdingTreeRegressor()
+    raise ValueError(f"online model kind {kind!r}: expected 'logistic', 'linear', 'river' or 'hoeffding_tree'")

@@ -20,7 +20,9 @@ import pytest
 from river import compose, linear_model, multiclass, optim, preprocessing
 from river.utils import VectorDict
 
-from stream.learner import MicroBatch, OnlineLinearModel
+from stream.config import OnlineModelConfig
+from stream.learner import MicroBatch, OnlineLinearModel, build_online_model
+from stream.learner import river_pipeline as learner_river_pipeline
 
 TOL = 1e-9
 
@@ -455,3 +457,69 @@ def test_regression_predictions_are_floats() -> None:
     m.learn_one({"a": 1}, 2)
     assert type(m.predict_one({"a": 1})) is float
     assert not math.isnan(m.predict_one({"a": 1}))
+
+
+# -- River checkpoints, the service's builder -------------------------------------------------------------
+@pytest.mark.parametrize("task,n_classes", [("classification", 2), ("classification", 4), ("regression", 0)])
+def test_a_trained_river_pipeline_converts_and_continues_exactly(task: str, n_classes: int) -> None:
+    rng = random.Random(21 + n_classes)
+    stream = random_stream(rng, 700, task, max(n_classes, 2))
+    ref = river_pipeline(task, 0.05)
+    for x, y in stream[:400]:
+        ref.learn_one(river_x(x), y)
+    m = OnlineLinearModel.from_river(ref, head="ovr")
+    assert_same_heads(m, ref)
+    for x, y in stream[400:]:
+        if task == "regression":
+            assert m.predict_one(x) == ref.predict_one(river_x(x))
+        else:
+            assert m.predict_proba_one(x) == ref.predict_proba_one(river_x(x))
+        m.learn_one(x, y)
+        ref.learn_one(river_x(x), y)
+    assert_same_heads(m, ref)
+
+
+def test_a_binary_river_checkpoint_becomes_the_binary_head_of_its_first_class() -> None:
+    rng = random.Random(5)
+    stream = random_stream(rng, 300, "classification", 2)
+    ref = river_pipeline("classification", 0.05)
+    for x, y in stream:
+        ref.learn_one(river_x(x), y)
+    m = OnlineLinearModel.from_river(ref, head="auto")
+    first = ref.steps[list(ref.steps)[-1]].classifiers[m.classes[0]]
+    assert m.n_heads == 1 and m.head_weights(0) == (first._weights.to_dict() | {
+        k: 0.0 for k in m.head_weights(0)[0] if k not in first._weights.to_dict()}, first.intercept)
+
+
+def test_other_river_models_are_refused_with_a_reason() -> None:
+    from river import linear_model, optim, preprocessing, tree
+
+    with pytest.raises(ValueError, match="expected"):
+        OnlineLinearModel.from_river(tree.HoeffdingTreeClassifier())
+    with pytest.raises(ValueError, match="L1/L2"):
+        OnlineLinearModel.from_river(river_union() | linear_model.LinearRegression(optimizer=optim.SGD(0.1), l2=0.1))
+    with pytest.raises(ValueError, match="union member"):
+        OnlineLinearModel.from_river(
+            (compose.SelectType(int, float) | preprocessing.MinMaxScaler()) + (compose.SelectType(str) |
+                                                                              preprocessing.OneHotEncoder())
+            | linear_model.LinearRegression())
+
+
+def test_the_learner_module_reference_is_the_test_reference() -> None:
+    a, b = learner_river_pipeline("classification", 0.05), river_pipeline("classification", 0.05)
+    assert str(a) == str(b)
+    for x, y in random_stream(random.Random(8), 200, "classification", 3):
+        assert a.predict_proba_one(river_x(x)) == b.predict_proba_one(river_x(x))
+        a.learn_one(river_x(x), y)
+        b.learn_one(river_x(x), y)
+
+
+def test_build_online_model_by_kind() -> None:
+    m = build_online_model(OnlineModelConfig(kind="logistic", learning_rate=0.2), "classification")
+    assert isinstance(m, OnlineLinearModel) and m.learning_rate == 0.2 and m.head == "auto"
+    assert build_online_model(OnlineModelConfig(kind="linear"), "regression").task == "regression"
+    assert type(build_online_model(OnlineModelConfig(kind="river"), "regression")).__name__ == "Pipeline"
+    assert type(build_online_model(OnlineModelConfig(kind="hoeffding_tree"), "classification")).__name__ \
+        == "HoeffdingTreeClassifier"
+    with pytest.raises(ValueError, match="kind"):
+        build_online_model(OnlineModelConfig(kind="svm"), "classification")
