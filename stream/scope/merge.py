@@ -162,7 +162,9 @@ class SummaryMerge:
     # -- state --------------------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
         return {"partitions": self.partitions, "end": [None if e is None else list(e) for e in self.end],
-                "watermarks": list(self.watermarks), "heap": [list(i) for i in self.heap],
+                "watermarks": list(self.watermarks),
+                # sorted: a sorted list is a heap, and the state does not depend on the order items came in
+                "heap": [list(i) for i in sorted(self.heap, key=lambda i: i[:6])],
                 "released": self.released, "duplicates": self.duplicates, "late": self.late,
                 "out_of_order": self.out_of_order, "summaries": self.summaries}
 
