@@ -1,6 +1,10 @@
 """Calibration benchmark: does ``false_alarm_every = N`` give one false alarm every N events, with a sane law?
 
-    python benchmarks/calibration.py [--quick] [--runs 250] [--detectors DDM,HDDMW] [--markdown]
+    python benchmarks/calibration.py [--quick] [--runs 500] [--detectors DDM,HDDMW] [--markdown]
+                                     [--jsonl rows.jsonl] [--table rows.jsonl ...]
+
+Settings run by N first (all detectors at 1k, then 5k, ...), each row appended to ``--jsonl`` as it is done,
+so that an interrupted run keeps what it measured; ``--table`` prints the table of such files.
 
 For every detector that offers calibration (:data:`detectors.calibrate.TUNABLE`), every error rate p and
 every requested mean run N:
@@ -24,6 +28,7 @@ Wall time is printed but never asserted. KSWIN runs a KS test per event: it is o
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -159,7 +164,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rates", default=None, help="comma-separated error rates")
     ap.add_argument("--erts", default=None, help="comma-separated requested mean runs N")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--jsonl", default=None, help="append each row to this file as it is measured")
+    ap.add_argument("--table", nargs="+", default=None, help="print the table of these --jsonl files and exit")
     args = ap.parse_args(argv)
+    if args.table:
+        rows = [json.loads(line) for path in args.table for line in Path(path).read_text().splitlines() if line]
+        order = {d: i for i, d in enumerate(DETECTORS)}
+        rows.sort(key=lambda r: (order.get(r["detector"], 99), r["N"], r["p"]))
+        print_rows(rows, args.markdown)
+        return 0
     rates = QUICK_RATES if args.quick else RATES
     erts = QUICK_ERTS if args.quick else ERTS
     if args.rates:
@@ -173,13 +186,16 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"no calibration for {unknown}")
     rows = []
     t0 = time.perf_counter()
-    for name in names:
-        for n in erts:
+    for n in erts:
+        for name in names:
             if name == "KSWIN" and n > KSWIN_MAX_ERT:
                 continue
             for p in rates:
                 row = bench_one(name, p, n, n_runs)
                 rows.append(row)
+                if args.jsonl:
+                    with open(args.jsonl, "a") as out:
+                        out.write(json.dumps(row) + "\n")
                 status = row.get("refused", "")[:90] or f"mean/N {row['law']['mean']:.2f} median/N {row['law']['median']:.2f}"
                 print(f"# {name} p={p:g} N={n}: {status} ({row['seconds']:.1f}s)", file=sys.stderr, flush=True)
     print(f"calibration benchmark: {n_runs} runs per setting, calibration seed 0, "

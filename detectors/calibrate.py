@@ -80,6 +80,9 @@ MIN_MEDIAN = 0.5
 MIN_P10 = 0.05
 #: the estimated mean must be within this factor of the target
 MEAN_TOLERANCE = 1.1
+#: relative standard error wanted for the estimated mean, and the most runs spent on it (x n_runs)
+MEAN_SE = 0.035
+MAX_RUNS_FACTOR = 8
 #: a reference must pin the ERT within this factor over the 90% interval of its error rate
 REFERENCE_TOLERANCE = 1.25
 _Z90 = 1.645
@@ -103,6 +106,10 @@ class CalibrationError(ValueError):
         self.detector = detector
         self.setting = dict(setting)
         self.suggestion = suggestion
+
+
+class _ConstructorRefused(CalibrationError):
+    """The detector refused a candidate inside the bounds (a wrong :class:`Tunable`): not worth retrying."""
 
 
 class ReferenceTooShort(CalibrationError):
@@ -354,8 +361,9 @@ def calibrate(
     seed
         Seeds the simulation; the same inputs and seed give the same result.
     n_runs
-        Runs the final estimate is made of (its relative standard error is about ``1 / sqrt(n_runs)``);
-        the simulation costs about ``n_runs * ert`` detector updates per candidate.
+        Fewest runs the final estimate is made of; more (up to ``8 * n_runs``) when the run lengths are
+        so spread that the mean's relative standard error would exceed 3.5% (the result's ``n_runs`` says
+        how many). The simulation costs about ``runs * ert`` detector updates per candidate.
     horizon
         Longest simulated run (default ``20 * ert``, at least 1,000); a run still going is censored.
     reference_check
@@ -386,6 +394,10 @@ def calibrate(
         raise CalibrationError(f"{name} is a binary detector: the reference must lie in [0, 1]",
                                detector=name, setting=setting)
     tunable = _tunable(probe, param, setting)
+    if reference_check and rate is not None and rate in (0.0, 1.0):
+        raise ReferenceTooShort(
+            f"{name}: the reference of {ref.size} events has an error rate of {rate:g}; its rate is unknown",
+            detector=name, setting=setting, needed_reference=2 * ref.size)
     horizon = int(horizon) if horizon is not None else max(int(20 * ert), 1_000)
     if horizon < 1:
         raise CalibrationError("horizon must be at least 1", detector=name, setting=setting)
@@ -403,12 +415,14 @@ def calibrate(
     for w in warm_ups:
         try:
             found = search.run(w)
-        except ReferenceTooShort:
+        except (ReferenceTooShort, _ConstructorRefused):
             raise
         except CalibrationError as exc:
             if w is None and len(warm_ups) == 1:
                 raise
             failures.append(f"{tunable.warm_up}={w if w is not None else 'default'}: {exc}")
+            if exc.suggestion == "ask for a larger ert":
+                break  # too few alarms already: a longer warm-up only makes fewer
             continue
         verdict = _law_verdict(found, ert)
         if verdict is None:
@@ -422,7 +436,7 @@ def calibrate(
             detector=name, setting=setting, suggestion=_INSTEAD.get(ALIAS.get(name, name), None))
     cal = Calibration(
         detector=name, param=tunable.name, value=found.value, target_ert=ert, estimated_ert=found.ert,
-        n_runs=int(n_runs), seed=int(seed), median_run=found.median, p10_run=found.p10,
+        n_runs=int(found.runs), seed=int(seed), median_run=found.median, p10_run=found.p10,
         warm_up=None if found.warm_up is None else (tunable.warm_up, found.warm_up),
         reference_size=int(ref.size), reference_rate=rate,
         extra=tuple((k, v) for k, v in search.kwargs(found.t, found.warm_up).items() if k != tunable.name),
@@ -444,6 +458,8 @@ class _Found:
     median: float
     p10: float
     t: float
+    runs: int
+    cv: float = 0.0
 
 
 def _law_verdict(found: _Found, ert: float) -> str | None:
@@ -496,8 +512,8 @@ class _Search:
         try:
             self.factory(**kwargs)
         except Exception as exc:  # a constructor that refuses a value inside our bounds: a bug in TUNABLE
-            raise CalibrationError(f"{self.name} refused {kwargs}: {exc}", detector=self.name,
-                                   setting=self.setting) from exc
+            raise _ConstructorRefused(f"{self.name} refused {kwargs}: {exc}", detector=self.name,
+                                      setting=self.setting) from exc
         return lambda: self.factory(**kwargs)
 
     def f(self, t: float, warm_up: int | None, runs: int) -> tuple[float, np.ndarray]:
@@ -528,24 +544,45 @@ class _Search:
                 suggestion="ask for a smaller ert" + (f", or {_INSTEAD[ALIAS.get(self.name, self.name)]}"
                                                       if ALIAS.get(self.name, self.name) in _INSTEAD else ""))
         # 1. bisection with a fifth of the runs, to a bracket 0.02 wide in log(value)
+        lengths = None
         while t_hi - t_lo > 0.02:
             mid = 0.5 * (t_lo + t_hi)
-            if self.f(mid, warm_up, coarse)[0] < 0:
+            f_mid, lengths = self.f(mid, warm_up, coarse)
+            if f_mid < 0:
                 t_lo = mid
             else:
                 t_hi = mid
+        # heavy-tailed run lengths (DDM, EDDM) need more runs for the same precision of the mean: enough
+        # for a relative standard error of MEAN_SE, between n_runs and MAX_RUNS_FACTOR * n_runs
+        runs = self.n_runs
+        if lengths is not None and lengths.size > 1:
+            capped = np.minimum(lengths, self.sim.horizon)
+            cv = float(capped.std() / capped.mean()) if capped.mean() > 0 else 0.0
+            runs = int(min(max(math.ceil((cv / MEAN_SE) ** 2), self.n_runs), MAX_RUNS_FACTOR * self.n_runs))
+        # 2.-3. with enough runs; if the spread measured on them asks for more, once more with those
+        bracket = (t_lo, t_hi)
+        for _ in range(2):
+            found = self._refine(*bracket, warm_up, runs)
+            wanted = int(min(max(math.ceil((found.cv / MEAN_SE) ** 2), self.n_runs),
+                             MAX_RUNS_FACTOR * self.n_runs))
+            if wanted <= 1.2 * runs:
+                break
+            runs = wanted
+        return found
+
+    def _refine(self, t_lo: float, t_hi: float, warm_up: int | None, runs: int) -> _Found:
         # 2. all runs: re-check the bracket (widen it inside the bounds if the coarse estimate was off)
         width = max(t_hi - t_lo, 0.05)
         t_lo, t_hi = max(t_lo - width, self.t_min), min(t_hi + width, self.t_max)
-        (f_lo, l_lo), (f_hi, l_hi) = self.f(t_lo, warm_up, self.n_runs), self.f(t_hi, warm_up, self.n_runs)
+        (f_lo, l_lo), (f_hi, l_hi) = self.f(t_lo, warm_up, runs), self.f(t_hi, warm_up, runs)
         while f_lo > 0 and t_lo > self.t_min:
             t_lo = max(t_lo - 4 * width, self.t_min)
-            f_lo, l_lo = self.f(t_lo, warm_up, self.n_runs)
+            f_lo, l_lo = self.f(t_lo, warm_up, runs)
         while f_hi < 0 and t_hi < self.t_max:
             t_hi = min(t_hi + 4 * width, self.t_max)
-            f_hi, l_hi = self.f(t_hi, warm_up, self.n_runs)
+            f_hi, l_hi = self.f(t_hi, warm_up, runs)
         evaluated = [(abs(f_lo), t_lo, f_lo, l_lo), (abs(f_hi), t_hi, f_hi, l_hi)]
-        tolerance = 0.25 / math.sqrt(self.n_runs)  # well inside the statistical error of one estimate
+        tolerance = 0.25 / math.sqrt(runs)  # well inside the statistical error of one estimate
         side = 0
         # 3. Illinois steps on log(ERT / target)
         for _ in range(8):
@@ -553,7 +590,7 @@ class _Search:
                 break
             t = t_hi - f_hi * (t_hi - t_lo) / (f_hi - f_lo) if f_hi != f_lo else 0.5 * (t_lo + t_hi)
             t = min(max(t, t_lo + 1e-3 * (t_hi - t_lo)), t_hi - 1e-3 * (t_hi - t_lo))
-            ft, lt = self.f(t, warm_up, self.n_runs)
+            ft, lt = self.f(t, warm_up, runs)
             evaluated.append((abs(ft), t, ft, lt))
             if ft < 0:
                 t_lo, f_lo = t, ft
@@ -567,7 +604,12 @@ class _Search:
                 side = 1
         _, t_best, f_best, lengths = min(evaluated, key=lambda e: e[:2])
         return _Found(self.value(t_best), warm_up, float(self.ert * math.exp(f_best)),
-                      _quantile(lengths, 0.5), _quantile(lengths, 0.1), t_best)
+                      _quantile(lengths, 0.5), _quantile(lengths, 0.1), t_best, runs, _cv(lengths, self.sim.horizon))
+
+
+def _cv(lengths: np.ndarray, horizon: int) -> float:
+    capped = np.minimum(lengths, horizon)
+    return float(capped.std() / capped.mean()) if capped.size > 1 and capped.mean() > 0 else 0.0
 
 
 def _quantile(lengths: np.ndarray, q: float) -> float:
@@ -591,13 +633,13 @@ def _check_reference(cal: Calibration, ref: np.ndarray, sim: _Simulator, search:
     h = min(max(rel, 0.25), 0.9, 0.9 * (1 - p) / p)
     t = math.log(cal.value) * search.sign
     w = None if cal.warm_up is None else cal.warm_up[1]
-    f_up, _ = _shifted(sim, p * (1 + h)).f_at(search, t, w, search.n_runs)
-    f_down, _ = _shifted(sim, p * (1 - h)).f_at(search, t, w, search.n_runs)
+    f_up, _ = _shifted(sim, p * (1 + h)).f_at(search, t, w, cal.n_runs)
+    f_down, _ = _shifted(sim, p * (1 - h)).f_at(search, t, w, cal.n_runs)
     elasticity = (f_up - f_down) / (math.log1p(h) - math.log1p(-h))
     worst = abs(elasticity) * math.log1p(rel) if rel < 1 else math.inf
     if worst > math.log(REFERENCE_TOLERANCE):
         factor = (worst / math.log(REFERENCE_TOLERANCE)) ** 2 if math.isfinite(worst) else 4.0
-        needed = int(math.ceil(n * max(factor, 1.5)))
+        needed = int(math.ceil(n * max(1.25 * factor, 1.5)))  # 1.25: the next reference's rate differs too
         raise ReferenceTooShort(
             f"{cal.detector}: a reference of {n} events estimates the error rate {p:.4g} within "
             f"+-{100 * rel:.0f}% (90%), which moves the calibrated ERT by a factor of up to "

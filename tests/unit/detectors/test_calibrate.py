@@ -72,8 +72,8 @@ def test_calibration_result_and_factory():
     factory = functools.partial(PageHinkley, min_instances=50)
     cal = calibrate(factory, ref, 500, seed=4, n_runs=100)
     assert isinstance(cal, Calibration)
-    assert (cal.detector, cal.param, cal.target_ert, cal.n_runs, cal.seed) == (
-        "PageHinkley", "threshold", 500.0, 100, 4)
+    assert (cal.detector, cal.param, cal.target_ert, cal.seed) == ("PageHinkley", "threshold", 500.0, 4)
+    assert 100 <= cal.n_runs <= 800  # at least those asked for, more if the runs are spread
     det = cal.new()
     assert isinstance(det, PageHinkley)
     assert det.threshold == cal.value and det.min_instances == 50
