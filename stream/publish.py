@@ -146,11 +146,35 @@ class Publisher:
         notice = orjson.dumps(rejected_output_event(topic, key, value, error))
         self._produce(self.dead_letter_topic, None, notice)
 
-    def _replace_refused(self) -> None:
+    def _replace_refused(self, timeout: float = 30.0) -> None:
+        """Deal with the outputs the broker refused for their content. The broker judges a whole record
+        batch, so a valid event batched next to an oversized one is refused with it: each is sent again in a
+        batch of its own first (rare: ``batch.size`` keeps batches within every known topic limit), and only
+        what is refused alone is replaced by a notice."""
         while self._refused:
             refused, self._refused = self._refused, []
             for topic, key, value, error in refused:
-                self._reject(topic, key, value, error)
+                verdict = self._send_alone(topic, key, value, timeout)
+                if verdict is not None:
+                    self._reject(topic, key, value, verdict)
+
+    def _send_alone(self, topic: str, key: bytes | None, value: bytes, timeout: float) -> str | None:
+        """Produce one message as a batch of its own and wait for it; returns the content error that refused
+        it, or None (delivered, or an infrastructure failure, remembered for :meth:`flush`)."""
+        late = FatalError(f"{topic}: output events were not delivered within {timeout} s")
+        if self.producer.flush(timeout):  # the queue empties: what is produced next is a batch of its own
+            raise late
+        outcome: list[Any] = []
+        self.producer.produce(topic, value=value, key=key, on_delivery=lambda err, msg: outcome.append(err))
+        if self.producer.flush(timeout):
+            raise late
+        err = outcome[0] if outcome else None
+        if err is None:
+            return None
+        if err.code() in CONTENT_ERRORS:
+            return err.name()
+        self._failures.append(f"{topic}: {err}")
+        return None
 
     def poll(self) -> None:
         self.producer.poll(0)

@@ -99,3 +99,28 @@ def test_oversized_inputs_reach_dead_letter_and_the_partition_moves_on(stack, re
     for part in (0, 1):
         cp = store.load(part)
         assert cp is not None and cp.offsets == {t.inference: 81, t.labels: 13}
+
+
+def test_an_output_the_broker_refuses_is_replaced_by_a_notice(stack):
+    """The delivery-report path on the real broker: a topic limit the publisher does not know of (lowered
+    after start-up, or not readable) refuses a derived event; a notice replaces it and the flush succeeds."""
+    from stream.publish import OutputLimits, Publisher
+
+    cfg = fresh_config(stack)
+    t = cfg.topics
+    admin = admin_client(cfg)
+    for fut in admin.create_topics([NewTopic(t.drift_events, 1, 1, config={"max.message.bytes": "10000"}),
+                                    NewTopic(t.dead_letter, 1, 1)]).values():
+        fut.result(30)
+    rejected = []
+    pub = Publisher(Producer({"bootstrap.servers": cfg.kafka["bootstrap.servers"]}), limits=OutputLimits(),
+                    dead_letter_topic=t.dead_letter, on_rejected=lambda topic, err: rejected.append((topic, err)))
+    pub.send(t.drift_events, b"k", {"id": f"{t.inference}:0:5:drift:ADWIN", "type": "drift", "pad": "p" * 30_000})
+    pub.send(t.drift_events, b"k", {"id": f"{t.inference}:0:6:drift:ADWIN", "type": "drift"})
+    pub.flush()
+    assert rejected == [(t.drift_events, "MSG_SIZE_TOO_LARGE")]
+    assert [d["id"] for d in read_topic(cfg, t.drift_events, idle=1.0)] == [f"{t.inference}:0:6:drift:ADWIN"]
+    (notice,) = read_topic(cfg, t.dead_letter, idle=1.0)
+    assert notice["id"] == f"{t.inference}:0:5:rejected:drift:ADWIN" and notice["reason"] == "output_rejected"
+    assert notice["source"] == {"topic": t.inference, "partition": 0, "offset": 5}
+    assert notice["output"]["topic"] == t.drift_events and notice["output"]["bytes"] > 30_000
