@@ -1,0 +1,64 @@
+"""SummaryMerge: key order on event-time ties, dedup frontier, watermark contract."""
+
+from __future__ import annotations
+
+import itertools
+
+from stream.scope.merge import LABEL, OUTCOME, ROW, SummaryMerge
+from stream.scope.summary import INFERENCE, LABELS, SummaryBuilder
+
+
+def _summary(p: int, start: list[int], n: int, ts: float, watermark: float):
+    b = SummaryBuilder("m", p, start)
+    for k in range(n):
+        off = start[0] + k
+        b.row(ts, off, True, {"x": float(k)}, {"x": "numeric"}, 1, None)
+        b.outcome(ts, 1.0, None, INFERENCE, off, f"e{p}-{off}", off, start[1] + k, ts - 1)
+        b.label(ts, start[1] + k, 0)
+    return b.build([start[0] + n, start[1] + n], watermark)
+
+
+def test_event_time_ties_leave_by_partition_topic_offset_kind_whatever_the_arrival():
+    sums = [_summary(p, [10 * p, 5], 3, 100.0, 100.0) for p in (2, 0, 1)]
+    orders = set()
+    for perm in itertools.permutations(sums):
+        m = SummaryMerge(3, max_lag_seconds=0.0)
+        for s in perm:
+            m.add(s)
+        items = m.release().items
+        orders.add(tuple(tuple(i[:6]) for i in items))
+    assert len(orders) == 1
+    keys = list(next(iter(orders)))
+    assert keys == sorted(keys)
+    # partition first, then the inference topic before labels, the offset, then row before outcome
+    assert [k[1] for k in keys[:9]] == [0] * 9
+    assert keys[0][2:5] == (INFERENCE, 0, ROW) and keys[1][2:5] == (INFERENCE, 0, OUTCOME)
+    assert keys[6][2:5] == (LABELS, 5, LABEL)
+
+
+def test_nothing_leaves_before_every_partition_promised_past_it():
+    m = SummaryMerge(2, max_lag_seconds=0.0)
+    m.add(_summary(0, [0, 0], 2, 5.0, 9.0))
+    r = m.release()
+    assert r.items == [] and r.watermark is None and r.holding == {1: float("inf")}
+    m.add(_summary(1, [0, 0], 1, 4.0, 4.5))
+    r = m.release()
+    assert {i[1] for i in r.items} == {1} and r.watermark == 4.5 and r.holding == {1: 4.5}
+    m.add(_summary(1, [1, 1], 1, 6.0, 9.0))
+    assert [i[0] for i in m.release().items] == [5.0] * 6 + [6.0] * 3
+
+
+def test_a_replayed_summary_straddling_the_frontier_adds_only_its_new_items():
+    m = SummaryMerge(1, max_lag_seconds=0.0)
+    assert m.add(_summary(0, [0, 0], 4, 1.0, 1.0)) == 12
+    assert m.add(_summary(0, [0, 0], 4, 1.0, 1.0)) == 0  # exact duplicate
+    assert m.add(_summary(0, [2, 2], 4, 2.0, 2.0)) == 6  # positions 2, 3 seen; 4, 5 new
+    assert m.duplicates == 12 + 6
+
+
+def test_an_item_breaking_its_partitions_watermark_is_clamped_and_counted():
+    m = SummaryMerge(1, max_lag_seconds=0.0)
+    m.add(_summary(0, [0, 0], 1, 1.0, 5.0))
+    m.add(_summary(0, [1, 1], 1, 3.0, 6.0))  # promised > 5.0, sent 3.0
+    assert m.out_of_order == 3
+    assert [i[0] for i in m.release().items] == [1.0] * 3 + [5.0] * 3
