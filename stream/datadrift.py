@@ -27,7 +27,7 @@ from detectors.window import CategoricalWindowedTest, DriftTestResult, WindowedD
 from stream.config import DataDriftConfig
 
 if TYPE_CHECKING:
-    from stream.quality import Columns
+    from stream.columns import Columns
 
 _MISSING = object()
 _KIND_ORDER = {"feature": 0, "prediction": 1, "label": 2}

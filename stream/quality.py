@@ -21,11 +21,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import compress
-from operator import countOf, itemgetter, ne
-from typing import AbstractSet, Any, Callable, Iterable, Sequence
+from operator import countOf, ne
+from typing import Any, Sequence
 
 import numpy as np
 
+from stream.columns import (ISSUE_ORDER, MIN_SEGMENT, NONE_TYPE, Columns, Row, getter, in_row_key_order, out_of_range,
+                            key_runs, same_index, short, transpose, within)
 from stream.config import DataQualityConfig, FeatureSpec
 from stream.events import InferenceEvent
 
@@ -128,7 +130,7 @@ class DataQualityChecker:
             if vt != tp:
                 valid = False
                 if (sup := admit("wrong_type", name)) is not None:
-                    issues.append(Issue("wrong_type", name, {"expected_type": tp, "value_type": vt, "value": _short(v),
+                    issues.append(Issue("wrong_type", name, {"expected_type": tp, "value_type": vt, "value": short(v),
                                                              "suppressed_since_last": sup}))
                 continue
             spec = self._specs.get(name)
@@ -140,7 +142,7 @@ class DataQualityChecker:
                                                                    "suppressed_since_last": sup}))
                 elif tp == "categorical" and spec.categories and v not in spec.categories:
                     if (sup := admit("unseen_category", name)) is not None:
-                        issues.append(Issue("unseen_category", name, {"value": _short(v),
+                        issues.append(Issue("unseen_category", name, {"value": short(v),
                                                                       "suppressed_since_last": sup}))
             if tp != "boolean":
                 run = self._runs.get(name)
@@ -150,7 +152,7 @@ class DataQualityChecker:
                 if run[1] >= self.cfg.constant_window and not run[2]:
                     run[2] = True
                     if (sup := admit("constant_feature", name)) is not None:
-                        issues.append(Issue("constant_feature", name, {"value": _short(v), "run_length": run[1],
+                        issues.append(Issue("constant_feature", name, {"value": short(v), "run_length": run[1],
                                                                        "suppressed_since_last": sup}))
         return valid, issues
 
@@ -201,7 +203,7 @@ class DataQualityChecker:
             spec = self._specs.get(name)
             kept = columns.non_null.get(name)
             if kept is None:
-                rows_of, values = _same, col
+                rows_of, values = same_index, col
             else:
                 rows_of, values = kept[0].__getitem__, kept[1]
                 if spec is not None and not spec.nullable:
@@ -210,30 +212,30 @@ class DataQualityChecker:
             if not values:
                 continue
             if spec is not None:
-                if tp == "numeric" and not _within(values, spec.min, spec.max):
+                if tp == "numeric" and not within(values, spec.min, spec.max):
                     arr = np.asarray(values, dtype=np.float64) if type(values[0]) is float else None
-                    for j in _out_of_range(values, arr, spec.min, spec.max):
+                    for j in out_of_range(values, arr, spec.min, spec.max):
                         found.append((first + rows_of(j), k, 0, Issue(
                             "out_of_range", name, {"value": values[j], "min": spec.min, "max": spec.max})))
                 elif tp == "categorical" and name in self._categories \
                         and not self._categories[name].issuperset(values):
                     cats = self._categories[name]
-                    found.extend((first + rows_of(j), k, 0, Issue("unseen_category", name, {"value": _short(v)}))
+                    found.extend((first + rows_of(j), k, 0, Issue("unseen_category", name, {"value": short(v)}))
                                  for j, v in enumerate(values) if v not in cats)
             if tp != "boolean":
                 if name not in self._runs:
                     new_runs.append((first + rows_of(0), name))
                 for j, run_length in self._constant_runs(name, values):
                     found.append((first + rows_of(j), k, 1, Issue(
-                        "constant_feature", name, {"value": _short(values[j]), "run_length": run_length})))
+                        "constant_feature", name, {"value": short(values[j]), "run_length": run_length})))
         if len(new_runs) > 1:
             # the state lists runs in the order the per-event path starts them: by row, then key order
             new_runs.sort(key=lambda t: (t[0], list(rows[t[0]]).index(t[1])))
             for _, name in new_runs:
                 self._runs[name] = self._runs.pop(name)
         if found:
-            found.sort(key=_ISSUE_ORDER)
-            _in_row_key_order(found, rows, list(columns))
+            found.sort(key=ISSUE_ORDER)
+            in_row_key_order(found, rows, list(columns))
             base = self.events_seen
             for i, _, _, issue in found:
                 self.events_seen = base + (i - first) + 1  # what the per-event path sees at that row
@@ -271,7 +273,7 @@ class DataQualityChecker:
 
     def _check_one(self, rows: list[dict[str, Any]], i: int, valid: list[bool],
                    issues: list[tuple[int, Issue]]) -> None:
-        ok, found = self.check(_Row(rows[i]))
+        ok, found = self.check(Row(rows[i]))
         valid.append(ok)
         issues.extend((i, issue) for issue in found)
 
@@ -283,7 +285,7 @@ class DataQualityChecker:
         """The segments of rows ``first..`` (see :meth:`check_many`), in row order: usually one, all of
         them. Rows are grouped in runs of one key set (all the known features, maybe more), cut at the
         rows that hold a value of another Python type than the rest of their column; pieces shorter than
-        ``_MIN_SEGMENT`` rows are cheaper one by one (a whole batch is a segment whatever its length).
+        ``MIN_SEGMENT`` rows are cheaper one by one (a whole batch is a segment whatever its length).
         Every segment passes :meth:`_make_columns`, which alone decides what the columnar path may take;
         this only finds candidates cheaply."""
         m = len(rows) - first
@@ -296,7 +298,7 @@ class DataQualityChecker:
         # the usual case, all in C: every row has as many features as the first and all of its, so the same
         if countOf(map(len, rest), len(keys)) == m and known <= rest[0].keys():
             try:
-                cols = _transpose(keys, map(_getter(keys), rest))
+                cols = transpose(keys, map(getter(keys), rest))
             except KeyError:
                 pass
             else:
@@ -304,9 +306,9 @@ class DataQualityChecker:
                 if whole is not None:
                     return [whole]
                 runs = [(0, m, keys, cols)]
-        least = min(_MIN_SEGMENT, m)
+        least = min(MIN_SEGMENT, m)
         if runs is None:
-            runs = _runs(rest, known, least)
+            runs = key_runs(rest, known, least)
         segments: list[Columns] = []
         for a, b, keys, cols in runs:
             whole = self._make_columns(keys, cols, first + a, first + b)
@@ -337,7 +339,7 @@ class DataQualityChecker:
                 continue
             kinds = list(map(type, col))
             kind = max(allowed, key=kinds.count)
-            odd.update(j for j, t in enumerate(kinds) if t is not kind and t is not _NONE_TYPE)
+            odd.update(j for j, t in enumerate(kinds) if t is not kind and t is not NONE_TYPE)
         return sorted(odd)
 
     def _make_columns(self, keys: tuple[str, ...], cols: Sequence[tuple[Any, ...]], start: int,
@@ -360,8 +362,8 @@ class DataQualityChecker:
                 columns[name] = col
                 continue
             kinds = set(map(type, col))
-            if _NONE_TYPE in kinds:
-                kinds.discard(_NONE_TYPE)
+            if NONE_TYPE in kinds:
+                kinds.discard(NONE_TYPE)
                 kept = [i for i, v in enumerate(col) if v is not None]
                 columns.non_null[name] = (kept, [col[i] for i in kept])
             if len(kinds) > 1 or (kinds and next(iter(kinds)) not in allowed):
@@ -441,123 +443,3 @@ class DataQualityChecker:
             self.types = dict(state["types"])
         self._limits = {(c, f): [int(last), int(sup)] for c, f, last, sup in state["limits"]}
         self._runs = {f: [v, int(n), bool(done)] for f, v, n, done in state["runs"]}
-
-
-@dataclass(slots=True)
-class _Row:
-    """The part of an event :meth:`DataQualityChecker.check` reads."""
-
-    features: dict[str, Any]
-
-
-class Columns(dict[str, tuple[Any, ...]]):
-    """One segment of a batch that :meth:`DataQualityChecker.check_many` checked column by column: the
-    batch's rows ``start..stop-1``, feature -> its values (None for null) in row order, features in the
-    segment's first row's key order. ``non_null`` has, for each known feature with a null among them,
-    (positions of its non-null values in the column, those values), so that data drift does not filter the
-    nulls out again. ``unexpected`` names the features that are not known (then every row is invalid)."""
-
-    __slots__ = ("start", "stop", "non_null", "unexpected")
-
-    def __init__(self, start: int, stop: int) -> None:
-        super().__init__()
-        self.start = start
-        self.stop = stop
-        self.non_null: dict[str, tuple[list[int], list[Any]]] = {}
-        self.unexpected: AbstractSet[str] = frozenset()
-
-
-_NONE_TYPE = type(None)
-#: the fewest rows worth a segment: below, the columnar path's fixed cost per feature is more than it saves
-_MIN_SEGMENT = 4
-#: found issues by (row, column, check order); see :func:`_in_row_key_order`
-_ISSUE_ORDER = itemgetter(0, 1, 2)
-
-
-def _same(j: int) -> int:
-    return j
-
-
-def _getter(keys: tuple[str, ...]) -> Callable[[dict[str, Any]], Any]:
-    """A row's values of ``keys``, in C (one value, not a 1-tuple, for one key); KeyError if one is missing."""
-    return itemgetter(*keys) if keys else _no_values
-
-
-def _no_values(row: dict[str, Any]) -> tuple[()]:
-    return ()
-
-
-def _transpose(keys: tuple[str, ...], values: Iterable[Any]) -> list[tuple[Any, ...]]:
-    """The columns of the rows' values from :func:`_getter`."""
-    if len(keys) > 1:
-        return list(zip(*values))
-    return [tuple(values)] if keys else []
-
-
-def _runs(rows: list[dict[str, Any]], known: AbstractSet[str], least: int
-          ) -> list[tuple[int, int, tuple[str, ...], list[tuple[Any, ...]]]]:
-    """The runs of at least ``least`` consecutive rows with one key set that has all the ``known``
-    features: (first row, end, that key set in the first row's order, the run's columns)."""
-    lens = list(map(len, rows))
-    # where the number of features changes, a run ends
-    bounds = [0, *compress(range(1, len(rows)), map(ne, lens[1:], lens[:-1])), len(rows)]
-    runs = []
-    for a, b in zip(bounds, bounds[1:]):
-        while b - a >= least:  # rows a..b-1 have as many features: a run ends where the key set changes
-            r = rows[a]
-            if not known <= r.keys():  # a missing feature: this row goes one by one
-                a += 1
-                continue
-            keys = tuple(r)
-            get = _getter(keys)
-            try:
-                values = list(map(get, rows[a:b]))
-            except KeyError:  # another key set with as many features (rare): find where
-                values = [get(r)]
-                for j in range(a + 1, b):
-                    try:
-                        values.append(get(rows[j]))
-                    except KeyError:
-                        break
-            if len(values) >= least:
-                runs.append((a, a + len(values), keys, _transpose(keys, values)))
-            a += len(values)
-    return runs
-
-
-def _in_row_key_order(found: list[tuple[int, int, int, Issue]], rows: list[dict[str, Any]],
-                      keys: list[str]) -> None:
-    """Re-sort in place, within each row that has several issues, by that row's own key order (as the
-    per-event path walks it) where it differs from the column order ``keys`` (found is sorted by
-    row, column, check order)."""
-    a = 0
-    while a < len(found) - 1:
-        i, b = found[a][0], a + 1
-        while b < len(found) and found[b][0] == i:
-            b += 1
-        if b - a > 1 and list(rows[i]) != keys:
-            pos = {name: j for j, name in enumerate(rows[i])}
-            found[a:b] = sorted(found[a:b], key=lambda t: (pos[t[3].feature], t[2]))
-        a = b
-
-
-def _within(values: Sequence[Any], lo: float | None, hi: float | None) -> bool:
-    """Every value is in [lo, hi] -- exact, and cheaper than finding the ones that are not. A NaN first
-    value makes min / max NaN and the answer False (then :func:`_out_of_range` decides); a later NaN is
-    skipped by min / max, as it is never out of range."""
-    return (lo is None or lo <= min(values)) and (hi is None or max(values) <= hi)
-
-
-def _out_of_range(col: Sequence[Any], arr: np.ndarray | None, lo: float | None, hi: float | None) -> list[int]:
-    if arr is None:  # ints: compare in Python, exactly
-        return [i for i, v in enumerate(col) if (lo is not None and v < lo) or (hi is not None and v > hi)]
-    bad = np.zeros(len(col), dtype=bool)
-    if lo is not None:
-        bad |= arr < lo
-    if hi is not None:
-        bad |= arr > hi
-    return np.flatnonzero(bad).tolist()
-
-
-def _short(v: Any) -> Any:
-    return v[:64] if isinstance(v, str) else v

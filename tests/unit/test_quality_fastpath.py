@@ -91,7 +91,7 @@ def _nan_equal(a, b):
 def test_a_bad_row_decides_the_path_and_results_do_not_change(bad, alone, where, monkeypatch):
     """Rows around an irregular one are still checked column by column: the irregular row alone (one by
     one, or a segment of its own key set), here with segments as short as one row."""
-    monkeypatch.setattr(quality, "_MIN_SEGMENT", 1)
+    monkeypatch.setattr(quality, "MIN_SEGMENT", 1)
     rows = [dict(OK) for _ in range(8)]
     row = dict(OK)
     if "drop" in bad:
@@ -110,7 +110,7 @@ def test_a_bad_row_decides_the_path_and_results_do_not_change(bad, alone, where,
 def test_pieces_shorter_than_the_minimum_go_one_by_one(where):
     rows = [dict(OK) for _ in range(10)]
     rows[where] = {**OK, "count": True}
-    expected = [(a, b) for a, b in [(0, where), (where + 1, 10)] if b - a >= quality._MIN_SEGMENT]
+    expected = [(a, b) for a, b in [(0, where), (where + 1, 10)] if b - a >= quality.MIN_SEGMENT]
     assert segments_of(SPEC, [rows]) == [expected]
     # a batch shorter than the minimum is still one segment
     assert segments_of(SPEC, [[dict(OK)], [dict(OK), dict(OK)]]) == [[(0, 1)], [(0, 2)]]

@@ -108,7 +108,7 @@ def _finding(f) -> tuple:
 @pytest.mark.parametrize("declared", [True, False])
 def test_sprinkled_irregular_rows(seed, declared, min_segment, monkeypatch):
     if min_segment is not None:
-        monkeypatch.setattr(quality, "_MIN_SEGMENT", min_segment)
+        monkeypatch.setattr(quality, "MIN_SEGMENT", min_segment)
     rng = random.Random(seed * 7 + declared)
     rate = [0.005, 0.01, 0.02, 0.05][seed % 4]
     # every row has unexpected features too (a declared model with extra ones): all invalid
@@ -179,7 +179,7 @@ def test_irregular_rows_at_the_edges_of_a_batch(where):
         == [(i, x.check, x.feature, x.evidence) for i, (_, found) in expected for x in found]
     assert orjson.dumps(q.to_state()) == orjson.dumps(ref.to_state())
     one_by_one = sorted(set(range(128)) - {i for seg in columns for i in range(seg.start, seg.stop)})
-    least = quality._MIN_SEGMENT
+    least = quality.MIN_SEGMENT
     # rows between two irregular ones (or an edge) go one by one if there are fewer than the minimum
     bounds = [-1, *where, 128]
     short = [i for x, y in zip(bounds, bounds[1:]) if y - x - 1 < least for i in range(x + 1, y)]
