@@ -225,24 +225,105 @@ class OnlineLinearModel:
         self._ring_mn = np.zeros((0, 0), np.bool_)
         self._ring_cat = np.zeros((0, 0), np.int64)
         self._ring_ok = np.zeros(0, np.bool_)
+        # the per-event calls' kernel arguments and results
+        self._op_y = np.zeros(1)
+        self._row0 = np.zeros(1, np.int64)
+        self._learn1 = np.ones(1, np.bool_)
+        self._predict1 = np.zeros(1, np.bool_)
+        self._no_slots = np.zeros((1, 0), np.int64)
+        self._out_pred = np.full(1, -1, np.int64)
+        self._out_p = np.zeros((1, 2))
+        self._out_active = np.zeros(1, np.int64)
+        self._out_y = np.zeros(1)
 
     # -- River's per-event API ----------------------------------------------------------------------
+    # (one event encoded in Python, the same kernel on one row: what replay does, without its column work)
     def learn_one(self, x: Mapping[str, Any], y: Any) -> None:
-        b = MicroBatch()
-        b.learn(x, y)
-        self.replay(b)
+        self._one(x, True, y)
 
     def predict_one(self, x: Mapping[str, Any]) -> Any:
-        b = MicroBatch()
-        b.predict(x)
-        return self.replay(b).predictions[0]
+        self._one(x, False, None)
+        if self.task == "regression":
+            return float(self._out_y[0])
+        i = int(self._out_pred[0])
+        return None if i < 0 else self.classes[i]
 
     def predict_proba_one(self, x: Mapping[str, Any]) -> dict[Any, float]:
         if self.task != "classification":
             raise AttributeError("predict_proba_one is for classification")
-        b = MicroBatch()
-        b.predict(x)
-        return self.replay(b).proba_dict(0)
+        self._one(x, False, None)
+        row = self._out_p[0].tolist()
+        return {c: row[k] for k, c in enumerate(self.classes[: int(self._out_active[0])])}
+
+    def _one(self, x: Mapping[str, Any], learn: bool, y: Any) -> None:
+        names: list[str] = []
+        values: list[float] = []
+        cats: list[tuple[str, str]] = []
+        for f, v in x.items():  # River's SelectType, in the event's order
+            t = type(v)
+            if t is float or t is int:
+                names.append(f)
+                values.append(v)
+            elif t is str:
+                cats.append((f, v))
+            elif v is None:
+                continue
+            elif isinstance(v, bool):
+                cats.append((f, "True" if v else "False"))
+            elif isinstance(v, (int, float)):
+                names.append(f)
+                values.append(v)
+            elif isinstance(v, str):
+                cats.append((f, v))
+        num, idx, new = self._num, [], []
+        for j, f in enumerate(names):
+            g = num.get(f)
+            if g is None:
+                g = num[f] = len(num)
+                new.append(j)
+            idx.append(g)
+        if new:
+            self._place(idx, new)
+        slots: list[int] = []
+        for f, v in cats:
+            vmap = self._values.get(f)
+            if vmap is None:
+                vmap = self._values[f] = {None: -1}
+            sl = vmap.get(v)
+            if sl is None:
+                if not learn:
+                    continue  # never learned: weight 0
+                key = f"{f}_{v}"
+                sl = self._slots.get(key)
+                if sl is None:
+                    sl = self._slots[key] = len(self._slots)
+                vmap[v] = sl
+            slots.append(sl)
+        if learn:
+            self._op_y[0] = self._encode_labels([y])[0]
+        else:
+            self._out_pred[0] = -1
+            self._out_p[0] = 0.0
+            self._out_active[0] = 0
+        self._grow()
+        if len(self._out_p[0]) < max(len(self.classes), 1):
+            self._out_p = np.zeros((1, 2 * max(len(self.classes), 1)))
+        cat = np.array([sorted(set(slots))], np.int64) if slots else self._no_slots
+        replay_kernel(self._row0, self._learn1 if learn else self._predict1, self._op_y, np.array([values], np.float64).reshape(1, len(values)),
+                      np.ones((1, len(values)), np.bool_), np.array(idx, np.int64), cat, self._counts,
+                      self._means, self._vars, self._std, self._wn, self._wc, self._b, self._heads, self.learning_rate,
+                      self.intercept_lr, self.clip_gradient, 0.5, self._out_pred, self._out_p, self._out_active,
+                      self._out_y)
+
+    def _place(self, idx: Sequence[int], new: Sequence[int]) -> None:
+        """River's summation order (the events' key order) for new numeric features ``idx[j]``, ``j`` in
+        ``new``: each goes before the feature after it in this event (placed first, from the end), or last."""
+        for j in reversed(new):
+            g = int(idx[j])
+            if j + 1 < len(idx):
+                self._order.insert(self._order.index(int(idx[j + 1])), g)
+            else:
+                self._order.append(g)
 
     # -- the batch API -------------------------------------------------------------------------------
     def replay(self, batch: MicroBatch) -> Replayed:
@@ -419,14 +500,8 @@ class OnlineLinearModel:
             xn[:, j] = values
             if present is not None:
                 mn[:, j] = present
-        # River's summation order (the events' key order): a new feature goes before the one after it
-        # in these rows (placed first, from the end), or last
-        for j in reversed(new_num):
-            g = int(num_idx[j])
-            if j + 1 < len(num_idx):
-                self._order.insert(self._order.index(int(num_idx[j + 1])), g)
-            else:
-                self._order.append(g)
+        if new_num:
+            self._place(num_idx.tolist(), new_num)
         # categorical
         cat = np.empty((n, len(cat_cols)), np.int64)
         new: list[tuple[int, int, str, Any]] = []  # (first learn op, place in its event, feature, category)
