@@ -173,9 +173,9 @@ TUNABLE["HDDMA"], TUNABLE["HDDMW"] = TUNABLE["HDDM_A"], TUNABLE["HDDM_W"]  # Riv
 _INSTEAD = {
     "EDDM": "use DDM, HDDM_W or PageHinkley for this error rate and target",
     "DDM": "use HDDM_W or PageHinkley, or a smaller false_alarm_every",
-    "HDDMA": "use HDDM_W, DDM or PageHinkley",
+    "HDDMA": "use DDM or PageHinkley (or HDDM_W at error rates of 0.2 and more)",
     "HDDMW": "use PageHinkley or DDM",
-    "FHDDM": "use HDDM_W or PageHinkley (FHDDM's window mean moves in coarse steps at this rate)",
+    "FHDDM": "use DDM or PageHinkley (FHDDM's window mean moves in coarse steps at this rate)",
 }
 
 
@@ -420,14 +420,14 @@ def calibrate(
         except CalibrationError as exc:
             if w is None and len(warm_ups) == 1:
                 raise
-            failures.append(f"{tunable.warm_up}={w if w is not None else 'default'}: {exc}")
+            failures.append(f"{_warm_up_label(tunable, w)}: {exc}")
             if exc.suggestion == "ask for a larger ert":
                 break  # too few alarms already: a longer warm-up only makes fewer
             continue
         verdict = _law_verdict(found, ert)
         if verdict is None:
             break
-        failures.append(f"{tunable.warm_up}={w if w is not None else 'default'}: {verdict}")
+        failures.append(f"{_warm_up_label(tunable, w)}: {verdict}")
     else:
         raise CalibrationError(
             f"{name} cannot reach a false-alarm law with mean {ert:g} events (median >= {MIN_MEDIAN:g}, "
@@ -448,6 +448,13 @@ def calibrate(
 
 
 ALIAS = {"HDDM_A": "HDDMA", "HDDM_W": "HDDMW"}
+
+
+def _warm_up_label(tunable: Tunable, w: int | None) -> str:
+    if tunable.warm_up is None:
+        return "its only warm-up (it has no warm-up parameter)"
+    return f"{tunable.warm_up}={w}" if w is not None else f"{tunable.warm_up} at its default"
+
 
 
 @dataclass
