@@ -41,7 +41,7 @@ def workload_events(n_events: int, change_points: tuple[int, ...] = (), feature_
 
 
 def partition_items(events: list[tuple[str, float, dict]], partitions: int,
-                    online_error: Any = None) -> list[list[Item]]:
+                    online_error: Any = None, evidence_every: int = 0) -> list[list[Item]]:
     """Per partition, the items in processing order. ``online_error(i_event, served_error)`` gives the
     online model's error (None: no online model)."""
     parts: list[list[Item]] = [[] for _ in range(partitions)]
@@ -68,6 +68,9 @@ def partition_items(events: list[tuple[str, float, dict]], partitions: int,
                 idx = int(ev["id"].rsplit("-", 1)[1])
                 online = None if online_error is None else online_error(idx, served)
                 it.outcome = (max(ts, pts), served, online, LABELS, off, ev["id"], poff, off, pts)
+                if evidence_every and idx % evidence_every == 0:  # a partition-scope alarm here
+                    it.evidence.append((f"labels:{p}:{off}:drift:ADWIN", "concept", "served_error", "ADWIN", ts,
+                                        LABELS, off))
             parts[p].append(it)
     return parts
 
