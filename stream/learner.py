@@ -76,11 +76,11 @@ def _bool_str(v: Any) -> Any:
 
 
 def _classify(names: Sequence[str], columns: Sequence[Sequence[Any]]
-              ) -> tuple[list[tuple[str, Any, Any]], list[tuple[str, Sequence[Any]]]]:
+              ) -> tuple[list[tuple[str, Any, Any]], list[tuple[str, Sequence[Any], Any]]]:
     """Columns of any values as numeric ``(name, float64 values, presence or None)`` and categorical
     ``(name, values)`` columns, as River's ``SelectType`` would split each event."""
     nums: list[tuple[str, Any, Any]] = []
-    cats: list[tuple[str, Sequence[Any]]] = []
+    cats: list[tuple[str, Sequence[Any], Any]] = []
     for name, col in zip(names, columns):
         types = set(map(type, col))
         if types <= _NUMERIC_TYPES:
@@ -89,9 +89,9 @@ def _classify(names: Sequence[str], columns: Sequence[Sequence[Any]]
             elif len(types) > 1:  # not only missing
                 nums.append((name, np.array(col, dtype=np.float64), np.not_equal(np.array(col, dtype=object), None)))
         elif types <= _STRING_TYPES:
-            cats.append((name, col))
+            cats.append((name, col, None))
         elif types <= _BOOL_TYPES:
-            cats.append((name, list(map(_bool_str, col))))
+            cats.append((name, list(map(_bool_str, col)), None))
         else:  # mixed types: the numeric values are scaled, the others are categories (or ignored)
             num_values: list[Any] = [None] * len(col)  # (None, the missing value, is in every type set)
             cat_values: list[Any] = [None] * len(col)
@@ -106,7 +106,7 @@ def _classify(names: Sequence[str], columns: Sequence[Sequence[Any]]
                 nums.append((name, np.array(num_values, dtype=np.float64),
                              np.not_equal(np.array(num_values, dtype=object), None)))
             if any(v is not None for v in cat_values):
-                cats.append((name, cat_values))
+                cats.append((name, cat_values, None))
     return nums, cats
 
 
@@ -485,10 +485,10 @@ class OnlineLinearModel:
         numeric features' indices, and one-hot slots ``(n_rows, n_categorical)``, each row's slots sorted
         (River's summation order) with repeats and unknown categories as -1."""
         n = len(rows)
-        num_cols, cat_cols = self._split(rows)
+        num_cols, cat_cols, block = self._split(rows)
         num = self._num
         num_idx = np.empty(len(num_cols), np.int64)
-        xn = np.empty((n, len(num_cols)))
+        xn = np.empty((n, len(num_cols))) if block is None else block
         mn = np.ones((n, len(num_cols)), np.bool_)
         new_num: list[int] = []
         for j, (name, values, present) in enumerate(num_cols):
@@ -497,7 +497,8 @@ class OnlineLinearModel:
                 g = num[name] = len(num)
                 new_num.append(j)
             num_idx[j] = g
-            xn[:, j] = values
+            if block is None:
+                xn[:, j] = values
             if present is not None:
                 mn[:, j] = present
         if new_num:
@@ -506,11 +507,12 @@ class OnlineLinearModel:
         cat = np.empty((n, len(cat_cols)), np.int64)
         new: list[tuple[int, int, str, Any]] = []  # (first learn op, place in its event, feature, category)
         codes: list[list[Any]] = []
-        for j, (name, col) in enumerate(cat_cols):
+        for j, (name, col, known) in enumerate(cat_cols):
             vmap = self._values.get(name)
             if vmap is None:
                 vmap = self._values[name] = {None: -1}
-            cs = list(map(vmap.get, col))  # (only strings and None are keys: another value is not found)
+            # (only strings and None are keys: another value is not found)
+            cs = known if known is not None else list(map(vmap.get, col))
             if None in cs:  # categories this model has not learned: registered at their first learn
                 unknown = {col[i] for i, c in enumerate(cs) if c is None}
                 first: dict[Any, int] = {}
@@ -532,23 +534,25 @@ class OnlineLinearModel:
                     s = slots[key] = len(slots)
                 self._values[name][v] = s
         complete = np.ones(n, np.bool_)  # every category known to the model (else: encoded again at learn)
-        for j, (name, col) in enumerate(cat_cols):
+        for j, (name, col, _) in enumerate(cat_cols):
             if None in codes[j]:  # registered just now, or only predicted (weight 0: left out)
                 vmap = self._values[name]
                 codes[j] = [vmap.get(v, -1) for v in col]
                 for i, c in enumerate(codes[j]):
                     if c < 0 and col[i] is not None:
                         complete[i] = False
-            cat[:, j] = codes[j]
+        if codes:
+            cat[:] = np.array(codes, np.int64).T
         if cat.shape[1] > 1:
             cat.sort(axis=1)
             cat[:, 1:][cat[:, 1:] == cat[:, :-1]] = -1
         return num_idx, xn, mn, cat, complete
 
     def _split(self, rows: Sequence[Mapping[str, Any]]
-               ) -> tuple[list[tuple[str, Any, Any]], list[tuple[str, Sequence[Any]]]]:
-        """The rows' features as numeric columns ``(name, float64 values, presence or None for all)`` and
-        categorical columns ``(name, values: str or None)``.
+               ) -> tuple[list[tuple[str, Any, Any]], list[tuple[str, Sequence[Any], Any]], np.ndarray | None]:
+        """The rows' features as numeric columns ``(name, float64 values, presence or None for all)``,
+        categorical columns ``(name, values: str or None, their slots if all are known else None)`` and, when
+        the numeric columns are exactly one block without missing values, that ``(n_rows, n_numeric)`` block.
 
         Usual case first: every row has the features of the first row, whose numbers are numbers and whose
         strings are strings in every row: the numeric block is read row-major in one pass and checked by
@@ -556,7 +560,7 @@ class OnlineLinearModel:
         model knows (the look-up finds only strings). Anything else goes column by column.
         """
         if not rows:
-            return [], []
+            return [], [], None
         first = rows[0]
         k = len(first)
         if k and set(map(len, rows)) == {k}:
@@ -578,10 +582,11 @@ class OnlineLinearModel:
                 for f in str_names:
                     col = list(map(operator.itemgetter(f), rows))
                     vmap = self._values.get(f)
-                    if vmap is not None and None not in map(vmap.get, col):
-                        cats.append((f, col))  # known categories (or missing): strings
+                    known = list(map(vmap.get, col)) if vmap is not None else [None]
+                    if None not in known:
+                        cats.append((f, col, known))  # known categories (or missing): strings
                     elif set(map(type, col)) <= _STRING_TYPES:
-                        cats.append((f, col))
+                        cats.append((f, col, None))
                     else:
                         other.append(f)
                 extra_num, extra_cat = _classify(other, [[r[f] for r in rows] for f in other])
@@ -591,12 +596,12 @@ class OnlineLinearModel:
                 nums = [(f, num_block[:, j], None) for j, f in enumerate(num_names)] if num_block is not None else []
                 if extra_num:  # River's summation order: the events' key order
                     place = {f: i for i, f in enumerate(first)}
-                    return sorted(nums + extra_num, key=lambda c: place[c[0]]), cats + extra_cat
-                return nums, cats + extra_cat
+                    return sorted(nums + extra_num, key=lambda c: place[c[0]]), cats + extra_cat, None
+                return nums, cats + extra_cat, num_block
         # River sums the numeric features in each event's key order: the columns follow the fullest row
         # (then first appearance), which is every row's order when rows differ only by absent features
         names = list(dict.fromkeys(itertools.chain(max(rows, key=len), *rows)))
-        return _classify(names, [[r.get(f) for r in rows] for f in names])
+        return (*_classify(names, [[r.get(f) for r in rows] for f in names]), None)
 
     def _grow(self) -> None:
         """Room in the state arrays for every feature, slot and class registered so far (zeros)."""
