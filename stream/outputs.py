@@ -269,14 +269,25 @@ def dead_letter_event(record: Record, reason: str, detail: str, max_bytes: int |
         "value": text,
         "value_base64": encoded,
     }
-    if max_bytes is None or len(orjson.dumps(event)) <= max_bytes:
+    # JSON escaping makes a byte at most 6 (\u00XX): most events are known to fit without encoding them
+    worst = 6 * (len(value) + min(len(detail), 1000) + len(record.key or b"") + len(record.topic) + len(reason)) + 300
+    if max_bytes is None or worst <= max_bytes or len(orjson.dumps(event)) <= max_bytes:
         return event
     name = "value" if text is not None else "value_base64"
     whole = event[name]
     event.update({name: "", "key": key[:1000] if key else key, "value_truncated": True,
                   "value_bytes": len(value), "value_sha256": hashlib.sha256(value).hexdigest()})
     room = max_bytes - len(orjson.dumps(event))  # bytes left between the value's quotes
-    event[name] = None if room < 0 else _json_prefix(whole, room, groups_of=4 if name == "value_base64" else 1)
+    if room >= 0:
+        event[name] = _json_prefix(whole, room, groups_of=4 if name == "value_base64" else 1)
+        return event
+    event[name] = None
+    for field in ("error", "key"):  # a tiny budget: the error text, then the key are cut as well
+        text, event[field] = event[field], ""
+        room = max_bytes - len(orjson.dumps(event))
+        event[field] = _json_prefix(text or "", max(room, 0))
+        if room >= 0:
+            break
     return event
 
 

@@ -137,7 +137,11 @@ def test_a_truncated_dead_letter_event_fits_its_budget_exactly_as_far_as_it_can(
 
 def test_a_budget_too_small_for_any_value_leaves_the_value_out():
     ev = dead_letter_event(_record(b"a" * 5000, key=b"k" * 900), "oversized", "x" * 2000, max_bytes=400)
-    assert ev["value"] is None and ev["value_bytes"] == 5000 and len(ev["key"]) == 900
+    assert ev["value"] is None and ev["value_bytes"] == 5000 and len(orjson.dumps(ev)) <= 400
+    # then the error text and the key are cut too, in that order
+    assert ev["error"] == "" and ev["key"] and set(ev["key"]) == {"k"}
+    ev = dead_letter_event(_record(b"a" * 5000, key=b"k" * 10), "oversized", "x" * 2000, max_bytes=400)
+    assert ev["key"] == "k" * 10 and ev["error"] and set(ev["error"]) == {"x"} and len(orjson.dumps(ev)) <= 400
 
 
 # -- the publisher, around each limit ---------------------------------------------------------------------------
@@ -290,3 +294,19 @@ def test_a_refused_notice_and_infrastructure_failures_stay_fatal():
     # without a dead-letter topic (tools) a refused output is fatal too
     with pytest.raises(FatalError):
         Publisher(SizedProducer(fakes.FakeBroker(), message_max=1_000)).send("t", None, {"x": "y" * 2_000})
+
+
+def test_every_dead_letter_event_fits_its_budget_on_random_inputs():
+    import random
+
+    rng = random.Random(20)
+    alphabets = [b"\x00\x01\x1f\"\\", "é漢😀".encode(), bytes(range(256)), b"abc"]
+    for _ in range(400):
+        raw = bytes(rng.choice(rng.choice(alphabets)) for _ in range(rng.randrange(0, 3000)))
+        key = bytes(rng.choice(alphabets[0] + b"k") for _ in range(rng.randrange(0, 40))) or None
+        detail = "\x01\u2028" * rng.randrange(0, 600)
+        budget = rng.randrange(700, 20_000)
+        ev = dead_letter_event(Record("t.inference", 1, 9, 0, key, raw), "bad_json", detail, max_bytes=budget)
+        assert len(orjson.dumps(ev)) <= budget
+        assert ("value_truncated" in ev) is (len(orjson.dumps(dead_letter_event(
+            Record("t.inference", 1, 9, 0, key, raw), "bad_json", detail))) > budget)
