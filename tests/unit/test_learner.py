@@ -523,3 +523,32 @@ def test_build_online_model_by_kind() -> None:
         == "HoeffdingTreeClassifier"
     with pytest.raises(ValueError, match="kind"):
         build_online_model(OnlineModelConfig(kind="svm"), "classification")
+
+
+def test_a_handle_of_another_model_or_an_evicted_row_is_not_used() -> None:
+    x1, x2 = {"a": 1.0, "c": "u"}, {"a": 5.0, "c": "v"}
+    one, other, ref = OnlineLinearModel(recent_rows=2), OnlineLinearModel(recent_rows=2), RiverAuto(0.01)
+    for i in range(6):  # categories known, the scaler has a variance: x1 and x2 encode differently
+        x = {"a": float(i), "c": "uv"[i % 2]}
+        for m in (one, other):
+            m.learn_one(x, i % 2)
+        ref.learn_one(river_x(x), i % 2)
+    b = MicroBatch()
+    b.predict(x1)
+    handle = one.replay(b).handles[0]
+    b = MicroBatch()
+    b.predict(x2)
+    other.replay(b)
+    b = MicroBatch()
+    b.learn(x1, 1, handle)  # one's handle: other encodes x1 itself
+    other.replay(b)
+    ref.learn_one(river_x(x1), 1)
+    assert_same_heads(other, ref)
+    for _ in range(3):  # one's ring keeps 2 rows: the handle's row is overwritten
+        b = MicroBatch()
+        b.predict(x2)
+        one.replay(b)
+    b = MicroBatch()
+    b.learn(x1, 1, handle)
+    one.replay(b)
+    assert_same_heads(one, ref)
