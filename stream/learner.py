@@ -35,11 +35,22 @@ hands River), ``None`` is missing (left out, as in River), other values are igno
 Two APIs: River's per-event ``predict_one`` / ``predict_proba_one`` / ``learn_one``, and
 :meth:`OnlineLinearModel.replay`, which replays a micro-batch's operations (:class:`MicroBatch`: predict at
 an inference, learn at a join, in arrival order) in one compiled call, with the features encoded column
-by column from the batch.
+by column from the batch. Each prediction of a replay has a *handle* (:attr:`Replayed.handles`); a later
+learn of the same features dict that passes it (``MicroBatch.learn(features, label, handle)``) reuses the
+encoding made at the prediction (kept for the last ``recent_rows`` predictions) instead of encoding the
+dict again. A handle only saves work: an unknown, evicted or foreign one (another model's, or from before
+a restore) falls back to the features, so the results never depend on it. The dict must not be changed
+between its prediction and its learn.
+
+Exactness: the tests compare every probability, prediction, weight and intercept with River on random
+streams and find them bit-identical (same libm for ``exp`` and ``pow`` in numba and CPython), the summation
+order included, as long as the events of a batch list their features in one key order (a feature may be
+absent); with other orders the sums are the same numbers added in another order (differences ~1e-16).
 
 State (:meth:`~OnlineLinearModel.to_state`) is plain data (numbers, strings, lists, dicts, numpy arrays
 that ``orjson`` writes as lists); :meth:`~OnlineLinearModel.from_state` restores a model that continues
-bit-identically. :meth:`~OnlineLinearModel.from_river` converts a River pipeline of the supported shape.
+bit-identically (the handles' ring is a cache, not state). :meth:`~OnlineLinearModel.from_river` converts
+a River pipeline of the supported shape (a checkpoint of the River model).
 
 Known divergence from River: River names a one-hot column ``f"{feature}_{value}"`` in the same namespace
 as the numeric features, so a numeric feature literally named like a one-hot column (``"a_x"`` next to
