@@ -25,6 +25,9 @@ DEAD_LETTER_MAX = 20_000
 #: the issue's reproduction: over processing.max_message_bytes (1,000,000), under the broker's limit
 BIG = b'{"id": "big", "blob": "' + b"x" * 1_000_368 + b'"}'
 assert len(BIG) == 1_000_393
+#: an inference topic that takes up to 3 MB, and a 2.5 MB input in it
+HUGE_TOPIC_MAX = 3_000_000
+HUGE = b"\xff" + b"h" * 2_499_999
 
 
 def _inference(i: int, t0: float) -> bytes:
@@ -38,11 +41,12 @@ def test_oversized_inputs_reach_dead_letter_and_the_partition_moves_on(stack, re
     admin = admin_client(cfg)
     futures = admin.create_topics([
         NewTopic(name, num_partitions=1 if name == t.control else 2, replication_factor=1,
-                 config={"max.message.bytes": str(DEAD_LETTER_MAX)} if name == t.dead_letter else {})
+                 config={"max.message.bytes": str(DEAD_LETTER_MAX)} if name == t.dead_letter
+                 else {"max.message.bytes": str(HUGE_TOPIC_MAX)} if name == t.inference else {})
         for name in all_topics(cfg)])
     for fut in futures.values():
         fut.result(30)
-    p = Producer({"bootstrap.servers": cfg.kafka["bootstrap.servers"], "message.max.bytes": 1_100_000})
+    p = Producer({"bootstrap.servers": cfg.kafka["bootstrap.servers"], "message.max.bytes": 3_100_000})
     t0 = time.time() - 600
     ts = int(t0 * 1000)
     expected_reasons = {}
@@ -52,6 +56,7 @@ def test_oversized_inputs_reach_dead_letter_and_the_partition_moves_on(stack, re
             p.produce(t.inference, _inference(n, t0), key=b"m", partition=part, timestamp=ts)
             n += 1
         p.produce(t.inference, BIG, key=b"m", partition=part, timestamp=ts)
+        p.produce(t.inference, HUGE, key=b"m", partition=part, timestamp=ts)  # over the default broker limit
         p.produce(t.labels, b"{" + b"y" * 999_999, key=b"m", partition=part, timestamp=ts)  # at the limit
         # a run of mid-sized poison: their dead-letter events (~5 kB each) batch over the topic's limit
         for k in range(12):
@@ -60,7 +65,7 @@ def test_oversized_inputs_reach_dead_letter_and_the_partition_moves_on(stack, re
             p.produce(t.inference, _inference(n, t0), key=b"m", partition=part, timestamp=ts)
             n += 1
     p.flush(30)
-    inputs = 2 * (40 + 1 + 1 + 12 + 40)
+    inputs = 2 * (40 + 2 + 1 + 12 + 40)
 
     registry = CollectorRegistry()
     svc = build_service(cfg, Metrics(registry), redis_client=redis_client)
@@ -90,15 +95,18 @@ def test_oversized_inputs_reach_dead_letter_and_the_partition_moves_on(stack, re
         assert len(orjson.dumps(d)) <= DEAD_LETTER_MAX - FRAMING_BYTES
         assert d["reason"] != "output_rejected"
     big = [d for d in by_source[t.inference]]
-    assert len(big) == 2 and all(d["reason"] == "oversized" and d["value_bytes"] == len(BIG) for d in big)
-    assert all(d["value_truncated"] and d["value"].startswith('{"id": "big"') for d in big)
+    assert len(big) == 4 and all(d["reason"] == "oversized" and d["value_truncated"] for d in big)
+    assert sorted(d["value_bytes"] for d in big) == [len(BIG)] * 2 + [len(HUGE)] * 2
+    assert all(d["value"].startswith('{"id": "big"') for d in big if d["value_bytes"] == len(BIG))
+    # not UTF-8: base64, cut to whole 4-character groups
+    assert all(len(d["value_base64"]) % 4 == 0 and d["value"] is None for d in big if d["value_bytes"] == len(HUGE))
     assert sorted(d["reason"] for d in by_source[t.labels]) == ["invalid_json"] * 26
     assert [d["value_bytes"] for d in by_source[t.control]] == [1_000_393]
     # a checkpoint past everything: a restart does not meet the poison again
     store = CheckpointStore(redis_client, cfg.state.key_prefix, cfg.processing.group_id, cfg.state.hmac_key.encode())
     for part in (0, 1):
         cp = store.load(part)
-        assert cp is not None and cp.offsets == {t.inference: 81, t.labels: 13}
+        assert cp is not None and cp.offsets == {t.inference: 82, t.labels: 13}
 
 
 def test_an_output_the_broker_refuses_is_replaced_by_a_notice(stack):
