@@ -205,8 +205,8 @@ def main(argv: list[str] | None = None) -> None:
                         ("one logistic regression (new default)", a_preds)):
         print(f"{head:<40} {accuracy(preds, labels, segments, None):>7.4f} "
               + " ".join(f"{accuracy(preds, labels, segments, s):>10.4f}" for s in segs))
-    agree = sum(a == b for a, b in zip(o_preds, a_preds)) / max(len(a_preds), 1)
-    print(f"the two heads predict the same label for {agree:.2%} of the events")
+    differ = sum(a != b for a, b in zip(o_preds, a_preds))
+    print(f"the two heads predict different labels for {differ} of {len(a_preds)} events")
 
 if __name__ == "__main__":
     main()

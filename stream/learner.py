@@ -397,7 +397,7 @@ class OnlineLinearModel:
             fresh = None
             num_idx, xn, mn, cat, complete = self._encode_rows(rows, learn_at)
         order = np.array(self._order, np.int64)
-        full = np.array_equal(num_idx, order)  # the rows have every numeric feature known: columns in order
+        full = num_idx.tolist() == self._order  # the rows have every numeric feature known: columns in order
         if fresh is None and full:  # the usual case without handles: nothing to move
             gx, gm, gcat = xn, mn, cat
         else:
