@@ -162,7 +162,7 @@ def run_worker(cfg: AppConfig, store: CheckpointStore | None, max_events: int | 
                max_seconds: float | None = None) -> int:
     consumer = Consumer({**consumer_config(cfg), "group.id": f"{cfg.processing.group_id}-retrain-worker",
                          "auto.offset.reset": "earliest"})
-    publisher = Publisher(Producer(producer_config(cfg)))
+    publisher = Publisher(Producer(producer_config(cfg)), dead_letter_topic=cfg.topics.dead_letter)
     consumer.subscribe([cfg.topics.retrain_events])
     handled = 0
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
