@@ -188,7 +188,7 @@ def _hddm_a_decr(z_n, z_mean, c_n, c_mean, log_term):
 
 
 @njit(cache=True)
-def hddm_a_kernel(xs, st, log_inv_drift, log2_drift, log2_warning, two_sided, want_warnings):
+def hddm_a_kernel(xs, st, log_inv_drift, log2_drift, log2_warning, two_sided, want_warnings, warm_start):
     # st = [z_n, z_mean, xmin_n, xmin_mean, xmax_n, xmax_mean, drift, warning]
     # log_inv_drift = log(1 / drift_confidence), log2_* = log(2 / *_confidence)
     z_n = st[0]
@@ -235,6 +235,10 @@ def hddm_a_kernel(xs, st, log_inv_drift, log2_drift, log2_warning, two_sided, wa
         if b_mean - eps_x <= z_mean - eps_z:
             b_n = z_n
             b_mean = z_mean
+        if z_n <= warm_start:  # driftstream's warm-up (0 = River): statistics kept, tests wait
+            warning = False
+            drift = False
+            continue
         if _hddm_a_incr(z_n, z_mean, a_n, a_mean, log2_drift):
             warning = False
             drift = True

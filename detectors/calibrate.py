@@ -163,7 +163,9 @@ TUNABLE: dict[str, Tunable] = {
     "DDM": Tunable("drift_threshold", "smaller", 0.1, 100.0, warm_up="warm_start"),
     # beta up to 1 (any fall of the level alarms); alpha (the warning level) is raised with it
     "EDDM": Tunable("beta", "larger", 1e-3, 1.0, warm_up="warm_start", warm_up_counts="errors", raises_with="alpha"),
-    "HDDM_A": Tunable("drift_confidence", "larger", 1e-30, 0.5),
+    # not above 0.5: drift_confidence also sets the cut point's bound, and near 1 the cut point follows the
+    # mean so closely that the test never fires (the ERT is not monotone there)
+    "HDDM_A": Tunable("drift_confidence", "larger", 1e-30, 0.5, warm_up="warm_start"),
     "HDDM_W": Tunable("drift_confidence", "larger", 1e-30, 0.5),
     "FHDDM": Tunable("confidence_level", "larger", 1e-100, 0.5),
 }
@@ -412,6 +414,7 @@ def calibrate(
         warm_ups += sorted({w for w in (int(math.ceil(f * ert * per_event)) for f in WARM_UP_FRACTIONS)
                             if w > own})
     failures = []
+    found = None
     for w in warm_ups:
         try:
             found = search.run(w)
@@ -428,7 +431,8 @@ def calibrate(
         if verdict is None:
             break
         failures.append(f"{_warm_up_label(tunable, w)}: {verdict}")
-    else:
+        found = None
+    if found is None:
         raise CalibrationError(
             f"{name} cannot reach a false-alarm law with mean {ert:g} events (median >= {MIN_MEDIAN:g}, "
             f"10th percentile >= {MIN_P10:g} of it) on this reference (size {ref.size}"

@@ -58,16 +58,24 @@ class HDDMA(BinaryDriftDetector):
         Confidence of the warning test.
     two_sided_test
         Also monitor decreases of the mean (by default only increases).
+    warm_start
+        driftstream's addition, 0 (River's behaviour) by default: after a (re)start, the first
+        ``warm_start`` values update the statistics but raise neither warning nor drift. Calibration
+        (:mod:`detectors.calibrate`) sets it: like DDM's, this statistic accumulates over the whole run, so
+        without a warm-up most false alarms come right after a restart.
     """
 
-    _params = ("drift_confidence", "warning_confidence", "two_sided_test")
+    _params = ("drift_confidence", "warning_confidence", "two_sided_test", "warm_start")
 
     def __init__(self, drift_confidence: float = 0.001, warning_confidence: float = 0.005,
-                 two_sided_test: bool = False):
+                 two_sided_test: bool = False, warm_start: int = 0):
         super().__init__()
+        if int(warm_start) < 0:
+            raise ValueError("warm_start must be >= 0")
         self.drift_confidence = drift_confidence
         self.warning_confidence = warning_confidence
         self.two_sided_test = two_sided_test
+        self.warm_start = int(warm_start)
         self._reset()
 
     def _reset(self) -> None:
@@ -105,6 +113,10 @@ class HDDMA(BinaryDriftDetector):
         if self._xmax_mean - eps_x <= self._z_mean - eps_z:
             self._xmax_n, self._xmax_mean = self._z_n, self._z_mean
 
+        if self._z_n <= self.warm_start:  # the statistics are kept, the tests wait
+            self._warning_detected = False
+            self._drift_detected = False
+            return
         if self._mean_incr(self.drift_confidence):
             self._warning_detected = False
             self._drift_detected = True
@@ -152,6 +164,7 @@ class HDDMA(BinaryDriftDetector):
             math.log(2.0 / self.warning_confidence),
             bool(self.two_sided_test),
             bool(warnings),
+            float(self.warm_start),
         )
         if bad >= 0:
             raise_invalid(arr, bad)

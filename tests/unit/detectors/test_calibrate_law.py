@@ -246,3 +246,14 @@ def test_tunable_validation():
         Tunable("x", "larger", 1.0, 1.0)
     with pytest.raises(ValueError):
         Tunable("x", "larger", 0.1, 1.0, warm_up_counts="minutes")
+
+
+def test_a_law_that_fails_is_never_returned_when_a_longer_warm_up_is_out_of_reach():
+    """Regression: the warm-up search stopped at the first warm-up that was out of reach (too few alarms)
+    and returned the previous, failing candidate instead of refusing."""
+    ref = exact_reference(0.5)
+    try:
+        cal = calibrate(detector_class("HDDMA"), ref, 1_000, seed=0, n_runs=100)
+    except CalibrationError:
+        return
+    assert cal.median_run >= 0.5 * 1_000 and cal.p10_run >= 0.05 * 1_000

@@ -358,7 +358,7 @@ BINARY = [
             {"drift_confidence": 0.1, "warning_confidence": 0.2, "two_sided_test": True},
             {"drift_confidence": 0.05, "warning_confidence": 0.3},
         ],
-        listed_params={"drift_confidence": 0.01, "warning_confidence": 0.02, "two_sided_test": True},
+        listed_params={"drift_confidence": 0.01, "warning_confidence": 0.02, "two_sided_test": True, "warm_start": 9},
     ),
     Binary(
         "HDDM_W", HDDM_W, river_binary.HDDMW,
