@@ -1,0 +1,198 @@
+"""The model-level stage as a Kafka/Redis service: consumes the internal summaries topic keyed by model.
+
+One consumer group; a partition of the summaries topic is owned by one instance, and every model whose
+key hashes there lives in it (one :class:`~stream.scope.stage.ModelStage` per model). Per owned partition
+the stages' state and the next offset of the summaries topic are checkpointed together through
+:class:`stream.checkpoint.CheckpointStore` (its own key prefix ``<state.key_prefix>-scope``: the same
+epoch fencing and HMAC as the partition checkpoints).
+
+Because a stage's outputs depend only on the order of the summaries in its partition of the internal
+topic (which a replay reads again) and on its state, a restart from a checkpoint re-publishes exactly the
+events published since (same ids, same content) and nothing is lost.
+
+The lead wires it into ``stream/app.py`` / the CLI as::
+
+    store = CheckpointStore(redis, f"{cfg.state.key_prefix}-scope", f"{cfg.processing.group_id}-scope", key)
+    svc = ScopeService(consumer, publisher, store, topic=..., partitions=cfg.topics.partitions,
+                       spec_of=cfg.model_spec, outputs=ScopeService.output_topics(cfg.topics))
+    svc.run(stop=lambda: stopping)          # subscribe, consume, decide, checkpoint; returns on stop()
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import msgspec
+import orjson
+
+from stream.checkpoint import CheckpointStore
+from stream.scope.stage import ModelStage, ScopeConfig
+from stream.scope.summary import Summary, decode, encode
+
+__all__ = ["ScopeService", "summary_message"]
+
+log = logging.getLogger(__name__)
+
+PAYLOAD_FORMAT = 1
+OFFSET_KEY = "summaries"
+
+
+def summary_message(s: Summary) -> tuple[bytes, bytes]:
+    """Key and value of a summary on the internal topic (keyed by model: one stage sees all of a model)."""
+    return s.model.encode(), encode(s)
+
+
+@dataclass
+class _Owned:
+    """One owned partition of the summaries topic."""
+
+    partition: int
+    epoch: int
+    next_offset: int | None = None
+    stages: dict[str, ModelStage] = field(default_factory=dict)
+    unsaved: int = 0
+    saved_at: float = 0.0
+
+
+class ScopeService:
+    def __init__(self, consumer: Any, publisher: Any, store: CheckpointStore, *, topic: str, partitions: int,
+                 spec_of: Callable[[str], Any], outputs: Mapping[str, str], scope: ScopeConfig = ScopeConfig(),
+                 input_topics: tuple[str, str] = ("inference", "labels"), checkpoint_every_messages: int = 1000,
+                 checkpoint_every_seconds: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.consumer = consumer
+        self.publisher = publisher
+        self.store = store
+        self.topic = topic
+        self.partitions = partitions
+        self.spec_of = spec_of
+        self.outputs = dict(outputs)
+        self.scope = scope
+        self.input_topics = input_topics
+        self.checkpoint_every_messages = checkpoint_every_messages
+        self.checkpoint_every_seconds = checkpoint_every_seconds
+        self.clock = clock
+        self.owned: dict[int, _Owned] = {}
+        #: summaries that could not be decoded (counted and skipped: the partition pipeline wrote them)
+        self.invalid = 0
+
+    @staticmethod
+    def output_topics(topics: Any) -> dict[str, str]:
+        return {"drift_events": topics.drift_events, "retrain_events": topics.retrain_events,
+                "model_updates": topics.model_updates}
+
+    # -- rebalance ----------------------------------------------------------------------------------
+    def on_assign(self, consumer: Any, tps: list[Any]) -> None:
+        from confluent_kafka import OFFSET_BEGINNING
+
+        for tp in tps:
+            p = tp.partition
+            # 1. fence older owners  2. load state and offset  3. seek there
+            epoch = self.store.bump_epoch(p)
+            own = _Owned(p, epoch, saved_at=self.clock())
+            cp = self.store.load(p)
+            if cp is not None and cp.payload is not None:
+                self._load(own, cp.payload)
+                own.next_offset = cp.offsets[OFFSET_KEY]
+            tp.offset = own.next_offset if own.next_offset is not None else OFFSET_BEGINNING
+            self.owned[p] = own
+        log.info("scope: assigned %s", sorted(tp.partition for tp in tps))
+        consumer.assign(tps)
+
+    def on_revoke(self, consumer: Any, tps: list[Any]) -> None:
+        for tp in tps:
+            if tp.partition in self.owned:
+                self.checkpoint(tp.partition)
+                del self.owned[tp.partition]
+
+    def on_lost(self, consumer: Any, tps: list[Any]) -> None:
+        # another owner may already have it: drop the in-memory state without writing
+        for tp in tps:
+            self.owned.pop(tp.partition, None)
+
+    # -- processing ---------------------------------------------------------------------------------
+    def process(self, messages: list[Any]) -> None:
+        for m in messages:
+            if m.error() is not None:
+                continue
+            own = self.owned.get(m.partition())
+            if own is None:
+                continue
+            try:
+                s = decode(m.value())
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                self.invalid += 1
+                log.error("scope: undecodable summary at %s:%d:%d skipped: %s", m.topic(), m.partition(),
+                          m.offset(), exc)
+            else:
+                stage = own.stages.get(s.model)
+                if stage is None:
+                    stage = own.stages[s.model] = self._stage(s.model)
+                for out in stage.add(s):
+                    self.publisher.send(self.outputs[out.topic], out.key, out.event)
+            own.next_offset = m.offset() + 1
+            own.unsaved += 1
+        now = self.clock()
+        for p, own in list(self.owned.items()):
+            if own.unsaved and (own.unsaved >= self.checkpoint_every_messages
+                                or now - own.saved_at >= self.checkpoint_every_seconds):
+                self.checkpoint(p)
+
+    def request(self, model: str | None, reason: str = "on_demand") -> int:
+        """An on-demand retrain for a model (None: every model here) owned by this instance."""
+        n = 0
+        for own in self.owned.values():
+            for name, stage in own.stages.items():
+                if model is None or name == model:
+                    stage.request(reason)
+                    n += 1
+        return n
+
+    def checkpoint(self, p: int) -> None:
+        own = self.owned[p]
+        if own.next_offset is None:
+            return
+        # 1. outputs produced and acknowledged
+        self.publisher.flush()
+        # 2. stages + next offset in one atomic write, if our epoch is still the newest (else Fenced)
+        self.store.save(p, own.epoch, self._payload(own), {OFFSET_KEY: own.next_offset})
+        own.unsaved = 0
+        own.saved_at = self.clock()
+        # 3. commit to Kafka for lag monitoring only (Redis owns the read position)
+        from confluent_kafka import TopicPartition
+
+        try:
+            self.consumer.commit(offsets=[TopicPartition(self.topic, p, own.next_offset)], asynchronous=True)
+        except Exception as exc:  # monitoring only
+            log.debug("scope: offset commit failed: %s", exc)
+
+    def run(self, stop: Callable[[], bool], batch: int = 500, timeout: float = 0.2) -> None:
+        self.consumer.subscribe([self.topic], on_assign=self.on_assign, on_revoke=self.on_revoke,
+                                on_lost=self.on_lost)
+        while not stop():
+            msgs = self.consumer.consume(batch, timeout)
+            self.process(msgs)
+            self.publisher.poll()
+        for p in list(self.owned):
+            self.checkpoint(p)
+
+    # -- state --------------------------------------------------------------------------------------
+    def _stage(self, model: str) -> ModelStage:
+        return ModelStage(model, self.spec_of(model), self.partitions, self.scope, self.input_topics)
+
+    def _payload(self, own: _Owned) -> bytes:
+        return orjson.dumps({"format": PAYLOAD_FORMAT, "partition": own.partition,
+                             "stages": {name: st.to_state() for name, st in sorted(own.stages.items())}},
+                            option=orjson.OPT_SERIALIZE_NUMPY)
+
+    def _load(self, own: _Owned, payload: bytes) -> None:
+        state = orjson.loads(payload)
+        if state.get("format") != PAYLOAD_FORMAT or state.get("partition") != own.partition:
+            raise ValueError(f"scope checkpoint of partition {state.get('partition')!r} (format "
+                             f"{state.get('format')!r}) found for partition {own.partition}; refusing it")
+        for name, s in state["stages"].items():
+            stage = self._stage(name)
+            stage.load_state(s)
+            own.stages[name] = stage

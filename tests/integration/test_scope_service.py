@@ -1,0 +1,153 @@
+"""The model-level stage against the real broker and Redis: summaries topic in, model-scope events out;
+a crash (no final checkpoint) and a restart give exactly the uninterrupted run's events; a fenced zombie
+cannot write."""
+
+from __future__ import annotations
+
+import time
+import zlib
+
+import pytest
+from confluent_kafka import Consumer
+from confluent_kafka.admin import NewTopic
+
+from stream.checkpoint import CheckpointStore, Fenced
+from stream.clients import consumer_config
+from stream.config import ChallengerConfig, DataDriftConfig, ModelSpec
+from stream.publish import Publisher
+from stream.scope.service import ScopeService, summary_message
+from stream.scope.stage import ModelStage, ScopeConfig
+from tests.integration.helpers import producer, read_topic
+from tests.unit.scope.sim import interleave, partition_items, summaries, workload_events
+
+SPEC = ModelSpec(data_drift=DataDriftConfig(reference_size=300, window_size=200, step=50),
+                 challenger=ChallengerConfig(window=500, min_pairs=100, every=50))
+SCOPE = ScopeConfig(max_watermark_lag_seconds=5.0, incident_quiet_seconds=10.0)
+INPUT_PARTITIONS = 4
+MODELS = ("fraud", "churn")
+
+
+def _online_error(i: int, served: float) -> float:
+    # a challenger better than the served model after the change (deterministic per event)
+    u = (zlib.crc32(str(i).encode()) % 10_000) / 10_000
+    return float(u < (0.08 if i >= 3000 else 0.06))
+
+
+def _summaries():
+    ev = workload_events(6000, change_points=(3000,), feature_shift_at=(4500,), seed=11)
+    items = partition_items(ev, INPUT_PARTITIONS, online_error=_online_error, evidence_every=97)
+    out = []
+    for k, model in enumerate(MODELS):
+        streams = [summaries(model, p, it, seed=k) for p, it in enumerate(items)]
+        out += interleave(streams, seed=k)
+    return interleave([[s for s in out if s.model == m] for m in MODELS], seed=3)
+
+
+def _reference(sums):
+    stages = {m: ModelStage(m, SPEC, INPUT_PARTITIONS, SCOPE) for m in MODELS}
+    events = {}
+    for s in sums:
+        for o in stages[s.model].add(s):
+            events[o.event["id"]] = (o.topic, o.event)
+    return events
+
+
+@pytest.fixture
+def scope_topic(cfg):
+    from stream.topics import admin_client
+
+    name = f"{cfg.topics.drift_events}.scope-summaries"
+    admin = admin_client(cfg)  # kept alive until the futures are done
+    fs = admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)])
+    for f in fs.values():
+        f.result(30)
+    return name
+
+
+def _service(cfg, topic, redis_client, every=7):
+    conf = consumer_config(cfg)
+    conf["group.id"] = f"{cfg.processing.group_id}-scope"
+    consumer = Consumer(conf)
+    store = CheckpointStore(redis_client, f"{cfg.state.key_prefix}-scope", conf["group.id"],
+                            cfg.state.hmac_key.encode())
+    svc = ScopeService(consumer, Publisher(producer(cfg)), store, topic=topic, partitions=INPUT_PARTITIONS,
+                       spec_of=lambda m: SPEC, outputs=ScopeService.output_topics(cfg.topics), scope=SCOPE,
+                       checkpoint_every_messages=every, checkpoint_every_seconds=3600)
+    consumer.subscribe([topic], on_assign=svc.on_assign, on_revoke=svc.on_revoke, on_lost=svc.on_lost)
+    return svc, consumer
+
+
+def _drive(svc, consumer, until, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not until() and time.monotonic() < deadline:
+        svc.process(consumer.consume(50, 0.2))
+        svc.publisher.poll()
+
+
+def _outputs(cfg):
+    got: dict[str, list] = {}
+    for name, topic in ScopeService.output_topics(cfg.topics).items():
+        for e in read_topic(cfg, topic, idle=2.0):
+            got.setdefault(e["id"], []).append((name, e))
+    return got
+
+
+def test_crash_and_restart_publish_exactly_the_uninterrupted_events(cfg, scope_topic, redis_client):
+    sums = _summaries()
+    p = producer(cfg)
+    for s in sums:
+        key, value = summary_message(s)
+        p.produce(scope_topic, key=key, value=value)
+    p.flush(30)
+    expected = _reference(sums)
+    assert {e["type"] for _, e in expected.values()} >= {"drift", "retrain", "challenger-better"}
+
+    # instance A processes about half, then dies without a final checkpoint
+    a, ca = _service(cfg, scope_topic, redis_client, every=60)  # checkpoints every 2nd poll of 50
+    _drive(a, ca, lambda: sum(o.next_offset or 0 for o in a.owned.values()) >= 3 * len(sums) // 4 and all((o.unsaved or 0) > 0 for o in a.owned.values() if o.next_offset))
+    assert a.owned, "instance A was never assigned"
+    a.publisher.flush()
+    epochs = {p: o.epoch for p, o in a.owned.items()}
+    stale = {p: a._payload(o) for p, o in a.owned.items()}
+    reached = {p: o.next_offset for p, o in a.owned.items()}
+    owned_by_a = a.owned
+    a.owned = {}  # dies: nothing is written on the way out, its unsaved progress is lost (as with kill -9)
+    ca.close()
+    a.owned = owned_by_a
+    saved = {p: (cp.offsets["summaries"] if (cp := a.store.load(p)) is not None else 0) for p in epochs}
+    # B resumes from A's checkpoints, and replays what A had processed after its last one
+    assert sum(saved.values()) > 0 and any(saved[p] < (reached[p] or 0) for p in saved)
+
+    # instance B takes over from the checkpoints and finishes
+    b, cb = _service(cfg, scope_topic, redis_client)
+    _drive(b, cb, lambda: len(b.owned) == 2 and sum(o.next_offset or 0 for o in b.owned.values()) >= len(sums))
+    for part in list(b.owned):
+        b.checkpoint(part)
+    cb.close()
+
+    # the zombie A cannot overwrite B's checkpoints
+    for part, epoch in epochs.items():
+        with pytest.raises(Fenced):
+            a.store.save(part, epoch, stale[part], {"summaries": 0})
+
+    got = _outputs(cfg)
+    assert set(got) == set(expected)
+    for eid, copies in got.items():
+        for topic, event in copies:  # replays are duplicates with identical content
+            assert (topic, event) == expected[eid]
+    assert all(e["scope"] == "model" for copies in got.values() for _, e in copies)
+
+
+def test_undecodable_summary_is_skipped_and_counted(cfg, scope_topic, redis_client):
+    p = producer(cfg)
+    p.produce(scope_topic, key=b"fraud", value=b"\x93not a summary", partition=0)
+    good = _summaries()[0]
+    key, value = summary_message(good)
+    p.produce(scope_topic, key=key, value=value, partition=0)
+    p.flush(30)
+    svc, c = _service(cfg, scope_topic, redis_client, every=1)
+    _drive(svc, c, lambda: 0 in svc.owned and (svc.owned[0].next_offset or 0) >= 2, timeout=40)
+    stages = dict(svc.owned[0].stages)
+    c.close()
+    assert svc.invalid == 1
+    assert list(stages) == [good.model] and stages[good.model].merge.summaries == 1
