@@ -40,8 +40,8 @@ ROW, OUTCOME, LABEL, EVIDENCE = 0, 1, 2, 3
 class Release:
     """What one call of :meth:`SummaryMerge.release` let out."""
 
-    #: items in key order: ``[ts, partition, topic, offset, kind, tie, payload]``
-    items: list[list[Any]]
+    #: items in key order: ``(ts, partition, topic, offset, kind, tie, payload)``
+    items: list[tuple[Any, ...]]
     watermark: float | None
     #: partitions whose watermark holds the model back now -> event-time lag behind the most advanced one
     holding: dict[int, float] = field(default_factory=dict)
@@ -60,7 +60,7 @@ class SummaryMerge:
         self.end: list[list[int] | None] = [None] * self.partitions
         #: per partition: watermark (None: nothing promised yet)
         self.watermarks: list[float | None] = [None] * self.partitions
-        self.heap: list[list[Any]] = []
+        self.heap: list[tuple[Any, ...]] = []
         #: event time up to which items have left
         self.released: float | None = None
         self.duplicates = 0
@@ -100,8 +100,8 @@ class SummaryMerge:
 
         for o in s.outcomes:
             if fresh(o.topic, o.offset):
-                push(heap, [clamp(o.ts), p, o.topic, o.offset, OUTCOME, "",
-                            [o.served, o.online, o.event_id, o.inference_offset, o.labels_offset, o.prediction_ts]])
+                push(heap, (clamp(o.ts), p, o.topic, o.offset, OUTCOME, "",
+                            (o.served, o.online, o.event_id, o.inference_offset, o.labels_offset, o.prediction_ts)))
                 new += 1
         r = s.rows
         if r.ts:
@@ -112,18 +112,18 @@ class SummaryMerge:
                 if not fresh(INFERENCE, off):
                     continue
                 feats = {name: col[i] for name, col in cols if col[i] is not None}
-                push(heap, [clamp(r.ts[i]), p, INFERENCE, off, ROW, "",
-                            [feats, r.types, r.valid[i], r.prediction[i], None if scores is None else scores[i]]])
+                push(heap, (clamp(r.ts[i]), p, INFERENCE, off, ROW, "",
+                            (feats, r.types, r.valid[i], r.prediction[i], None if scores is None else scores[i])))
                 new += 1
         lab = s.labels
         if lab.ts:
             for ts, off, v in zip(lab.ts, undelta(lab.offsets), lab.values):
                 if fresh(LABELS, off):
-                    push(heap, [clamp(ts), p, LABELS, off, LABEL, "", [v]])
+                    push(heap, (clamp(ts), p, LABELS, off, LABEL, "", (v,)))
                     new += 1
         for e in s.evidence:
             if fresh(e.topic, e.offset):
-                push(heap, [clamp(e.ts), p, e.topic, e.offset, EVIDENCE, e.id, [e.kind, e.signal, e.detector]])
+                push(heap, (clamp(e.ts), p, e.topic, e.offset, EVIDENCE, e.id, (e.kind, e.signal, e.detector)))
                 new += 1
         self.end[p] = list(s.end) if end is None else [max(a, b) for a, b in zip(end, s.end)]
         if s.watermark is not None and (wm_prev is None or s.watermark > wm_prev):
@@ -151,7 +151,7 @@ class SummaryMerge:
 
     def release(self) -> Release:
         wm, holding, forced = self.watermark()
-        items: list[list[Any]] = []
+        items: list[tuple[Any, ...]] = []
         if wm is not None and (self.released is None or wm >= self.released):
             heap, pop = self.heap, heapq.heappop
             while heap and heap[0][0] <= wm:
@@ -164,7 +164,7 @@ class SummaryMerge:
         return {"partitions": self.partitions, "end": [None if e is None else list(e) for e in self.end],
                 "watermarks": list(self.watermarks),
                 # sorted: a sorted list is a heap, and the state does not depend on the order items came in
-                "heap": [list(i) for i in sorted(self.heap, key=lambda i: i[:6])],
+                "heap": [[*i[:6], list(i[6])] for i in sorted(self.heap, key=lambda i: i[:6])],
                 "released": self.released, "duplicates": self.duplicates, "late": self.late,
                 "out_of_order": self.out_of_order, "summaries": self.summaries}
 
@@ -173,8 +173,8 @@ class SummaryMerge:
             raise ValueError(f"merge state of {s['partitions']} partitions, the model has {self.partitions}")
         self.end = [None if e is None else list(e) for e in s["end"]]
         self.watermarks = list(s["watermarks"])
-        # a heap stays a heap through a list copy; items are [ts, p, topic, offset, kind, tie, payload]
-        self.heap = [list(i) for i in s["heap"]]
+        # stored sorted, which is a heap; items are (ts, p, topic, offset, kind, tie, payload)
+        self.heap = [(*i[:6], tuple(i[6])) for i in s["heap"]]
         self.released = s["released"]
         self.duplicates = s["duplicates"]
         self.late = s["late"]

@@ -192,11 +192,11 @@ class ModelStage:
         self.concept_incident: dict[str, Any] | None = None
         self.signal_incidents: dict[str, dict[str, Any]] = {}
         #: recent partition-scope evidence [id, kind, signal, ts, partition]
-        self.evidence: deque[list[Any]] = deque(maxlen=self.cfg.max_evidence)
+        self.evidence: deque[tuple[Any, ...]] = deque(maxlen=self.cfg.max_evidence)
         #: the last window_size data-drift rows / labels merged: [partition, ts, offset]
         w = self.spec.data_drift.window_size
-        self.recent_rows: deque[list[Any]] = deque(maxlen=w)
-        self.recent_labels: deque[list[Any]] = deque(maxlen=w)
+        self.recent_rows: deque[tuple[Any, ...]] = deque(maxlen=w)
+        self.recent_labels: deque[tuple[Any, ...]] = deque(maxlen=w)
         #: on-demand requests, decided at the next merged outcome
         self.requests: list[str] = []
         self.last_release: Release | None = None
@@ -235,7 +235,7 @@ class ModelStage:
                 "late": self.merge.late, "out_of_order": self.merge.out_of_order, "merged": self.seq}
 
     # -- the merged stream -------------------------------------------------------------------------
-    def _process(self, items: list[list[Any]]) -> list[Output]:
+    def _process(self, items: list[tuple[Any, ...]]) -> list[Output]:
         if not items:
             return []
         out: list[Output] = []
@@ -267,19 +267,27 @@ class ModelStage:
         policy, cc = self.policy, self.challenger
         challenger = self.spec.challenger.enabled
         every = self.spec.challenger.every
+        join_pos, seen_pos, counts = self.join_pos, self.seen_pos, self.counts
+        recent_served, recent_online = self.recent_served, self.recent_online
+        recent_rows, recent_labels = self.recent_rows, self.recent_labels
         for k, item in enumerate(items):
             ts, p, topic, off, kind, tie, pl = item
             if kind == OUTCOME:
                 served, online, _, ioff, loff, _ = pl
-                self._advance(self.join_pos[p], ioff, loff)
-                self._advance(self.seen_pos[p], ioff, loff)
-                cnt = self.counts[p]
+                ioff += 1
+                loff += 1
+                for pos in (join_pos[p], seen_pos[p]):
+                    if pos[0] is None or ioff > pos[0]:
+                        pos[0] = ioff
+                    if pos[1] is None or loff > pos[1]:
+                        pos[1] = loff
+                cnt = counts[p]
                 cnt[0] += 1
                 cnt[1] += served
                 self.joined += 1
-                self.recent_served.append(served)
+                recent_served.append(served)
                 if online is not None:
-                    self.recent_online.append(online)
+                    recent_online.append(online)
                 policy.observe_label(ts, served)
                 if challenger and online is not None:
                     cc.add(served, online)
@@ -291,14 +299,21 @@ class ModelStage:
                     self.requests = []
                 self._decide(item, out)
             elif kind == ROW:
-                self._advance(self.seen_pos[p], off, None)
-                self.recent_rows.append([p, ts, off])
+                pos = seen_pos[p]
+                if pos[0] is None or off >= pos[0]:
+                    pos[0] = off + 1
+                recent_rows.append((p, ts, off))
             elif kind == LABEL:
-                self._advance(self.seen_pos[p], None, off)
-                self.recent_labels.append([p, ts, off])
+                pos = seen_pos[p]
+                if pos[1] is None or off >= pos[1]:
+                    pos[1] = off + 1
+                recent_labels.append((p, ts, off))
             else:  # EVIDENCE
-                self.evidence.append([tie, pl[0], pl[1], ts, p])
-            for order, name, payload in sorted(extras.get(k, ()), key=lambda e: (e[0], e[1])):
+                self.evidence.append((tie, pl[0], pl[1], ts, p))
+            ex = extras.get(k)
+            if ex is None:
+                continue
+            for order, name, payload in sorted(ex, key=lambda e: (e[0], e[1])):
                 if order == 1:
                     self._data_drift(item, name, payload, out)
                 elif order == 2:
@@ -309,23 +324,16 @@ class ModelStage:
         self.seq += len(items)
         return out
 
-    @staticmethod
-    def _advance(pos: list[int | None], ioff: int | None, loff: int | None) -> None:
-        if ioff is not None and (pos[0] is None or ioff + 1 > pos[0]):
-            pos[0] = ioff + 1
-        if loff is not None and (pos[1] is None or loff + 1 > pos[1]):
-            pos[1] = loff + 1
-
     def _offsets(self, which: list[list[int | None]]) -> dict[str, dict[str, int | None]]:
         return {str(p): {"inference_offset": i, "labels_offset": lab} for p, (i, lab) in enumerate(which)}
 
     def _snapshot(self, ts: float) -> _Snapshot:
         return _Snapshot({"ts": ts, "partitions": self._offsets(self.join_pos)})
 
-    def _id(self, item: list[Any], kind: str) -> str:
+    def _id(self, item: tuple[Any, ...], kind: str) -> str:
         return f"scope:{self.model}:{self.topics[item[2]]}:{item[1]}:{item[3]}:{kind}"
 
-    def _where(self, item: list[Any]) -> dict[str, Any]:
+    def _where(self, item: tuple[Any, ...]) -> dict[str, Any]:
         return {"partition": item[1], "topic": self.topics[item[2]], "offset": item[3], "ts": item[0]}
 
     def _evidence_since(self, ts: float, match: Any) -> list[str]:
@@ -335,14 +343,14 @@ class ModelStage:
     def _warning_is_recent(self) -> bool:
         return self.last_warning_at is not None and self.joined - self.last_warning_at <= RetrainPolicy.WARNING_GAP
 
-    def _warning(self, item: list[Any]) -> None:
+    def _warning(self, item: tuple[Any, ...]) -> None:
         snap = self._snapshot(item[6][5])
         if self.warning_start is None or not self._warning_is_recent():
             self.warning_start = [snap.data, [list(c) for c in self.counts]]
         self.last_warning_at = self.joined
         self.policy.observe_warning(snap)
 
-    def _concept_drift(self, item: list[Any], detector: str, out: list[Output]) -> None:
+    def _concept_drift(self, item: tuple[Any, ...], detector: str, out: list[Output]) -> None:
         ts = item[0]
         if self.warning_start is not None and self._warning_is_recent():
             cp, counts0 = self.warning_start
@@ -392,7 +400,7 @@ class ModelStage:
         self.policy.observe_concept_drift(ev["id"], _Snapshot(cp))
 
     # -- data drift ---------------------------------------------------------------------------------
-    def _data_drift(self, item: list[Any], what: str, f: Any, out: list[Output]) -> None:
+    def _data_drift(self, item: tuple[Any, ...], what: str, f: Any, out: list[Output]) -> None:
         key = f"{f.kind}:{f.signal}:{f.detector}"
         ts = item[0]
         if what == "data_drift_end":
@@ -441,7 +449,7 @@ class ModelStage:
         self.policy.observe_data_drift(key, ev["id"], ts, True)
 
     # -- decisions ----------------------------------------------------------------------------------
-    def _decide(self, item: list[Any], out: list[Output]) -> None:
+    def _decide(self, item: tuple[Any, ...], out: list[Output]) -> None:
         decision = self.policy.decide_at(item[0])
         if decision is None:
             return
@@ -471,7 +479,7 @@ class ModelStage:
         }
         out.append(Output("retrain_events", self.model, ev))
 
-    def _challenge(self, item: list[Any], out: list[Output]) -> None:
+    def _challenge(self, item: tuple[Any, ...], out: list[Output]) -> None:
         cc = self.challenger
         result = cc.compare()
         if result is None:
@@ -540,9 +548,9 @@ class ModelStage:
         self.last_warning_at = s["last_warning_at"]
         self.concept_incident = None if s["concept_incident"] is None else dict(s["concept_incident"])
         self.signal_incidents = {k: dict(v) for k, v in s["signal_incidents"].items()}
-        self.evidence.extend(list(e) for e in s["evidence"])
-        self.recent_rows.extend(list(r) for r in s["recent_rows"])
-        self.recent_labels.extend(list(r) for r in s["recent_labels"])
+        self.evidence.extend(tuple(e) for e in s["evidence"])
+        self.recent_rows.extend(tuple(r) for r in s["recent_rows"])
+        self.recent_labels.extend(tuple(r) for r in s["recent_labels"])
         self.requests = list(s["requests"])
 
 
