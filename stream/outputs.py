@@ -34,6 +34,7 @@ def drift_event(at: Origin, model: str, alarm: "Alarm") -> dict[str, Any]:
     return {
         "id": output_id(at.topic, at.partition, at.offset, f"drift:{alarm.detector}"),
         "type": "drift",
+        "scope": "partition",
         "kind": "concept",
         "signal": "served_error",
         "model": model,
@@ -67,6 +68,7 @@ def data_drift_event(f: "DriftFinding", model: str, partition: int) -> dict[str,
     return {
         "id": output_id(f.at.topic, partition, f.at.offset, f"drift:{f.kind}:{f.signal}:{f.detector}"),
         "type": "drift",
+        "scope": "partition",
         "kind": f.kind,
         "signal": f.signal,
         "model": model,
@@ -178,6 +180,7 @@ def retrain_event(at: Origin, model: str, here: "Position", decision: Any, compa
     return {
         "id": output_id(at.topic, at.partition, at.offset, f"retrain:{model}"),
         "type": "retrain",
+        "scope": "partition",
         "model": model,
         "partition": at.partition,
         "reasons": decision.reasons,
@@ -204,6 +207,7 @@ def challenger_event(at: Origin, model: str, model_version: int, here: "Position
     return {
         "id": output_id(at.topic, at.partition, at.offset, f"challenger-better:{model}"),
         "type": "challenger-better",
+        "scope": "partition",
         "model": model,
         "partition": at.partition,
         "model_version": model_version,
@@ -219,6 +223,7 @@ def swap_event(at: Origin, model: str, swap: "Swap") -> dict[str, Any]:
     return {
         "id": output_id(at.topic, at.partition, at.offset, f"model-swap:{model}"),
         "type": "model-swap",
+        "scope": "partition",
         "model": model,
         "partition": at.partition,
         "model_version": swap.version,
