@@ -55,6 +55,8 @@ class _Owned:
     stages: dict[str, ModelStage] = field(default_factory=dict)
     unsaved: int = 0
     saved_at: float = 0.0
+    #: per model, the input partitions the lag bound overrides now (reported on change)
+    forced: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 class ScopeService:
@@ -132,6 +134,7 @@ class ScopeService:
                     stage = own.stages[s.model] = self._stage(s.model)
                 for out in stage.add(s):
                     self.publisher.send(self.outputs[out.topic], out.key, out.event)
+                self._report_lag(own, stage)
             own.next_offset = m.offset() + 1
             own.unsaved += 1
         now = self.clock()
@@ -139,6 +142,20 @@ class ScopeService:
             if own.unsaved and (own.unsaved >= self.checkpoint_every_messages
                                 or now - own.saved_at >= self.checkpoint_every_seconds):
                 self.checkpoint(p)
+
+    def _report_lag(self, own: _Owned, stage: ModelStage) -> None:
+        """Log when the lag bound starts or stops overriding a partition's watermark (decisions went ahead
+        without it: its later items are late), once per change."""
+        r = stage.last_release
+        forced = tuple(r.forced) if r is not None else ()
+        if own.forced.get(stage.model, ()) != forced:
+            own.forced[stage.model] = forced
+            if forced:
+                log.warning("scope: model %s decides without input partitions %s (more than %.0f s of event time "
+                            "behind; holding: %s)", stage.model, list(forced), self.scope.max_watermark_lag_seconds,
+                            r.holding)
+            else:
+                log.info("scope: model %s has every input partition within the lag bound again", stage.model)
 
     def request(self, model: str | None, reason: str = "on_demand") -> int:
         """An on-demand retrain for a model (None: every model here) owned by this instance."""
