@@ -14,7 +14,7 @@ cut into micro-batches of 1..511 records (mean 256, ``processing.micro_batch_rec
    point (windows can only consist of whole summaries). Differences of the KS statistic D and of
    log10(p), decisions (p < alpha) that differ, the first detection of the ``amount`` shift, and the
    sketches' bytes for the same signals against the samples' bytes.
-3. **The stage**: CPU per merged event (one ModelStage, all summaries of all partitions), the state bytes
+3. **The stage** (with the service's gc threshold, ``--gc-threshold``): CPU per merged event (one ModelStage, all summaries of all partitions), the state bytes
    of one model, and the first detections per P (the issue's target: within 1.2x of P = 1).
 
 A table, no assertion; timings on a shared machine vary by +-10%.
@@ -23,6 +23,7 @@ A table, no assertion; timings on a shared machine vary by +-10%.
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 import os
 import sys
@@ -36,7 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from detectors._stats import kolmogorov_sf  # noqa: E402
 from detectors.ks_test import KSDrift  # noqa: E402
-from stream.config import DataDriftConfig, ModelSpec  # noqa: E402
+from stream.config import DataDriftConfig, ModelSpec, ProcessingConfig  # noqa: E402
 from stream.scope.stage import ModelStage, ScopeConfig  # noqa: E402
 from stream.scope.summary import encode, undelta  # noqa: E402
 from tests.unit.scope.sim import partition_items, summaries, workload_events  # noqa: E402
@@ -136,12 +137,44 @@ def _accuracy(sums, dd: DataDriftConfig, k: int):
     return out
 
 
+def _many_models(models: int, events: int, partitions: int = 8) -> None:
+    """``models`` models on one instance, each with ``events`` events over ``partitions`` partitions."""
+    if models <= 0:
+        return
+    ev = workload_events(events, change_points=(events // 2,))
+    items = partition_items(ev, partitions)
+    stages, arrivals = [], []
+    for m in range(models):
+        name = f"m{m:03d}"
+        stages.append(ModelStage(name, ModelSpec(), partitions, ScopeConfig(max_watermark_lag_seconds=0.0)))
+        arrivals.append([s for p, it in enumerate(items) for s in summaries(name, p, it, seed=m)])
+    by_name = {st.model: st for st in stages}
+    # the models' summaries interleaved as on one partition of the internal topic, each model's by watermark
+    order = sorted((s for a in arrivals for s in a), key=lambda s: (s.watermark, s.model, s.partition))
+    t = time.process_time()
+    for s in order:
+        by_name[s.model].add(s)
+    cpu = time.process_time() - t
+    state = [len(orjson.dumps(st.to_state(), option=orjson.OPT_SERIALIZE_NUMPY)) for st in stages]
+    print(f"\n{models} models on one instance, {events} events each over {partitions} partitions "
+          f"({len(order)} summaries): {cpu / (models * events) * 1e6:.1f} µs per event, "
+          f"{cpu / models * 1e3:.0f} ms CPU per model, state {sum(state) / models / 1e3:.0f} kB per model "
+          f"({sum(state) / 1e6:.1f} MB for all)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--events", type=int, default=60_000)
     ap.add_argument("--partitions", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--kll-k", type=int, nargs="+", default=[8, 32, 200])
+    ap.add_argument("--models", type=int, default=200, help="models on one instance (0: skip)")
+    ap.add_argument("--model-events", type=int, default=3000, help="events per model in the many-models run")
+    ap.add_argument("--gc-threshold", type=int, default=ProcessingConfig().gc_threshold,
+                    help="gc generation-0 threshold, as the service sets it (processing.gc_threshold); 0: Python's")
     a = ap.parse_args()
+    if a.gc_threshold:
+        g = gc.get_threshold()
+        gc.set_threshold(a.gc_threshold, g[1], g[2])
     n = a.events
     ev = workload_events(n, change_points=(n // 3, 2 * n // 3), feature_shift_at=(5 * n // 6,), concepts=2)
     input_bytes = sum(len(orjson.dumps(e)) for _, _, e in ev) / n
@@ -180,6 +213,7 @@ def main() -> None:
         print(f"| {P} | {len(sums)} | {per:.1f} | {parts['outcomes']:.1f} | {parts['rows']:.1f} | "
               f"{parts['labels']:.1f} | {per / input_bytes:.0%} | {cpu / n * 1e6:.1f} | {state:,} | "
               f"{' / '.join(map(str, firsts))} | {len(concept)} | {retrain} |")
+    _many_models(a.models, a.model_events)
     try:
         import datasketches  # noqa: F401
     except ImportError:
