@@ -32,7 +32,7 @@ Method
 5. Check the reference (0/1 references only): a reference of ``n`` events estimates the error rate ``p``
    with a relative standard error ``sqrt((1 - p) / (n p))``, and the calibrated ERT moves with the rate.
    The ERT's elasticity to the rate is measured (same runs, rate moved by >= 25% either way); if over the
-   90% interval of the rate the ERT moves by more than a factor 1.25, :class:`ReferenceTooShort` says
+   98% interval of the rate the ERT moves by more than a factor 1.25, :class:`ReferenceTooShort` says
    how many events the reference needs (``needed_reference``; the error shrinks like ``1 / sqrt(n)``).
    This is the choice for short references: refuse and say how long, rather than calibrate to a rate
    the reference does not pin down (the service extends its window). ``reference_check=False`` skips it.
@@ -83,9 +83,9 @@ MEAN_TOLERANCE = 1.1
 #: relative standard error wanted for the estimated mean, and the most runs spent on it (x n_runs)
 MEAN_SE = 0.035
 MAX_RUNS_FACTOR = 8
-#: a reference must pin the ERT within this factor over the 90% interval of its error rate
+#: a reference must pin the ERT within this factor over the 98% interval of its error rate
 REFERENCE_TOLERANCE = 1.25
-_Z90 = 1.645
+_Z98 = 2.326  # two-sided 98%: the interval the reference must pin the ERT over
 #: warm-ups tried, as fractions of the target ERT, when the detector's own warm-up gives a bad law
 WARM_UP_FRACTIONS = (1 / 16, 1 / 8, 1 / 4, 0.4, 0.6)
 #: cached simulated values (bytes): bounds memory, not the result
@@ -630,7 +630,7 @@ def _quantile(lengths: np.ndarray, q: float) -> float:
 
 def _check_reference(cal: Calibration, ref: np.ndarray, sim: _Simulator, search: _Search) -> None:
     """Raise :class:`ReferenceTooShort` if the ERT moves by more than :data:`REFERENCE_TOLERANCE` over
-    the 90% interval of the reference's error rate.
+    the 98% interval of the reference's error rate.
 
     The ERT's elasticity to the rate, ``d log ERT / d log p``, is measured at the calibrated values on the
     same runs with the rate moved by at least 25% either way (a smaller move would drown in the noise of
@@ -640,7 +640,7 @@ def _check_reference(cal: Calibration, ref: np.ndarray, sim: _Simulator, search:
         raise ReferenceTooShort(
             f"{cal.detector}: the reference of {n} events has an error rate of {p:g}; its rate is unknown",
             detector=cal.detector, setting=search.setting, needed_reference=2 * n)
-    rel = _Z90 * math.sqrt((1 - p) / (n * p))
+    rel = _Z98 * math.sqrt((1 - p) / (n * p))
     h = min(max(rel, 0.25), 0.9, 0.9 * (1 - p) / p)
     t = math.log(cal.value) * search.sign
     w = None if cal.warm_up is None else cal.warm_up[1]
@@ -653,7 +653,7 @@ def _check_reference(cal: Calibration, ref: np.ndarray, sim: _Simulator, search:
         needed = int(math.ceil(n * max(1.25 * factor, 1.5)))  # 1.25: the next reference's rate differs too
         raise ReferenceTooShort(
             f"{cal.detector}: a reference of {n} events estimates the error rate {p:.4g} within "
-            f"+-{100 * rel:.0f}% (90%), which moves the calibrated ERT by a factor of up to "
+            f"+-{100 * rel:.0f}% (98%), which moves the calibrated ERT by a factor of up to "
             f"{math.exp(worst):.2f}", detector=cal.detector, setting=search.setting, needed_reference=needed)
 
 

@@ -57,7 +57,8 @@ def mean_run_length(new_detector, draw, n_runs: int, seed: int, ert: float) -> f
     ids=["PageHinkley-gaussian", "HDDM_W-bernoulli"],
 )
 def test_calibrated_mean_run_length_is_within_20_percent_of_ert(factory, reference, draw):
-    cal = calibrate(factory, reference, ERT, seed=11, n_runs=400)
+    # the references have exactly the stream's rate: the short-reference check (test_calibrate_law) is off
+    cal = calibrate(factory, reference, ERT, seed=11, n_runs=400, reference_check=False)
     assert cal.estimated_ert == pytest.approx(ERT, rel=0.2)
     measured = mean_run_length(cal.new, draw, N_CHECK_RUNS, seed=90_210, ert=ERT)
     print(f"{cal}: requested ERT {ERT}, measured {measured:.0f} over {N_CHECK_RUNS} runs")

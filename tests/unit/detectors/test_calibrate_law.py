@@ -170,7 +170,7 @@ def test_unreachable_targets_are_calibration_errors():
 
 
 def test_short_reference_is_refused_with_the_length_it_needs():
-    """The service's first 2,000 joined events at p=0.05 pin the rate within +-16% (90%); that moves a
+    """The service's first 2,000 joined events at p=0.05 pin the rate within +-23% (98%); that moves a
     PageHinkley threshold's ERT by more than 25%: refuse, and say how long the reference must be."""
     rng = np.random.default_rng(7)
     short = (rng.random(300) < 0.05).astype(float)
