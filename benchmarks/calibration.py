@@ -154,7 +154,7 @@ def print_rows(rows: list[dict], markdown: bool) -> None:
             print("  ".join(c.rjust(w) for c, w in zip(line, widths)))
     refused = [r for r in rows if "refused" in r]
     if refused:
-        print("\nRefused settings (CalibrationError):" if not markdown else "\nRefused settings (`CalibrationError`):\n")
+        print("\nRefused settings (`CalibrationError`):\n" if markdown else "\nRefused settings (CalibrationError):")
         if markdown:
             print("| detector | p | N | why |\n|---|---|---|---|")
         for r in refused:
@@ -169,7 +169,8 @@ def short_reason(message: str) -> str:
     """The gist of a CalibrationError's message, for the table of refused settings."""
     at_best = re.search(r"less often than every \S+ events.*?at best every ([0-9.e+]+)", message)
     if at_best:
-        return f"out of reach: too few alarms even at the loosest threshold (at best one every {float(at_best.group(1)):,.0f})"
+        every = float(at_best.group(1))
+        return f"out of reach: too few alarms even at the loosest threshold (at best one every {every:,.0f})"
     if "more often than every" in message:
         return "out of reach: too many alarms even at the strictest threshold"
     if "collect a reference" in message:
@@ -183,7 +184,8 @@ def short_reason(message: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help=f"rates {QUICK_RATES}, N {QUICK_ERTS}, 250 runs (fewer leave the mean of heavy-tailed DDM/EDDM runs too noisy for the verdict)")
+    # 250 runs at least: fewer leave the mean of DDM's / EDDM's heavy-tailed runs too noisy for the verdict
+    ap.add_argument("--quick", action="store_true", help=f"rates {QUICK_RATES}, N {QUICK_ERTS}, 250 runs")
     ap.add_argument("--runs", type=int, default=None, help="measured runs per setting (default 500; 250 with --quick)")
     ap.add_argument("--detectors", default=",".join(DETECTORS))
     ap.add_argument("--rates", default=None, help="comma-separated error rates")
@@ -228,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
                 if args.jsonl:
                     with open(args.jsonl, "a") as out:
                         out.write(json.dumps(row) + "\n")
-                status = row.get("refused", "")[:90] or f"mean/N {row['law']['mean']:.2f} median/N {row['law']['median']:.2f}"
+                status = row.get("refused", "")[:90] or (
+                    f"mean/N {row['law']['mean']:.2f} median/N {row['law']['median']:.2f}")
                 print(f"# {name} p={p:g} N={n}: {status} ({row['seconds']:.1f}s)", file=sys.stderr, flush=True)
     print(f"calibration benchmark: {n_runs} runs per setting, calibration seed 0, "
           f"{time.perf_counter() - t0:.0f}s")
