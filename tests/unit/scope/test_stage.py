@@ -248,3 +248,19 @@ def test_demo_workload_split_over_32_partitions_decides_as_one(partitions):
     print("first-detection delays (change 1, change 2, feature shift):", results)
     for one, many in zip(results[1], results[partitions]):
         assert many <= 1.2 * one
+
+
+# -- the retrain window ------------------------------------------------------------------------------------------
+def test_retrain_window_covers_every_partition_from_the_change_point_to_the_decision():
+    retrain = [orjson.loads(e)["event"] for e in _reference(4) if '"type":"retrain"' in e]
+    assert retrain
+    for ev in retrain:
+        w = ev["window"]
+        assert set(w["partitions"]) == {"0", "1", "2", "3"}
+        assert w["from"]["ts"] <= w["to"]["ts"] == ev["ts"]
+        for p, span in w["partitions"].items():
+            for key in ("inference_offset", "labels_offset"):
+                frm, to = span["from"][key], span["to"][key]
+                assert to is not None and (frm is None or frm <= to), (p, key, span)
+        if w["source"] == "change_point":
+            assert all(span["from"]["inference_offset"] is not None for span in w["partitions"].values())
