@@ -122,6 +122,18 @@ class ReferenceTooShort(CalibrationError):
         self.needed_reference = int(needed_reference)
 
 
+class BudgetExceeded(CalibrationError):
+    """The simulation would take more work than ``max_updates`` allowed. Work is counted, not timed, so the
+    outcome is the same on every machine and every replay: a simulated update counts
+    :data:`UPDATE_COST` of its detector (1 for most), and each ``update_many`` call :data:`CALL_COST` more."""
+
+
+#: relative cost of one simulated update (measured: ~17-50 ns for most detectors, ~2 us for KSWIN's test)
+UPDATE_COST = {"KSWIN": 100}
+#: cost of one ``update_many`` call in updates (the per-call overhead, ~30 us)
+CALL_COST = 2000
+
+
 @dataclass(frozen=True)
 class Tunable:
     """Which constructor parameter sets a detector's false-alarm rate, and how.
@@ -231,8 +243,11 @@ class _Simulator:
     """Stationary runs like the reference, identical for every candidate (common random numbers)."""
 
     def __init__(self, reference: np.ndarray, seed: int, horizon: int, first_chunk: int,
-                 rate: float | None = None) -> None:
+                 rate: float | None = None, max_updates: int | None = None) -> None:
         self.seed = seed
+        #: detector updates simulated so far, and the most allowed (None: no bound)
+        self.updates = 0
+        self.max_updates = max_updates
         self.horizon = horizon
         self.first_chunk = first_chunk
         self._rate = rate
@@ -272,11 +287,22 @@ class _Simulator:
         lengths: list[float] = []
         exposure = 0.0
         rngs: dict[int, np.random.Generator] = {}
+        cost = None
         for run in range(n_runs):
             det, seen, k, length = make(), 0, 0, math.inf
+            if cost is None:
+                cost = UPDATE_COST.get(type(det).__name__, 1)
             rngs.clear()  # a generator is only kept while its run is being drawn in order
             while seen < self.horizon:
                 size = min(self._size(k), self.horizon - seen)
+                self.updates += size * cost + CALL_COST
+                if self.max_updates is not None and self.updates > self.max_updates:
+                    raise BudgetExceeded(
+                        f"calibration needs more than its budget of {self.max_updates:,} simulated updates "
+                        f"(weighted, see BudgetExceeded)",
+                        detector=type(det).__name__, setting={"max_updates": self.max_updates},
+                        suggestion="ask for a smaller ert, raise the budget, or calibrate offline "
+                                   "(detectors.calibrate) and configure the parameters it gives")
                 xs = self._chunk(run, k, rngs, size)
                 alarms = det.update_many(xs)
                 if alarms.size:
@@ -344,6 +370,7 @@ def calibrate(
     horizon: int | None = None,
     reference_check: bool = True,
     warm_up: bool = True,
+    max_updates: int | None = None,
 ) -> Calibration:
     """Choose the parameters of ``detector_factory``'s detector so that, on data like ``reference``, the run
     length to a false alarm has mean ``ert`` and a law close to the geometric one (see the module docstring).
@@ -372,6 +399,9 @@ def calibrate(
         Refuse a 0/1 reference too short to pin the ERT (:class:`ReferenceTooShort`).
     warm_up
         Calibrate the warm-up too when the detector's own gives a bad law (if it has one).
+    max_updates
+        Most simulated work, all candidates together, in weighted updates (None: no bound); beyond it
+        :class:`BudgetExceeded`. A service calibrating on its hot path bounds its pause with it.
 
     Raises
     ------
@@ -404,7 +434,7 @@ def calibrate(
     if horizon < 1:
         raise CalibrationError("horizon must be at least 1", detector=name, setting=setting)
     first_chunk = int(min(max(256, ert / 8), _MAX_CHUNK))
-    sim = _Simulator(ref, int(seed), horizon, first_chunk, rate)
+    sim = _Simulator(ref, int(seed), horizon, first_chunk, rate, max_updates)
     search = _Search(detector_factory, tunable, probe, sim, ert, int(n_runs), name, setting)
 
     warm_ups: list[int | None] = [None]
@@ -418,7 +448,7 @@ def calibrate(
     for w in warm_ups:
         try:
             found = search.run(w)
-        except (ReferenceTooShort, _ConstructorRefused):
+        except (ReferenceTooShort, _ConstructorRefused, BudgetExceeded):
             raise
         except CalibrationError as exc:
             if w is None and len(warm_ups) == 1:
@@ -661,10 +691,15 @@ class _shifted:
     """The simulator's runs with another error rate (same seeds: the same uniforms thresholded elsewhere)."""
 
     def __init__(self, sim: _Simulator, rate: float) -> None:
-        self.sim = _Simulator(sim._reference, sim.seed, sim.horizon, sim.first_chunk, rate)
+        self.parent = sim
+        self.sim = _Simulator(sim._reference, sim.seed, sim.horizon, sim.first_chunk, rate, sim.max_updates)
 
     def f_at(self, search: _Search, t: float, warm_up: int | None, runs: int) -> tuple[float, np.ndarray]:
-        lengths = self.sim.run_lengths(search.make(t, warm_up), runs, budget=3.0 * runs * search.ert)
+        self.sim.updates = self.parent.updates  # one budget for the whole calibration
+        try:
+            lengths = self.sim.run_lengths(search.make(t, warm_up), runs, budget=3.0 * runs * search.ert)
+        finally:
+            self.parent.updates = self.sim.updates
         est = _ert(lengths, self.sim.horizon)
         if not math.isfinite(est):
             est = 2.0 * float(np.minimum(lengths, self.sim.horizon).sum())

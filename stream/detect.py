@@ -107,18 +107,156 @@ class Swap:
     background_trained_on: int
 
 
+@dataclass(slots=True)
+class CalibrationRefused:
+    """A detector's calibration could not meet its false-alarm law; what the detector does instead."""
+
+    #: index, in the errors given to :meth:`ConceptDetectors.update_many`, of the error that completed the
+    #: reference the refusal was measured on
+    index: int
+    detector: str
+    error: Exception
+    #: "defaults" (the detector runs on its configured parameters, uncalibrated) or "off"
+    fallback: str
+    #: what the detector's calibration entry says now (the refusal, the suggestion, the reference size)
+    calibration: dict[str, Any]
+
+
+class ConceptDetectors:
+    """The error detectors of one model, each calibrated on its first errors when it asks for it.
+
+    A detector with ``false_alarm_every`` collects ``calibration_window`` errors first. When calibration
+    says the reference is too short to pin the rate (:class:`detectors.calibrate.ReferenceTooShort`), it
+    keeps collecting up to what calibration asks for, within ``calibration_max_window``; when calibration
+    refuses (any other :class:`~detectors.calibrate.CalibrationError`, or a reference that would have to
+    exceed the cap), the detector falls back as its ``on_calibration_error`` says (its configured
+    parameters, or off) and the refusal is left in :attr:`refusals` for the caller to report. Nothing of this
+    depends on where batches are cut: the reference is the same first errors whatever the batch sizes.
+    """
+
+    def __init__(self, configs: tuple[Any, ...]) -> None:
+        self.configs = configs
+        self.detectors: list[DriftDetector | None] = [
+            None if d.false_alarm_every else make_detector(d.name, **dict(d.params)) for d in configs]
+        self.calibrations: list[dict[str, Any] | None] = [None] * len(configs)
+        self.buffers: list[list[float]] = [[] for _ in configs]
+        #: the reference size each waiting detector collects (grows when calibration asks for more)
+        self.needs: list[int] = [d.calibration_window for d in configs]
+        #: refusals since the caller last took them
+        self.refusals: list[CalibrationRefused] = []
+
+    def update_many(self, errors: np.ndarray) -> list[tuple[int, str, bool, int]]:
+        """Feed errors in order; ``(error index, detector name, warning, detector number)`` of every alarm,
+        in that order."""
+        alarms: list[tuple[int, str, bool, int]] = []
+        for k, cfg in enumerate(self.configs):
+            base = 0
+            if self.detectors[k] is None:
+                if self._off(k):
+                    continue
+                base = self._calibrate(k, cfg, errors, 0)
+                if self.detectors[k] is None:
+                    continue
+            det = self.detectors[k]
+            xs = errors[base:]
+            if cfg.name in BINARY:
+                drifts, warns = det.update_many(xs, warnings=True)
+                alarms.extend((base + int(i), cfg.name, True, k) for i in warns)
+            else:
+                drifts = det.update_many(xs)
+            alarms.extend((base + int(i), cfg.name, False, k) for i in drifts)
+        alarms.sort()
+        return alarms
+
+    def calibration(self, name: str) -> dict[str, Any] | None:
+        for cfg, cal in zip(self.configs, self.calibrations):
+            if cfg.name == name:
+                return cal
+        return None
+
+    def _off(self, k: int) -> bool:
+        cal = self.calibrations[k]
+        return cal is not None and cal.get("fallback") == "off"
+
+    def _calibrate(self, k: int, cfg: Any, errors: np.ndarray, start: int) -> int:
+        """Collect errors ``start:`` into the reference; once it is as long as needed, calibrate. Returns the
+        index in ``errors`` where detection starts (``len(errors)`` while still collecting)."""
+        from detectors.calibrate import CalibrationError, ReferenceTooShort, calibrate
+
+        buf = self.buffers[k]
+        take = min(self.needs[k] - len(buf), len(errors) - start)
+        buf.extend(float(e) for e in errors[start:start + take])
+        end = start + take
+        if len(buf) < self.needs[k]:
+            return len(errors)
+        cls = detector_class(cfg.name)
+        fixed = dict(cfg.params)
+        try:
+            cal = calibrate(lambda **p: cls(**{**fixed, **p}), np.asarray(buf), cfg.false_alarm_every,
+                            seed=cfg.calibration_seed, max_updates=cfg.calibration_max_updates)
+        except ReferenceTooShort as exc:
+            if len(buf) < exc.needed_reference <= cfg.calibration_max_window:
+                self.needs[k] = exc.needed_reference
+                return self._calibrate(k, cfg, errors, end)
+            self._refuse(k, cfg, exc, end - 1, len(buf))
+            return end
+        except CalibrationError as exc:
+            self._refuse(k, cfg, exc, end - 1, len(buf))
+            return end
+        self.detectors[k] = cls(**{**fixed, **cal.params})
+        self.calibrations[k] = cal.as_dict()
+        self.buffers[k] = []
+        return end
+
+    def _refuse(self, k: int, cfg: Any, exc: Exception, index: int, reference_size: int) -> None:
+        fallback = cfg.on_calibration_error
+        suggestion = getattr(exc, "suggestion", None)
+        if isinstance(getattr(exc, "needed_reference", None), int) and exc.needed_reference > reference_size:
+            suggestion = (f"a reference of {exc.needed_reference} events is needed: raise calibration_max_window "
+                          f"(now {cfg.calibration_max_window}), lower false_alarm_every or choose another detector")
+        self.calibrations[k] = {"detector": cfg.name, "refused": str(exc)[:500], "suggestion": suggestion,
+                                "fallback": fallback, "target_ert": cfg.false_alarm_every,
+                                "reference_size": reference_size,
+                                "params": dict(cfg.params) if fallback == "defaults" else None}
+        if fallback == "defaults":
+            self.detectors[k] = detector_class(cfg.name)(**dict(cfg.params))
+        self.buffers[k] = []
+        self.refusals.append(CalibrationRefused(index, cfg.name, exc, fallback, self.calibrations[k]))
+
+    def to_state(self) -> dict[str, Any]:
+        return {"detectors": [None if d is None else d.to_state() for d in self.detectors],
+                "calibrations": list(self.calibrations),
+                "calibration_buffers": [list(b) for b in self.buffers],
+                "calibration_needs": list(self.needs)}
+
+    def compatible(self, state: dict[str, Any]) -> bool:
+        """Whether ``state`` was taken with the detectors configured now (else the fresh ones are kept)."""
+        names = [None if s is None else s["type"] for s in state["detectors"]]
+        wanted = [d.name for d in self.configs]
+        return len(names) == len(wanted) and all(n is None or n == w or detector_class(w).__name__ == n
+                                                 for n, w in zip(names, wanted))
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if not self.compatible(state):
+            return
+        stored = state["detectors"]
+        self.detectors = [None if s is None else detector_from_state(s) for s in stored]
+        self.calibrations = list(state.get("calibrations") or [None] * len(stored))
+        self.buffers = [list(b) for b in state.get("calibration_buffers") or [[] for _ in stored]]
+        self.needs = list(state.get("calibration_needs") or [d.calibration_window for d in self.configs])
+
+
 class ModelMonitor:
     """Everything driftstream tracks for one model name in one partition."""
 
     def __init__(self, model: str, spec: ModelSpec) -> None:
         self.model = model
         self.spec = spec
-        #: one per configured error detector; None while a detector waits for its calibration window
-        self.detectors: list[DriftDetector | None] = [
-            None if d.false_alarm_every else make_detector(d.name, **dict(d.params)) for d in spec.detectors
-        ]
-        self.calibrations: list[dict[str, Any] | None] = [None] * len(spec.detectors)
-        self._calibration_buffers: list[list[float]] = [[] for _ in spec.detectors]
+        #: the configured error detectors (each None while it collects its calibration reference)
+        self.concept = ConceptDetectors(spec.detectors)
+        self._refused: list[tuple[Joined, CalibrationRefused]] = []
+        #: per configured detector, the join count at its last (non-warning) alarm (0: none yet)
+        self.last_alarm_at: list[int] = [0] * len(spec.detectors)
         om = spec.online_model
         self.online = build_online_model(om, spec.task) if om.enabled else None
         self.background: Any = None
@@ -235,63 +373,52 @@ class ModelMonitor:
         if not self._batch:
             return []
         errors = np.fromiter((e for e, _, _ in self._batch), dtype=np.float64, count=len(self._batch))
-        alarms: list[Alarm] = []
-        for k, cfg in enumerate(self.spec.detectors):
-            base = 0
-            if self.detectors[k] is None:
-                base = self._calibrate(k, cfg, errors)
-                if self.detectors[k] is None:
-                    continue
-            det = self.detectors[k]
-            xs = errors[base:]
-            if cfg.name in BINARY:
-                drifts, warns = det.update_many(xs, warnings=True)
-                for i in warns:
-                    alarms.append(self._alarm(cfg.name, True, base + int(i), None, self.calibrations[k]))
-            else:
-                drifts = det.update_many(xs)
-            for i in drifts:
-                alarms.append(self._alarm(cfg.name, False, base + int(i), None, self.calibrations[k]))
+        concept = self.concept
+        alarms = [self._alarm(name, warning, i, None, concept.calibrations[k], k)
+                  for i, name, warning, k in concept.update_many(errors)]
+        self._refused += [(self._batch[r.index][2], r) for r in concept.refusals]
+        concept.refusals.clear()
         self._batch.clear()
-        alarms.sort(key=lambda a: (a.error_index, a.detector, a.warning))
         return alarms
 
-    def _calibrate(self, k: int, cfg: Any, errors: np.ndarray) -> int:
-        """Collect the calibration window; once full, choose the threshold. Returns how many of ``errors``
-        were used as reference (detection starts after them)."""
-        from detectors import detector_class
-        from detectors.calibrate import calibrate
+    def take_refusals(self) -> list[tuple[Joined, CalibrationRefused]]:
+        """Calibration refusals met by :meth:`run_detectors` since the last call, each with the join that
+        completed the reference it was measured on."""
+        refused, self._refused = self._refused, []
+        return refused
 
-        buf = self._calibration_buffers[k]
-        need = cfg.calibration_window - len(buf)
-        take = min(need, len(errors))
-        buf.extend(float(e) for e in errors[:take])
-        if len(buf) < cfg.calibration_window:
-            return len(errors)
-        cls = detector_class(cfg.name)
-        fixed = dict(cfg.params)
-        cal = calibrate(lambda **p: cls(**{**fixed, **p}), np.asarray(buf), cfg.false_alarm_every,
-                        seed=cfg.calibration_seed)
-        self.detectors[k] = cls(**{**fixed, **cal.params})
-        self.calibrations[k] = {"param": cal.param, "value": cal.value, "target_ert": cal.target_ert,
-                                "estimated_ert": cal.estimated_ert, "reference_size": len(buf)}
-        self._calibration_buffers[k] = []
-        return take
+    @property
+    def detectors(self) -> list[DriftDetector | None]:
+        return self.concept.detectors
+
+    @property
+    def calibrations(self) -> list[dict[str, Any] | None]:
+        return self.concept.calibrations
 
     def _alarm(self, name: str, warning: bool, i: int, estimate: float | None,
-               calibration: dict[str, Any] | None = None) -> Alarm:
+               calibration: dict[str, Any] | None = None, number: int = 0) -> Alarm:
         """An alarm with the rolling errors as they were at the alarming event (not at batch end), so
-        that the content does not depend on where micro-batch boundaries fell."""
+        that the content does not depend on where micro-batch boundaries fell.
+
+        The change point is estimated on the errors since detector ``number``'s previous alarm (within the
+        rolling window): a detector resets when it alarms, so what came before belongs to the concept it
+        already reported; over the whole window an older, larger change would hide the one that tipped it."""
         served0, online0, joined0 = self._batch_start
         served = (served0 + [e for e, _, _ in self._batch[: i + 1]])[-ROLLING:]
         online = (online0 + [o for _, o, _ in self._batch[: i + 1] if o is not None])[-ROLLING:]
-        k, before, after = change_point(served)
+        joined_at = joined0 + i + 1
+        last = self.last_alarm_at[number]
+        since = max(joined_at - last, MIN_SINCE_ALARM)  # a quick re-alarm: not a handful of noisy errors
+        segment = served[-since:] if last and since < len(served) else served
+        k, before, after = change_point(segment)
+        if not warning:
+            self.last_alarm_at[number] = joined_at
         if estimate is None:
             estimate = after
         return Alarm(name, warning, self._batch[i][2], i, estimate,
-                     sum(served) / len(served), sum(online) / len(online) if online else None, joined0 + i + 1,
+                     sum(served) / len(served), sum(online) / len(online) if online else None, joined_at,
                      calibration, "improvement" if after < before else "degradation", before, after,
-                     len(served) - k)
+                     len(segment) - k)
 
     # -- summaries and state ------------------------------------------------------------------------
     def rolling_served_error(self) -> float | None:
@@ -303,9 +430,7 @@ class ModelMonitor:
     def to_state(self) -> dict[str, Any]:
         assert not self._batch, "state is taken between micro-batches"
         return {
-            "detectors": [None if d is None else d.to_state() for d in self.detectors],
-            "calibrations": self.calibrations,
-            "calibration_buffers": self._calibration_buffers,
+            **self.concept.to_state(),
             "online_detector": None if self.online_detector is None else self.online_detector.to_state(),
             "background_trained_on": self.background_trained_on,
             "model_version": self.model_version,
@@ -314,18 +439,11 @@ class ModelMonitor:
             "online_errors_total": self.online_errors_total,
             "recent_served": list(self.recent_served),
             "recent_online": list(self.recent_online),
+            "last_alarm_at": list(self.last_alarm_at),
         }
 
     def load_state(self, state: dict[str, Any], online_model: Any, background: Any = None) -> None:
-        stored = state["detectors"]
-        names = [None if s is None else s["type"] for s in stored]
-        wanted = [d.name for d in self.spec.detectors]
-        if len(names) == len(wanted) and all(n is None or n == w or detector_class(w).__name__ == n
-                                             for n, w in zip(names, wanted)):
-            self.detectors = [None if s is None else detector_from_state(s) for s in stored]
-            self.calibrations = list(state.get("calibrations") or [None] * len(stored))
-            self._calibration_buffers = [list(b) for b in state.get("calibration_buffers") or [[] for _ in stored]]
-        # else: the configured detectors changed since the checkpoint; the fresh ones from __init__ are kept
+        self.concept.load_state(state)  # kept fresh if the configured detectors changed since the checkpoint
         if state.get("online_detector") is not None and self.online_detector is not None:
             self.online_detector = detector_from_state(state["online_detector"])
         self.background_trained_on = state.get("background_trained_on", 0)
@@ -335,6 +453,9 @@ class ModelMonitor:
         self.online_errors_total = state["online_errors_total"]
         self.recent_served = deque(state["recent_served"], maxlen=ROLLING)
         self.recent_online = deque(state["recent_online"], maxlen=ROLLING)
+        stored = state.get("last_alarm_at")
+        if stored is not None and len(stored) == len(self.last_alarm_at):
+            self.last_alarm_at = list(stored)
         if online_model is not None:
             self.online = online_model
         self.background = background
@@ -342,6 +463,8 @@ class ModelMonitor:
 
 #: fewest errors on either side of an estimated change point
 MIN_SEGMENT = 5
+#: fewest errors a change point after an earlier alarm is estimated on
+MIN_SINCE_ALARM = 50
 
 
 def change_point(errors: list[float]) -> tuple[int, float, float]:

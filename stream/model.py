@@ -21,7 +21,7 @@ from stream.decide import (Batch, ConceptDrift, ConceptWarning, DataDriftEnded, 
 from stream.detect import ModelMonitor
 from stream.events import Origin, Record
 from stream.join import Joined
-from stream.outputs import (challenger_event, component_failed_event, data_drift_event, drift_event, joined_origin,
+from stream.outputs import (calibration_refused_event, challenger_event, component_failed_event, data_drift_event, drift_event, joined_origin,
                             model_quality_event, online_prediction_event, quality_issue_event, retrain_event,
                             swap_event)
 from stream.policy import Position as PolicyPosition
@@ -203,6 +203,13 @@ class ModelPipeline:
                 j = outcomes[-1][2]
                 outcomes.clear()
                 self.disable("concept_detectors", exc, self._origin(j), max(j.label_ts, j.prediction.ts))
+        for j, refused in mon.take_refusals():
+            log.error("model %s partition %d: calibration of %s refused (%s): %s", name, ctx.partition,
+                      refused.detector, refused.fallback, refused.error)
+            metrics.quality_issue(name, "calibration_refused")
+            publisher.send(ctx.topics.data_quality, name, calibration_refused_event(
+                self._origin(j), name, refused.detector, refused.error, refused.fallback, refused.calibration,
+                max(j.label_ts, j.prediction.ts)))
         for alarm in alarms:
             metrics.alarm(name, "concept", alarm.detector, alarm.warning)
             seq = alarm.joined.seq

@@ -248,6 +248,22 @@ def component_failed_event(at: Origin, model: str, component: str, error: BaseEx
     }
 
 
+def calibration_refused_event(at: Origin, model: str, detector: str, error: Exception, fallback: str,
+                              calibration: dict[str, Any], ts: float | None) -> dict[str, Any]:
+    """A concept detector's calibration refused its false-alarm target on this model's errors: the detector
+    runs uncalibrated (``fallback`` "defaults") or not at all ("off"); ``calibration`` says what was asked,
+    on how long a reference, and what to do instead."""
+    action = ("running on its configured parameters, uncalibrated: its false-alarm rate is not the one asked for"
+              if fallback == "defaults" else "turned off for this model in this partition")
+    return {
+        "id": output_id(at.topic, at.partition, at.offset, f"dq:calibration_refused:{detector}"),
+        "type": "data-quality", "check": "calibration_refused", "severity": "critical", "feature": "*",
+        "model": model, "detector": detector, "partition": at.partition, "offset": at.offset, "topic": at.topic,
+        "ts": ts, "error": f"{type(error).__name__}: {error}"[:500], "fallback": fallback,
+        "calibration": calibration, "action": f"{detector} {action}",
+    }
+
+
 def dead_letter_event(record: Record, reason: str, detail: str, max_bytes: int | None = None) -> dict[str, Any]:
     """An input that could not be processed, with its reason and where to find it in the input topic.
 

@@ -128,10 +128,27 @@ class DetectorConfig:
     false_alarm_every: int = 0
     calibration_window: int = 2000
     calibration_seed: int = 0
+    #: when calibration says the window is too short to pin the error rate, the detector keeps collecting
+    #: up to what it asks for, at most this many errors (kept in the checkpoint until calibrated)
+    calibration_max_window: int = 20_000
+    #: when calibration refuses (no threshold gives the false-alarm law, or the reference would exceed
+    #: calibration_max_window): "defaults" runs the detector on its configured params, uncalibrated;
+    #: "off" turns it off. Either way a critical data-quality event "calibration_refused" says why.
+    on_calibration_error: Literal["defaults", "off"] = "defaults"
+    #: most work one calibration may take, in weighted simulated detector updates (see
+    #: detectors.calibrate.BudgetExceeded): it runs on the partition's thread, and 2e9 is ~20-60 s here
+    calibration_max_updates: int = 2_000_000_000
 
     def check(self, where: str) -> None:
         if self.false_alarm_every < 0 or (self.false_alarm_every and self.calibration_window < 100):
             raise ConfigError(f"{where}: false_alarm_every must be >= 0 and calibration_window >= 100")
+        if self.calibration_max_window < self.calibration_window:
+            raise ConfigError(f"{where}: calibration_max_window ({self.calibration_max_window}) must be >= "
+                              f"calibration_window ({self.calibration_window})")
+        if self.calibration_max_updates < 1_000_000:
+            raise ConfigError(f"{where}.calibration_max_updates must be >= 1,000,000")
+        if self.on_calibration_error not in ("defaults", "off"):
+            raise ConfigError(f"{where}.on_calibration_error must be 'defaults' or 'off'")
         allowed = inspect.signature(detector_class(self.name)).parameters
         unknown = sorted(set(self.params) - set(allowed))
         if unknown:  # else the service would fail when it first builds the detector, not at start-up

@@ -25,23 +25,26 @@ Results do not depend on where release batches are cut: the detectors' ``update_
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any, Iterable
 
 import numpy as np
 
-from detectors import BINARY, DriftDetector, detector_class, detector_from_state, make_detector
 from stream.champion import ChampionChallenger
 from stream.config import ModelSpec
 from stream.datadrift import DataDriftMonitor
+from stream.detect import ConceptDetectors
 from stream.policy import RetrainPolicy
 from stream.scope.merge import LABEL, OUTCOME, ROW, Release, SummaryMerge
 from stream.scope.summary import Summary
 
-__all__ = ["ConceptDetectors", "ModelStage", "Output", "ScopeConfig", "STATE_FORMAT"]
+log = logging.getLogger("driftstream.scope")
 
-STATE_FORMAT = 1
+__all__ = ["ModelStage", "Output", "ScopeConfig", "STATE_FORMAT"]
+
+STATE_FORMAT = 2  # 2: the concept detectors' state as stream.detect.ConceptDetectors
 #: window over which rolling errors are reported (as stream.detect.ROLLING)
 ROLLING = 1000
 
@@ -89,70 +92,6 @@ class _Snapshot:
         return self.data
 
 
-class ConceptDetectors:
-    """The model's error detectors, with calibration, as in :class:`stream.detect.ModelMonitor`."""
-
-    def __init__(self, spec: ModelSpec) -> None:
-        self.configs = spec.detectors
-        self.detectors: list[DriftDetector | None] = [
-            None if d.false_alarm_every else make_detector(d.name, **dict(d.params)) for d in self.configs]
-        self.calibrations: list[dict[str, Any] | None] = [None] * len(self.configs)
-        self.buffers: list[list[float]] = [[] for _ in self.configs]
-
-    def update_many(self, errors: np.ndarray) -> list[tuple[int, str, bool]]:
-        """Feed errors in order; ``(error index, detector, warning)`` of every alarm, in that order."""
-        alarms: list[tuple[int, str, bool]] = []
-        for k, cfg in enumerate(self.configs):
-            base = 0
-            if self.detectors[k] is None:
-                base = self._calibrate(k, cfg, errors)
-                if self.detectors[k] is None:
-                    continue
-            det = self.detectors[k]
-            xs = errors[base:]
-            if cfg.name in BINARY:
-                drifts, warns = det.update_many(xs, warnings=True)
-                alarms.extend((base + int(i), cfg.name, True) for i in warns)
-            else:
-                drifts = det.update_many(xs)
-            alarms.extend((base + int(i), cfg.name, False) for i in drifts)
-        alarms.sort()
-        return alarms
-
-    def calibration(self, name: str) -> dict[str, Any] | None:
-        for cfg, cal in zip(self.configs, self.calibrations):
-            if cfg.name == name:
-                return cal
-        return None
-
-    def _calibrate(self, k: int, cfg: Any, errors: np.ndarray) -> int:
-        from detectors.calibrate import calibrate
-
-        buf = self.buffers[k]
-        take = min(cfg.calibration_window - len(buf), len(errors))
-        buf.extend(float(e) for e in errors[:take])
-        if len(buf) < cfg.calibration_window:
-            return len(errors)
-        cls = detector_class(cfg.name)
-        fixed = dict(cfg.params)
-        cal = calibrate(lambda **p: cls(**{**fixed, **p}), np.asarray(buf), cfg.false_alarm_every,
-                        seed=cfg.calibration_seed)
-        self.detectors[k] = cls(**{**fixed, **cal.params})
-        self.calibrations[k] = {"param": cal.param, "value": cal.value, "target_ert": cal.target_ert,
-                                "estimated_ert": cal.estimated_ert, "reference_size": len(buf)}
-        self.buffers[k] = []
-        return take
-
-    def to_state(self) -> dict[str, Any]:
-        return {"detectors": [None if d is None else d.to_state() for d in self.detectors],
-                "calibrations": list(self.calibrations), "buffers": [list(b) for b in self.buffers]}
-
-    def load_state(self, s: dict[str, Any]) -> None:
-        self.detectors = [None if d is None else detector_from_state(d) for d in s["detectors"]]
-        self.calibrations = list(s["calibrations"])
-        self.buffers = [list(b) for b in s["buffers"]]
-
-
 class ModelStage:
     """Everything decided for one model across all its partitions (see the module docstring)."""
 
@@ -165,7 +104,7 @@ class ModelStage:
         #: input topic names by the topic code of positions (summary.INFERENCE, summary.LABELS)
         self.topics = topics
         self.merge = SummaryMerge(partitions, cfg.max_watermark_lag_seconds)
-        self.concept = ConceptDetectors(spec)
+        self.concept = ConceptDetectors(spec.detectors)
         self.data_drift = DataDriftMonitor(model, spec.task, spec.data_drift)
         c = spec.challenger
         self.challenger = ChampionChallenger(spec.task, c.window, c.alpha, c.min_pairs)
@@ -256,8 +195,12 @@ class ModelStage:
         # 2. run them: alarms and findings keyed by the merged index of the item that triggered them
         extras: dict[int, list[tuple[int, str, Any]]] = {}
         if errors:
-            for i, name, warning in self.concept.update_many(np.asarray(errors, dtype=np.float64)):
+            for i, name, warning, _ in self.concept.update_many(np.asarray(errors, dtype=np.float64)):
                 extras.setdefault(outcome_at[i], []).append((2 if warning else 3, name, None))
+            for refused in self.concept.refusals:  # logged; the partitions publish their own refusal events
+                log.warning("model %s: model-scope calibration of %s refused (%s): %s", self.model,
+                            refused.detector, refused.fallback, refused.error)
+            self.concept.refusals.clear()
         if self.spec.data_drift.enabled:
             for f in dd.run_tests():
                 extras.setdefault(f.at.seq - seq0, []).append((1, "data_drift", f))

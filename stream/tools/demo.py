@@ -188,10 +188,9 @@ def _demo(cfg: AppConfig, args: argparse.Namespace, console: Console, started: f
     finally:
         if live is not None:
             live.stop()
-    time.sleep(1.0)
-    for m in watcher.consume(1000, 1.0):
-        if not m.error():
-            detections.append(orjson.loads(m.value()))
+    for ev in _drain(watcher):  # what the service published after the console last looked is printed too
+        detections.append(ev)
+        console.print(_alarm_line(ev))
     watcher.close()
     service.stop()
     svc_thread.join(30)
@@ -219,6 +218,27 @@ def _demo(cfg: AppConfig, args: argparse.Namespace, console: Console, started: f
     png, html = write_report(w, detections, Path(args.report), partitions=partitions, first_output=first_output)
     console.print(f"report written: {png} and {html}")
     return 0
+
+
+def _drain(watcher: Any, timeout: float = 15.0) -> list[dict[str, Any]]:
+    """The events left in the watched topics: read until the watcher's position reaches every assigned
+    partition's end (a slow group join or a slow machine must not hide an alarm), or ``timeout``."""
+    got: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msgs = watcher.consume(1000, 0.5)
+        got += [orjson.loads(m.value()) for m in msgs if not m.error()]
+        if msgs:
+            continue
+        assigned = watcher.assignment()
+        if assigned and all(_at_end(watcher, p) for p in watcher.position(assigned)):
+            break
+    return got
+
+
+def _at_end(consumer: Any, tp: Any) -> bool:
+    low, high = consumer.get_watermark_offsets(tp, timeout=5.0)
+    return (tp.offset if tp.offset >= 0 else low) >= high  # no position yet: it starts at the earliest
 
 
 def _alarm_line(ev: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ import threading
 import time
 
 import orjson
+import pytest
 from prometheus_client import CollectorRegistry
 
 from stream.app import build_service
@@ -64,18 +65,32 @@ def test_concept_drift_gives_one_retrain_event_per_partition_with_change_point_w
         assert ev["champion_challenger"] is not None and ev["champion_challenger"]["test"] == "mcnemar"
 
 
-def test_recurring_concept_gives_a_retrain_per_change(cfg):
-    c = _with(cfg, retrain=RetrainPolicyConfig(cooldown_seconds=15))
+@pytest.mark.parametrize("on_improvement", [False, True])
+def test_a_recurring_concept_retrains_on_the_degradation_not_on_the_return(cfg, on_improvement):
+    # concept 0 -> 1 at 5,000 (the served model degrades), back to 0 at 10,000 (it recovers): by default the
+    # recovery is published as an improvement and does not retrain; with retrain_on_improvement it does
+    c = _with(cfg, retrain=RetrainPolicyConfig(cooldown_seconds=15, retrain_on_improvement=on_improvement))
     w = Workload(n_events=15_000, change_points=(5_000, 10_000), concepts=2, seed=32, spacing=0.01)
     produce(producer(c), w, c.topics.inference, c.topics.labels)
     run_until(c, _total(w))
     per = _by_partition(read_topic(c, c.topics.retrain_events))
+    drifts = [e for e in read_topic(c, c.topics.drift_events) if e.get("kind") == "concept"]
+    assert per and drifts
     for p, evs in per.items():
         times = sorted(e["window"]["from"]["ts"] for e in evs)
         first = [t for t in times if w.t0 + 45 <= t <= w.t0 + 80]
         second = [t for t in times if w.t0 + 95 <= t <= w.t0 + 130]
-        assert len(first) == 1 and len(second) == 1, f"partition {p}: {times}"
-        assert len(evs) == 2
+        assert len(first) == 1 and len(second) == (1 if on_improvement else 0), f"partition {p}: {times}"
+        assert len(evs) == (2 if on_improvement else 1)
+    # every partition saw the return as an improvement (info), after its degradation (critical)
+    alarms = [e for e in drifts if not e.get("warning")]
+    for p in per:
+        mine = sorted((e for e in alarms if e["partition"] == p), key=lambda e: e["ts"])
+        up = [e for e in mine if e["direction"] == "improvement"]
+        down = [e for e in mine if e["direction"] == "degradation"]
+        assert up and down and down[0]["ts"] < up[0]["ts"], [(e["ts"] - w.t0, e["direction"]) for e in mine]
+        assert all(e["severity"] == "info" and e["error_after"] < e["error_before"] for e in up)
+        assert all(e["severity"] == "critical" and e["error_after"] > e["error_before"] for e in down)
 
 
 def test_scheduled_retrain_every_n_labels_without_drift(cfg):

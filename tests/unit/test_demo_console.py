@@ -40,3 +40,54 @@ def test_off_a_terminal_lines_are_plain_and_whole(monkeypatch):
 def test_on_a_terminal_it_is_rich_with_wrapping():
     console = make_console(_Tty())
     assert console.is_terminal and not console.soft_wrap
+
+
+class _Msg:
+    def __init__(self, value: bytes) -> None:
+        self._value = value
+
+    def error(self):
+        return None
+
+    def value(self) -> bytes:
+        return self._value
+
+
+class _TP:
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+
+class _SlowWatcher:
+    """A console consumer on a slow machine: its group join completes after the service has finished."""
+
+    def __init__(self) -> None:
+        self.polls = 0
+        self.pos = -1001  # no position before the first message
+
+    def consume(self, n, timeout):
+        self.polls += 1
+        if self.polls < 4:
+            return []  # not assigned yet
+        if self.polls == 4:
+            self.pos = 2
+            return [_Msg(b'{"type": "drift", "n": 1}'), _Msg(b'{"type": "drift", "n": 2}')]
+        return []
+
+    def assignment(self):
+        return [] if self.polls < 4 else [_TP(0)]
+
+    def position(self, tps):
+        return [_TP(self.pos)]
+
+    def get_watermark_offsets(self, tp, timeout):
+        return 0, 2
+
+
+def test_the_final_drain_waits_for_the_assignment_and_reads_to_the_end():
+    # regression: the demo read the output topics once for 1 s after the service finished, and did not
+    # print what it read there; on a slow CI machine every alarm came in that read and none was shown
+    from stream.tools.demo import _drain
+
+    got = _drain(_SlowWatcher(), timeout=10.0)
+    assert [e["n"] for e in got] == [1, 2]

@@ -72,3 +72,26 @@ def test_a_degradation_is_critical_and_retrains_an_improvement_is_info_and_does_
     assert cp["joined_count"] <= first_up["joined_count"] and abs(cp["joined_count"] - 3000) < 300
     retrains = [e for t, e in pub.sent if t == cfg.topics.retrain_events]
     assert len(retrains) == 1 and retrains[0]["ts"] < 100.0 + 6000  # the degradation only
+
+
+def test_a_quick_return_is_an_improvement_though_the_older_rise_is_larger_in_the_rolling_window():
+    # regression: the change point was estimated over the whole rolling window (1,000 errors); when the
+    # error fell back 500 labels after it rose, the older rise dominated and the return was reported as a
+    # degradation (0.05 -> 0.5) with the old change point. It is now estimated since the detector's last alarm.
+    cfg = load_config(None, {})
+    dm = dataclasses.replace(cfg.default_model, error_detectors=(DetectorConfig("ADWIN", {"delta": 0.002}),),
+                             online_model=dataclasses.replace(cfg.default_model.online_model, enabled=False))
+    cfg = dataclasses.replace(cfg, default_model=dm, accept_undeclared_models=True)
+    for batch in (256, 41):
+        pub = Pub()
+        proc = PartitionProcessor(0, cfg, 1, pub, Metrics(CollectorRegistry()))
+        recs = _stream([(600, 0.05), (500, 0.5), (600, 0.05)], seed=8)
+        for k in range(0, len(recs), batch):
+            proc.process(recs[k:k + batch])
+        drifts = [e for t, e in pub.sent if t == cfg.topics.drift_events and e.get("kind") == "concept"]
+        rise = [e for e in drifts if 600 <= int(e["event_id"][1:]) < 1100]
+        back = [e for e in drifts if int(e["event_id"][1:]) >= 1100]
+        assert rise and back, [(e["event_id"], e["direction"]) for e in drifts]
+        assert rise[0]["direction"] == "degradation" and back[0]["direction"] == "improvement"
+        assert back[0]["error_before"] > 0.3 > 0.15 > back[0]["error_after"]
+        assert 1000 <= back[0]["estimated_change_point"]["joined_count"] <= back[0]["joined_count"]

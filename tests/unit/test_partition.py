@@ -77,34 +77,6 @@ def test_challenger_test_runs_every_n_labels_also_after_the_window_is_full(monke
     assert len(calls) == 3000 // every
 
 
-def test_calibrated_detector_is_built_after_its_window_and_alarms_carry_the_calibration():
-    from stream.config import DetectorConfig
-
-    proc, pub, cfg = _proc()
-    spec = dataclasses.replace(cfg.default_model, error_detectors=(
-        DetectorConfig("PageHinkley", {}, false_alarm_every=2000, calibration_window=300),))
-    proc.cfg = dataclasses.replace(cfg, default_model=spec)
-    recs = []
-    import random
-
-    rng = random.Random(3)
-    for i in range(1500):
-        wrong = rng.random() < (0.05 if i < 900 else 0.6)
-        v = {"id": f"c{i}", "model": "m", "ts": 100.0 + i, "features": {"amount": 1.0}, "prediction": 1}
-        lab = {"id": f"c{i}", "model": "m", "ts": 100.5 + i, "label": 0 if wrong else 1}
-        recs += [Record("inference", 0, i, int((100.0 + i) * 1000), None, orjson.dumps(v)),
-                 Record("labels", 0, i, int((100.5 + i) * 1000), None, orjson.dumps(lab))]
-    for k in range(0, len(recs), 250):
-        proc.process(recs[k:k + 250])
-    mon = proc.models["m"].monitor
-    cal = mon.calibrations[0]
-    assert cal is not None and cal["target_ert"] == 2000 and cal["reference_size"] == 300
-    assert mon.detectors[0] is not None and getattr(mon.detectors[0], cal["param"]) == cal["value"]
-    concept = [e for t, e in pub.sent if t == "drift-events" and e.get("kind") == "concept"]
-    assert concept and all(e["calibration"] == cal for e in concept)
-    assert min(int(e["event_id"][1:]) for e in concept) >= 900
-
-
 def _released(proc, now, caught_up=False, backlog=None):
     return [r.offset for r in proc.merge.release(lambda t: caught_up, now, None if backlog is None else (lambda t: backlog))]
 
