@@ -27,7 +27,9 @@ MeanDetectorName = Literal[("", *DETERMINISTIC_REAL_VALUED)]
 NumericTestName = Literal[NUMERIC_TESTS]
 CategoricalTestName = Literal[CATEGORICAL_TESTS]
 Task = Literal["classification", "regression"]
-OnlineModelKind = Literal["logistic", "hoeffding_tree", "linear"]
+OnlineModelKind = Literal["logistic", "linear", "river", "hoeffding_tree"]
+#: the compiled classifier's head: "auto" (one logistic regression while the label is binary) or "ovr"
+OnlineModelHead = Literal["auto", "ovr"]
 FeatureType = Literal["numeric", "categorical", "boolean"]
 StartFrom = Literal["earliest", "latest"]
 OnOffsetOutOfRange = Literal["fail", "reset"]
@@ -159,8 +161,13 @@ class DetectorConfig:
 @dataclass(frozen=True)
 class OnlineModelConfig:
     enabled: bool = True
-    #: "logistic" (scaled logistic regression, one-hot for categoricals) or "hoeffding_tree" or "linear"
+    #: "logistic" / "linear" (scaled numeric + one-hot categoricals into a linear head that follows the task,
+    #: compiled and River-exact: stream.learner.OnlineLinearModel), "river" (the same model as River's pipeline,
+    #: the reference) or "hoeffding_tree" (River's)
     kind: OnlineModelKind = "logistic"
+    #: the compiled classifier's head: "auto" (one logistic regression while the label has at most two
+    #: classes, one-vs-rest from a third) or "ovr" (one-vs-rest like River's pipeline, bit-identical to it)
+    head: OnlineModelHead = "ovr"
     learning_rate: float = 0.05
     #: warn -> background model -> swap on drift, watching the online model's own error
     adapt: bool = True

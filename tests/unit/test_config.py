@@ -172,7 +172,7 @@ def test_choice_messages_name_the_key_and_list_the_values():
     with pytest.raises(ConfigError, match=r"^processing\.start_from must be 'earliest' or 'latest', got 'middle'$"):
         load_config(None, {"DRIFTSTREAM_PROCESSING__START_FROM": "middle"})
     with pytest.raises(ConfigError, match=r"^default_model\.online_model\.kind must be one of 'logistic', "
-                                          r"'hoeffding_tree' or 'linear', got 'svm'$"):
+                                          r"'linear', 'river' or 'hoeffding_tree', got 'svm'$"):
         load_config(None, {"DRIFTSTREAM_DEFAULT_MODEL__ONLINE_MODEL__KIND": "svm"})
     with pytest.raises(ConfigError, match=r"^models\.m\.error_detectors\[1\]\.name: unknown detector 'Nope'; "
                                           r"must be one of 'ADWIN', .* or 'HDDM_W'$"):
