@@ -4,8 +4,9 @@ The served model's error on every joined event (0/1 for classification, absolute
 is buffered during a micro-batch and fed to the configured detectors with ``update_many`` at the end of
 the batch; alarm positions map back to the input position that completed the join.
 
-The online River model is prequential: it predicts each inference event before it has seen its label
-and learns from it when the label joins. Its error is tracked on exactly the same joined events as the
+The online model (:func:`stream.learner.build_online_model`: compiled and River-exact, or a River model) is
+prequential: it predicts each inference event before it has seen its label and learns from it when the label
+joins. Its error is tracked on exactly the same joined events as the
 served model's.
 """
 
@@ -18,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from detectors import BINARY, DriftDetector, detector_class, detector_from_state, make_detector
-from stream.config import ModelSpec, OnlineModelConfig
+from stream.config import ModelSpec
 from stream.errors import InvalidMessage
 from stream.join import Joined
+from stream.learner import OnlineLinearModel, build_online_model
 
 #: window over which rolling accuracies / errors are reported
 ROLLING = 1000
@@ -49,30 +51,15 @@ def served_error(task: str, prediction: Any, label: Any) -> float:
     return abs(float(prediction) - float(label))
 
 
-def build_online_model(cfg: OnlineModelConfig, task: str):
-    """The default challenger: scaled numeric features + one-hot categoricals into a linear model."""
-    from river import compose, linear_model, optim, preprocessing, tree
-
-    # the values reaching the model are JSON numbers (int or float), strings, and booleans already turned into
-    # strings (_river_x): the concrete types select what numbers.Number would, without an ABC check per
-    # feature and call (~10% of the model's time)
-    numeric = compose.SelectType(int, float) | preprocessing.StandardScaler()
-    categorical = compose.SelectType(str) | preprocessing.OneHotEncoder()
-    if cfg.kind == "hoeffding_tree":
-        return tree.HoeffdingTreeClassifier() if task == "classification" else tree.HoeffdingTreeRegressor()
-    head: Any
-    if task == "regression":
-        head = linear_model.LinearRegression(optimizer=optim.SGD(cfg.learning_rate))
-    else:
-        from river import multiclass
-
-        head = multiclass.OneVsRestClassifier(linear_model.LogisticRegression(optimizer=optim.SGD(cfg.learning_rate)))
-    return (numeric + categorical) | head
-
-
 def _river_x(features: dict[str, Any]) -> dict[str, Any]:
     # booleans are categories to River's one-hot; nulls are left out (missing)
     return {k: (str(v) if isinstance(v, bool) else v) for k, v in features.items() if v is not None}
+
+
+def model_x(model: Any, features: dict[str, Any]) -> dict[str, Any]:
+    """The features as ``model`` takes them: the compiled model reads the decoded dict itself (booleans as
+    categories, nulls missing: what :func:`_river_x` makes for River's models)."""
+    return features if type(model) is OnlineLinearModel else _river_x(features)
 
 
 @dataclass(slots=True)
@@ -281,9 +268,10 @@ class ModelMonitor:
     def predict_online(self, features: dict[str, Any]) -> Any:
         if self.online is None:
             return None
+        online = self.online
         if self.spec.task == "classification":
-            return self.online.predict_one(_river_x(features))
-        return float(self.online.predict_one(_river_x(features)))
+            return online.predict_one(model_x(online, features))
+        return float(online.predict_one(model_x(online, features)))
 
     def on_joined(self, j: Joined) -> Swap | None:
         err = served_error(self.spec.task, j.prediction.prediction, j.label)
@@ -299,10 +287,10 @@ class ModelMonitor:
                 op = j.prediction.online_prediction
                 oerr = 1.0 if op is None else served_error(self.spec.task, op, j.label) \
                     if self.spec.task == "classification" else abs(float(op) - float(j.label))
-                x = _river_x(j.prediction.features)
-                self.online.learn_one(x, j.label)
+                features = j.prediction.features
+                self.online.learn_one(model_x(self.online, features), j.label)
                 if self.background is not None:
-                    self.background.learn_one(x, j.label)
+                    self.background.learn_one(model_x(self.background, features), j.label)
                     self.background_trained_on += 1
                 swap = self._adapt(oerr, j)
             except Exception as exc:  # contained: the pipeline reports it and the model goes on without

@@ -351,12 +351,14 @@ class Crash(BaseException):
     """kill -9 of the first service (a BaseException: nothing in the service may catch and handle it)."""
 
 
-def config(tmp: Path) -> Any:
+def config(tmp: Path, environ: dict[str, str] | None = None) -> Any:
+    """The workload's configuration; ``environ``: overrides as the loader reads them from the environment
+    (``DRIFTSTREAM_MODELS__FRAUD__ONLINE_MODEL__HEAD=ovr``), to compare a variant with the recording."""
     from stream.config import load_config
 
     path = tmp / "golden.toml"
     path.write_text(CONFIG)
-    return load_config(path, environ={})
+    return load_config(path, environ=dict(environ or {}))
 
 
 def make_broker(cfg: Any, messages: list[Message]) -> fakes.FakeBroker:
@@ -395,13 +397,14 @@ class Run:
     consumed_before_crash: int
 
 
-def run(crash_after: int | None = CRASH_AFTER, messages: list[Message] | None = None) -> Run:
+def run(crash_after: int | None = CRASH_AFTER, messages: list[Message] | None = None,
+        environ: dict[str, str] | None = None) -> Run:
     """Run the workload to its end (with a kill -9 after ``crash_after`` consumed messages and a restart,
-    or without) and collect the outputs."""
+    or without) and collect the outputs (``environ``: config overrides, see :func:`config`)."""
     from stream.checkpoint import CheckpointStore
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = config(Path(tmp))
+        cfg = config(Path(tmp), environ)
     broker = make_broker(cfg, workload() if messages is None else messages)
     redis = fakes.fake_redis()
     clock = fakes.FakeClock()
@@ -555,18 +558,26 @@ def _field_diff(a: tuple[str | None, str], b: tuple[str | None, str]) -> list[st
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--write", action="store_true", help=f"write the recording to {GOLDEN}")
+    ap.add_argument("--override", action="append", default=[], metavar="DRIFTSTREAM_KEY=VALUE",
+                    help="a config override as the loader reads it from the environment (repeatable), e.g. "
+                         "DRIFTSTREAM_MODELS__FRAUD__ONLINE_MODEL__HEAD=ovr: compare a variant with the recording")
     args = ap.parse_args(argv)
+    environ = dict(o.split("=", 1) for o in args.override)
+    if args.write and environ:
+        ap.error("--write records the workload's own configuration: no --override")
     import stream
 
     print(f"stream from {Path(stream.__file__).parent}")
     msgs = workload()
     print(f"workload: {len(msgs)} input messages "
           f"({sum(m.topic == 'inference' for m in msgs)} inference, {sum(m.topic == 'labels' for m in msgs)} labels)")
-    crashed = run(CRASH_AFTER, msgs)
+    if environ:
+        print(f"config overrides: {environ}")
+    crashed = run(CRASH_AFTER, msgs, environ)
     print(f"with a kill -9 after {crashed.consumed_before_crash} consumed messages: {len(crashed.outputs)} distinct "
           f"outputs, {crashed.delivered} delivered ({crashed.delivered - len(crashed.outputs)} duplicates), "
           f"{crashed.lost_in_crash} lost in the producer queue")
-    plain = run(None, msgs)
+    plain = run(None, msgs, environ)
     print(f"without a crash: {len(plain.outputs)} distinct outputs, {plain.delivered} delivered")
     c = counts(crashed.outputs)
     for k, n in sorted(c.items()):
