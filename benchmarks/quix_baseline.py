@@ -11,7 +11,12 @@ It is the idiomatic Quix Streams 3.x job, written as its documentation teaches:
   under its key until the label comes, or the label waits for the prediction;
 * per joined event, River's ``ADWIN`` and ``HDDMA`` ``.update`` on the served model's 0/1 error, one pair
   per (partition, model) in a dict, as a user would keep them;
-* alarms go to a drift topic with ``to_topic``.
+* alarms go to a drift topic with ``to_topic``;
+* with ``--model`` (the ``quix+model`` variant), also the online model a user would add next to the
+  detectors: River's scaled + one-hot logistic pipeline (:func:`river_model`, the same features the
+  service's model gets), one per (partition, model), ``predict_proba_one`` then ``learn_one`` per joined
+  event. Its head is River's binary ``LogisticRegression`` on ``label == 1``, what a user writes for a 0/1
+  label (cheaper than the one-vs-rest head of the service's ``kind = "river"`` model: two regressions).
 
 What it leaves out, on purpose, because a first user job does too: data-quality checks, feature drift,
 expiry of predictions whose label never comes, dead-lettering of bad messages, and checkpointing of the
@@ -38,9 +43,12 @@ import orjson
 class DriftJob:
     """The user's functions, with the counters the benchmark reads."""
 
-    def __init__(self, expect: int, app: Any = None) -> None:
+    def __init__(self, expect: int, app: Any = None, model: bool = False) -> None:
         self.expect = expect
         self.app = app
+        self.model = model
+        #: the online model's 0/1 errors (predicted before it learns the label), with ``model``
+        self.model_errors = 0
         self.consumed = 0
         self.joined = 0
         self.alarms = 0
@@ -49,6 +57,7 @@ class DriftJob:
         self.done_at: float | None = None
         self.done_cpu = 0.0
         self.detectors: dict[tuple[int, str], tuple[Any, Any]] = {}
+        self.models: dict[tuple[int, str], Any] = {}
 
     def join(self, value: dict[str, Any], state: Any) -> dict[str, Any] | None:
         """Stateful step: remember whichever side came first under the event id, emit the pair."""
@@ -68,8 +77,11 @@ class DriftJob:
             state.delete("label")
             prediction = value
         self.joined += 1
-        return {"id": prediction["id"], "model": prediction["model"], "ts": label["ts"],
-                "error": float(prediction["prediction"] != label["label"])}
+        joined = {"id": prediction["id"], "model": prediction["model"], "ts": label["ts"],
+                  "error": float(prediction["prediction"] != label["label"])}
+        if self.model:
+            joined.update(features=prediction["features"], label=label["label"])
+        return joined
 
     def detect(self, joined: dict[str, Any]) -> dict[str, Any] | None:
         """River's detectors, one pair per (partition, model), updated once per joined event."""
@@ -78,6 +90,8 @@ class DriftJob:
         from river.drift.binary import HDDMA
 
         key = (message_context().partition, joined["model"])
+        if self.model:
+            self.learn(key, joined)
         pair = self.detectors.get(key)
         if pair is None:
             pair = self.detectors[key] = (ADWIN(), HDDMA())
@@ -92,6 +106,16 @@ class DriftJob:
         return {"type": "drift", "model": joined["model"], "partition": key[0], "detector": alarm,
                 "event_id": joined["id"], "ts": joined["ts"]}
 
+    def learn(self, key: tuple[int, str], joined: dict[str, Any]) -> None:
+        """The online model of (partition, model): predict the event, then learn its label."""
+        model = self.models.get(key)
+        if model is None:
+            model = self.models[key] = river_model()
+        x, y = joined["features"], joined["label"] == 1
+        proba = model.predict_proba_one(x)
+        self.model_errors += (proba.get(True, 0.0) >= 0.5) != y
+        model.learn_one(x, y)
+
     def _count(self) -> None:
         self.consumed += 1
         if self.first_at is None:
@@ -100,6 +124,16 @@ class DriftJob:
             self.done_at, self.done_cpu = time.monotonic(), time.process_time()
             if self.app is not None:
                 self.app.stop()
+
+
+def river_model(learning_rate: float = 0.05) -> Any:
+    """River's scaled numeric + one-hot categorical features into a logistic regression (SGD), the
+    pipeline of the service's ``kind = "river"`` online model with a binary head."""
+    from river import compose, linear_model, optim, preprocessing
+
+    numeric = compose.SelectType(int, float) | preprocessing.StandardScaler()
+    categorical = compose.SelectType(str) | preprocessing.OneHotEncoder()
+    return (numeric + categorical) | linear_model.LogisticRegression(optimizer=optim.SGD(learning_rate))
 
 
 def build_app(bootstrap: str, group: str, inference: str, labels: str, drift_topic: str, state_dir: str,
@@ -127,16 +161,19 @@ def build_app(bootstrap: str, group: str, inference: str, labels: str, drift_top
 
 
 def run(bootstrap: str, group: str, inference: str, labels: str, drift_topic: str, expect: int,
-        commit_interval: float = 1.0, timeout: float = 3600.0) -> dict[str, Any]:
-    """Run the job until ``expect`` input messages are consumed (or ``timeout`` seconds without one)."""
+        commit_interval: float = 1.0, timeout: float = 3600.0, model: bool = False) -> dict[str, Any]:
+    """Run the job until ``expect`` input messages are consumed (or ``timeout`` seconds without one);
+    with ``model``, River's online model learns every joined event too."""
     state_dir = tempfile.mkdtemp(prefix="quix-bench-state-")
-    job = DriftJob(expect)
+    job = DriftJob(expect, model=model)
     try:
         app = build_app(bootstrap, group, inference, labels, drift_topic, state_dir, job, commit_interval)
         app.run(timeout=timeout)
     finally:
         shutil.rmtree(state_dir, ignore_errors=True)
     out: dict[str, Any] = {"consumed": job.consumed, "joined": job.joined, "alarms": job.alarms}
+    if model:
+        out.update(models=len(job.models), model_errors=job.model_errors)
     if job.first_at is not None:
         end, end_cpu = (job.done_at, job.done_cpu) if job.done_at is not None else (time.monotonic(), time.process_time())
         out.update(first_at=job.first_at, seconds=end - job.first_at, cpu_seconds=end_cpu - job.first_cpu)
@@ -153,9 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--expect", type=int, required=True, help="stop after this many consumed input messages")
     ap.add_argument("--commit-interval", type=float, default=1.0)
     ap.add_argument("--timeout", type=float, default=120.0, help="stop after this many seconds without a message")
+    ap.add_argument("--model", action="store_true", help="also River's online model per (partition, model)")
     args = ap.parse_args(argv)
     result = run(args.bootstrap, args.group, args.inference, args.labels, args.drift_topic, args.expect,
-                 args.commit_interval, args.timeout)
+                 args.commit_interval, args.timeout, model=args.model)
     print(orjson.dumps(result).decode())
     return 0 if result["consumed"] == args.expect else 1
 
