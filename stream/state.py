@@ -2,10 +2,21 @@
 
 A checkpoint payload is one JSON document (orjson, numpy arrays as lists) with everything a partition needs
 to continue exactly: the join, the per-model pipelines (concept monitor, data quality, data drift, policy,
-challenger, watches, waiting policy inputs), sequence counters and the next input offsets. River models,
-which have no plain-data state, are pickled inside it; :class:`~stream.checkpoint.CheckpointStore` checks
-the payload's HMAC before anything here runs, so a model is only ever unpickled from a payload this
-service wrote (see ``state.hmac_key``).
+challenger, watches, waiting policy inputs), sequence counters and the next input offsets.
+
+Online models (``models`` and ``backgrounds``, by model name): the compiled
+:class:`~stream.learner.OnlineLinearModel` is its plain-data ``to_state()`` (an object with
+``"kind": "online_linear"``); River models (``kind`` "river" / "hoeffding_tree"), which have no plain-data
+state, are pickled inside the payload (a base64 string). :class:`~stream.checkpoint.CheckpointStore` checks
+the payload's HMAC before anything here runs, so a model is only ever unpickled from a payload this service
+wrote (see ``state.hmac_key``).
+
+Migration: a checkpoint written while the online model was River's pipeline (every checkpoint before the
+compiled model, whose kind "logistic" / "linear" was River's) loads into the compiled model with
+:meth:`~stream.learner.OnlineLinearModel.from_river` (exact with ``head = "ovr"``; with ``"auto"`` a binary
+label keeps the first of River's two regressions). A stored model the configured kind cannot continue (a
+Hoeffding tree for a compiled kind, a compiled state for kind "river") is refused with a message that names
+the setting to use.
 """
 
 from __future__ import annotations
@@ -17,6 +28,7 @@ from typing import Any
 import orjson
 
 from stream.errors import StateRefused
+from stream.learner import OnlineLinearModel
 
 STATE_FORMAT = 1
 
@@ -30,6 +42,44 @@ def _unpickled(blob: str) -> Any:
     return pickle.loads(base64.b64decode(blob))
 
 
+#: the kinds whose model is the compiled OnlineLinearModel (stream.learner.build_online_model)
+COMPILED_KINDS = ("logistic", "linear")
+
+
+def _stored_model(model: Any) -> Any:
+    return model.to_state() if type(model) is OnlineLinearModel else _pickled(model)
+
+
+def _decoded_model(stored: Any) -> Any:
+    """The model as stored (a River model for a pickle), whatever the configuration says."""
+    return OnlineLinearModel.from_state(stored) if isinstance(stored, dict) else _unpickled(stored)
+
+
+def _loaded_model(stored: Any, spec: Any, name: str, partition: int) -> Any:
+    """The stored online model of ``name``, as the configured kind continues it (see the module docstring)."""
+    cfg = spec.online_model
+    model = _decoded_model(stored)
+    compiled = cfg.kind in COMPILED_KINDS
+    if compiled and type(model) is not OnlineLinearModel:
+        try:
+            return OnlineLinearModel.from_river(model, head=cfg.head)
+        except ValueError as exc:
+            raise StateRefused(
+                f"checkpoint of partition {partition}: model {name!r} has a River {type(model).__name__} online "
+                f"model, which online_model.kind = {cfg.kind!r} (the compiled model) cannot continue ({exc}); "
+                f"set models.{name}.online_model.kind to the kind it was written with ('river' for River's "
+                "pipeline, 'hoeffding_tree') to keep it") from exc
+    if not compiled and type(model) is OnlineLinearModel:
+        raise StateRefused(
+            f"checkpoint of partition {partition}: model {name!r} has a compiled online model (kind 'logistic' "
+            f"/ 'linear'), which online_model.kind = {cfg.kind!r} cannot continue; set "
+            f"models.{name}.online_model.kind = 'logistic' (or 'linear' for regression) to keep it")
+    if compiled and model.task != spec.task:
+        raise StateRefused(f"checkpoint of partition {partition}: model {name!r} has a {model.task} online model, "
+                           f"the configured task is {spec.task}")
+    return model
+
+
 def encode_partition(proc: Any) -> bytes:
     """The payload of a :class:`~stream.partition.PartitionProcessor` between micro-batches."""
     monitors, models, backgrounds = {}, {}, {}
@@ -39,9 +89,9 @@ def encode_partition(proc: Any) -> bytes:
         mon = mp.monitor
         monitors[name] = mon.to_state()
         if mon.online is not None:
-            models[name] = _pickled(mon.online)
+            models[name] = _stored_model(mon.online)
         if mon.background is not None:
-            backgrounds[name] = _pickled(mon.background)
+            backgrounds[name] = _stored_model(mon.background)
         quality[name] = mp.quality.to_state()
         data_drift[name] = mp.data_drift.to_state()
         policies[name] = mp.policy.to_state()
@@ -89,10 +139,10 @@ def load_partition(proc: Any, payload: bytes) -> None:
     for name, mstate in state["monitors"].items():
         mp = proc.add_model(name)
         mon = mp.monitor
-        blob = state["models"].get(name)
-        model = _unpickled(blob) if blob is not None and mon.online is not None else None
-        bblob = state.get("backgrounds", {}).get(name)
-        background = _unpickled(bblob) if bblob is not None and mon.online is not None else None
+        stored, bstored = state["models"].get(name), state.get("backgrounds", {}).get(name)
+        on = mon.online is not None
+        model = _loaded_model(stored, mp.spec, name, proc.partition) if stored is not None and on else None
+        background = _loaded_model(bstored, mp.spec, name, proc.partition) if bstored is not None and on else None
         mon.load_state(mstate, model, background)
         # checkpoints written before a component existed have no state for it: it starts fresh
         for key, component in (("policies", mp.policy), ("delay_watch", mp.delay_watch),
@@ -113,5 +163,5 @@ def online_model(payload: bytes | None, model: str) -> Any | None:
     """The online model of ``model`` in a verified payload (None if it has none): for the retrain worker."""
     if payload is None:
         return None
-    blob = orjson.loads(payload).get("models", {}).get(model)
-    return None if blob is None else _unpickled(blob)
+    stored = orjson.loads(payload).get("models", {}).get(model)
+    return None if stored is None else _decoded_model(stored)

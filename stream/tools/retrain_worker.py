@@ -6,9 +6,11 @@ It shows how a downstream service uses driftstream's alerts. For each retrain ev
    window's start (offsets, or a timestamp looked up with ``offsets_for_times``) to the newest message;
 2. joins them by id and splits them in time: the newest ``holdout_fraction`` of labelled events is the
    evaluation slice, the rest the training set;
-3. trains a fresh River model (the same pipeline as the online model) on the training set;
+3. trains a fresh model of the online model's configured kind (``stream.learner.build_online_model``: the
+   compiled linear model, or River's) on the training set;
 4. evaluates it on the evaluation slice against the current online model (loaded from the partition's
-   Redis checkpoint, HMAC-checked before unpickling) and against the served model's own predictions;
+   Redis checkpoint, HMAC-checked before it is parsed or unpickled) and against the served model's own
+   predictions;
 5. publishes the outcome to ``model-updates`` (id derived from the retrain event id, so a replay
    duplicates rather than differs) and only then commits its offset.
 """
@@ -25,7 +27,8 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from stream.clients import consumer_config, producer_config
 from stream.checkpoint import CheckpointStore
 from stream.config import AppConfig
-from stream.detect import _river_x, build_online_model, served_error
+from stream.detect import model_x, served_error
+from stream.learner import build_online_model
 from stream.publish import Publisher
 from stream.state import online_model
 
@@ -99,7 +102,7 @@ def _window_offsets(cfg: AppConfig, ev: dict[str, Any]) -> dict[str, tuple[int, 
 
 
 def _error(task: str, model: Any, x: dict[str, Any], y: Any) -> float:
-    pred = model.predict_one(_river_x(x))
+    pred = model.predict_one(model_x(model, x))
     if pred is None:
         return 1.0
     return served_error(task, pred, y)
@@ -124,7 +127,7 @@ def evaluate_retrain_event(cfg: AppConfig, ev: dict[str, Any], store: Checkpoint
     train, hold = rows[: len(rows) - n_hold], rows[len(rows) - n_hold:]
     candidate = build_online_model(spec.online_model, spec.task)
     for _, x, _, y in train:
-        candidate.learn_one(_river_x(x), y)
+        candidate.learn_one(model_x(candidate, x), y)
     result: dict[str, Any] = {
         "id": f"{ev['id']}:retrain-result",
         "type": "retrain-result",
