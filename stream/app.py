@@ -29,6 +29,7 @@ from stream.metrics import Metrics
 from stream.outputs import offset_reset_event
 from stream.partition import PartitionProcessor
 from stream.publish import OutputLimits, Publisher
+from stream.scope.service import ScopeService, summary_message
 
 log = logging.getLogger("driftstream")
 
@@ -51,7 +52,11 @@ class Service:
 
     def __init__(self, cfg: AppConfig, consumer: Any, producer: Any, store: CheckpointStore, metrics: Metrics,
                  clock: Callable[[], float] = time.monotonic, control_consumer: Any = None,
-                 limits: OutputLimits | None = None) -> None:
+                 limits: OutputLimits | None = None, scope_consumer: Any = None,
+                 scope_store: CheckpointStore | None = None) -> None:
+        """With ``scope_consumer`` and ``scope_store`` (and ``scope.enabled``) the instance also runs the
+        model-level stage (:class:`stream.scope.service.ScopeService`) in the same loop: its partitions
+        publish per-batch summaries to ``topics.summaries`` and the stage decides per model."""
         self.cfg = cfg
         self.consumer = consumer
         self.control = ControlReader(control_consumer, cfg.topics.control,
@@ -70,6 +75,15 @@ class Service:
         self._stopping = False
         self._fatal: BaseException | None = None
         self.checkpoints_written = 0
+        t = cfg.topics
+        self.scope: ScopeService | None = None
+        if cfg.scope.enabled and scope_consumer is not None and scope_store is not None:
+            self.scope = ScopeService(
+                scope_consumer, self.publisher, scope_store, topic=t.summaries, partitions=t.partitions,
+                spec_of=cfg.model_spec, outputs=ScopeService.output_topics(t), scope=cfg.scope,
+                input_topics=(t.inference, t.labels),
+                checkpoint_every_messages=max(1, cfg.processing.checkpoint_every_messages // 50),
+                checkpoint_every_seconds=cfg.processing.checkpoint_every_seconds, clock=clock)
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def stop(self, *_: Any) -> None:
@@ -85,6 +99,9 @@ class Service:
         # only runs inside consume())
         self.consumer.subscribe([t.inference, t.labels], on_assign=self.on_assign, on_revoke=self.on_revoke,
                                 on_lost=self.on_lost)
+        if self.scope is not None:
+            self.scope.partitions = self._input_partitions()
+            self.scope.start()
         self._prepare_process()
         deadline = None if max_seconds is None else self.clock() + max_seconds
         try:
@@ -101,7 +118,10 @@ class Service:
             log.error("stopping without checkpoint: %s", exc)
             return 1
         finally:
-            for close in (self.consumer.close, self.control.close):
+            closes = [self.consumer.close, self.control.close]
+            if self.scope is not None:
+                closes.append(self.scope.consumer.close)
+            for close in closes:
                 try:
                     close()
                 except Exception:  # pragma: no cover - closing a broken consumer
@@ -153,6 +173,8 @@ class Service:
             proc.check_idle(now)
             self._flow_control(proc)
         self.metrics.flush()
+        if self.scope is not None:  # the model-level stage: summaries in, model-scope decisions out
+            self.scope.step(self.cfg.processing.batch_size, 0)
         self._poll_control()
         self.publisher.poll()
         if msgs:
@@ -166,6 +188,8 @@ class Service:
             for p, proc in self.processors.items():
                 if cmd.partition is None or cmd.partition == p:
                     n += proc.request_retrain(cmd.model)
+            if self.scope is not None and cmd.partition is None:
+                n += self.scope.request(cmd.model)
             log.info("control: retrain requested for model %s partition %s (%d monitors here)", cmd.model,
                      cmd.partition, n)
 
@@ -243,6 +267,23 @@ class Service:
 
     def checkpoint_all(self) -> None:
         self.checkpoint(list(self.processors))
+        if self.scope is not None:
+            self.scope.checkpoint_all()
+
+    def _input_partitions(self) -> int:
+        """How many partitions the input topics have (the model stage merges that many streams)."""
+        t = self.cfg.topics.inference
+        try:
+            md = self.consumer.list_topics(t, timeout=10)
+            n = len(md.topics[t].partitions)
+        except Exception as exc:  # the run's own topic check reports a missing topic
+            log.warning("cannot read the partition count of %s (%s); using topics.partitions", t, exc)
+            return self.cfg.topics.partitions
+        return n or self.cfg.topics.partitions
+
+    def _send_summary(self, s: Any) -> None:
+        key, value = summary_message(s)
+        self.publisher.send_raw(self.cfg.topics.summaries, key, value)
 
     def checkpoint(self, partitions: list[int]) -> None:
         if not partitions:
@@ -356,7 +397,8 @@ class Service:
 
     def _take(self, p: int) -> None:
         epoch = self._redis_retry(f"assignment of partition {p}", lambda: self.store.bump_epoch(p))
-        proc = PartitionProcessor(p, self.cfg, epoch, self.publisher, self.metrics)
+        proc = PartitionProcessor(p, self.cfg, epoch, self.publisher, self.metrics,
+                                  self._send_summary if self.scope is not None else None)
         cp = self._redis_retry(f"loading partition {p}", lambda: self.store.load(p))
         if cp is not None and cp.payload is not None:
             proc.load_payload(cp.payload)
@@ -419,4 +461,10 @@ def build_service(cfg: AppConfig, metrics: Metrics, redis_client: Any | None = N
     limits = output_limits(admin_client(cfg), cfg)  # what the producer and each output topic accept
     producer = Producer({**producer_config(cfg), **limits.producer_settings()})
     control = Consumer({**consumer_config(cfg), "group.id": f"{cfg.processing.group_id}-control"})
-    return Service(cfg, consumer, producer, store, metrics, control_consumer=control, limits=limits)
+    scope_consumer = scope_store = None
+    if cfg.scope.enabled:
+        group = cfg.processing.group_id
+        scope_consumer = Consumer({**consumer_config(cfg), "group.id": f"{group}-scope"})
+        scope_store = CheckpointStore(redis_client, f"{cfg.state.key_prefix}-scope", f"{group}-scope", key)
+    return Service(cfg, consumer, producer, store, metrics, control_consumer=control, limits=limits,
+                   scope_consumer=scope_consumer, scope_store=scope_store)

@@ -52,6 +52,8 @@ class Joined:
     completed_offset: int
     #: sequence number of the completing record in its partition (set by the partition processor)
     seq: int = 0
+    #: offset of the label in the labels topic
+    label_offset: int = -1
 
 
 class LabelJoin:
@@ -92,7 +94,7 @@ class LabelJoin:
                 self._predictions[event_id] = pending
                 raise MismatchedLabel(event_id, label)
             self._remember(event_id, max(ts, label.ts))
-            return Joined(event_id, pending, label.label, label.ts, "inference", pending.offset)
+            return Joined(event_id, pending, label.label, label.ts, "inference", pending.offset, 0, label.offset)
         self._predictions[event_id] = pending
         return None
 
@@ -116,7 +118,7 @@ class LabelJoin:
                 )
             del preds[event_id]
             self._remember(event_id, max(pred.ts, ts))
-            return Joined(event_id, pred, label, ts, "labels", offset)
+            return Joined(event_id, pred, label, ts, "labels", offset, 0, offset)
         if isinstance(raw, bytes):
             raw = raw.decode("utf-8", "replace")
         self._labels[event_id] = PendingLabel(offset, ts, model, label, raw)

@@ -27,6 +27,7 @@ from stream.outputs import (calibration_refused_event, challenger_event, compone
 from stream.policy import Position as PolicyPosition
 from stream.policy import RetrainPolicy
 from stream.quality import SEVERITY, DataQualityChecker
+from stream.scope.summary import INFERENCE, LABELS, SummaryBuilder
 from stream.volume import LabelDelayWatch, VolumeWatch
 
 log = logging.getLogger("driftstream")
@@ -45,6 +46,11 @@ class PartitionContext:
     topics: TopicsConfig
     publisher: Any
     metrics: Any
+    #: with the model-level stage on: takes each micro-batch's summary of a model (see stream.scope)
+    summaries: Any = None
+    #: publish this partition's own decisions (retrain events, challenger verdicts); with the model-level
+    #: stage on they are taken per model there, and these are off unless scope.publish_partition_decisions
+    publish_decisions: bool = True
 
 
 class ModelPipeline:
@@ -71,6 +77,12 @@ class ModelPipeline:
         self._swap_seqs: list[int] = []
         #: components disabled after they raised (part of the state: a restart keeps them off)
         self.disabled: set[str] = set()
+        #: this micro-batch's summary for the model-level stage (None: the stage is off)
+        self.summary: SummaryBuilder | None = None if ctx.summaries is None else SummaryBuilder(name, ctx.partition,
+                                                                                                 [0, 0])
+        #: watermark of the last summary sent, and whether this batch added items to it
+        self.summary_watermark: float | None = None
+        self.summary_items = 0
 
     # -- per record ---------------------------------------------------------------------------------
     def on_inference(self, r: Record, ev: Any, seq: int) -> Any:
@@ -176,6 +188,12 @@ class ModelPipeline:
                 ctx.publisher.send(ctx.topics.data_quality, ev.id, dq)
                 if issue.check in SCHEMA_CHECKS:
                     self.pending.append(SchemaChange(seq, dq["id"]))
+        sb = self.summary
+        if sb is not None:  # what the model stage's data-drift tests take, as the partition's would
+            types = checker.types
+            for (r, ev, _), ok in zip(rows, valid):
+                sb.row(ev.ts, r.offset, ok, ev.features, types, ev.prediction, ev.score)
+            self.summary_items += len(rows)
         if spec.data_drift.enabled and "data_drift" not in self.disabled:
             try:
                 self.data_drift.add_inferences(
@@ -193,6 +211,13 @@ class ModelPipeline:
         self.pending = []
         outcomes = mon.batch_outcomes()
         inputs += [LabelOutcome(j.seq, err, oerr, j) for err, oerr, j in outcomes]
+        sb = self.summary
+        if sb is not None and outcomes:
+            for err, oerr, j in outcomes:
+                pts = j.prediction.ts
+                sb.outcome(max(j.label_ts, pts), err, oerr, LABELS if j.completed_by == "labels" else INFERENCE,
+                           j.completed_offset, j.id, j.prediction.offset, j.label_offset, pts)
+            self.summary_items += len(outcomes)
         alarms: list[Any] = []
         if "concept_detectors" in self.disabled:
             outcomes.clear()
@@ -218,6 +243,10 @@ class ModelPipeline:
                 continue
             ev = drift_event(self._origin(alarm.joined), name, alarm)
             publisher.send(drift_topic, name, ev)
+            if sb is not None:
+                j = alarm.joined
+                sb.evidence(ev["id"], "concept", "served_error", alarm.detector, max(j.label_ts, j.prediction.ts),
+                            LABELS if j.completed_by == "labels" else INFERENCE, j.completed_offset)
             inputs.append(ConceptDrift(seq, ev["id"], alarm))
         metrics.model_errors(name, mon.rolling_served_error(), mon.rolling_online_error())
         dd = self.data_drift
@@ -232,6 +261,10 @@ class ModelPipeline:
             metrics.alarm(name, finding.kind, finding.detector, False)
             ev = data_drift_event(finding, name, ctx.partition)
             publisher.send(drift_topic, name, ev)
+            if sb is not None:
+                at = finding.at
+                sb.evidence(ev["id"], finding.kind, finding.signal, finding.detector, at.ts,
+                            INFERENCE if at.topic == ctx.topics.inference else LABELS, at.offset)
             inputs.append(DataDriftStarted(batch.seq_at(finding.at.topic, finding.at.offset), ev["id"], finding))
         if "data_drift" not in self.disabled:
             for finding in getattr(dd, "recoveries", []):
@@ -275,8 +308,9 @@ class ModelPipeline:
                 comparison = cc.compare() if challenger else None
                 ev = retrain_event(Origin(row[0], partition, row[1]), self.name,
                                    PolicyPosition(row[2], row[3], row[4]), decision, comparison)
-                self.ctx.metrics.retrain(self.name, decision.reasons)
-                self.ctx.publisher.send(self.ctx.topics.retrain_events, self.name, ev)
+                if self.ctx.publish_decisions:
+                    self.ctx.metrics.retrain(self.name, decision.reasons)
+                    self.ctx.publisher.send(self.ctx.topics.retrain_events, self.name, ev)
         self._swap_seqs.clear()
 
     def _version_at(self, seq: int) -> int:
@@ -290,8 +324,9 @@ class ModelPipeline:
             return
         if result.challenger_better and not cc.better:
             cc.better = True
-            self.ctx.publisher.send(self.ctx.topics.model_updates, self.name,
-                                    challenger_event(at, self.name, model_version, here, result))
+            if self.ctx.publish_decisions:
+                self.ctx.publisher.send(self.ctx.topics.model_updates, self.name,
+                                        challenger_event(at, self.name, model_version, here, result))
         elif not result.challenger_better:
             cc.better = False
 

@@ -10,7 +10,8 @@ quality, detects and decides (:meth:`PartitionProcessor.end_batch`). The saved s
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Callable
 
 from stream.config import AppConfig
 from stream.datadrift import Position
@@ -22,13 +23,18 @@ from stream.join import LabelJoin, MismatchedLabel, PendingLabel, PendingPredict
 from stream.merge import InputMerge
 from stream.model import ModelPipeline, PartitionContext
 from stream.outputs import label_missing_event, no_data_event
+from stream.scope.summary import Summary
 from stream.state import encode_partition, load_partition
 
 MAX_MODELS_PER_PARTITION = 100
 
 
 class PartitionProcessor:
-    def __init__(self, partition: int, cfg: AppConfig, epoch: int, publisher: Any, metrics: Any) -> None:
+    def __init__(self, partition: int, cfg: AppConfig, epoch: int, publisher: Any, metrics: Any,
+                 summaries: Callable[[Summary], None] | None = None) -> None:
+        """``summaries``: where each micro-batch's per-model summaries go when the model-level stage runs
+        (``stream.scope``); then this partition's own decisions are published only with
+        ``scope.publish_partition_decisions``."""
         self.partition = partition
         self.cfg = cfg
         self.epoch = epoch
@@ -39,7 +45,10 @@ class PartitionProcessor:
         self.labels_topic = t.labels
         self.merge = InputMerge(t.inference, t.labels, cfg.processing.max_idle_wait_seconds)
         self.format = input_format(cfg.processing.input_format, cfg.processing.max_message_bytes)
-        self.ctx = PartitionContext(partition, t, publisher, metrics)
+        self.ctx = PartitionContext(partition, t, publisher, metrics, summaries,
+                                    summaries is None or cfg.scope.publish_partition_decisions)
+        #: newest event time processed per input [inference, labels] (the summaries' watermark)
+        self.newest_ts = [-math.inf, -math.inf]
         #: next offset to process per input topic: what a checkpoint stores
         self.next_offsets: dict[str, int] = {}
         self.join = LabelJoin(cfg.join.max_pending, cfg.join.ttl_seconds, cfg.join.remember_joined)
@@ -113,6 +122,8 @@ class PartitionProcessor:
         self.join.check_prediction(ev.id)
         if ev.ts > self.last_ts:
             self.last_ts = ev.ts
+        if ev.ts > self.newest_ts[0]:
+            self.newest_ts[0] = ev.ts
         online = mp.on_inference(r, ev, self.seq + 1)
         pending = PendingPrediction(r.offset, ev.ts, ev.model, ev.prediction, online, ev.features)
         try:
@@ -134,6 +145,11 @@ class PartitionProcessor:
         self.join.check_label(ev.id)
         if ev.ts > self.last_ts:
             self.last_ts = ev.ts
+        if ev.ts > self.newest_ts[1]:
+            self.newest_ts[1] = ev.ts
+        if mp.summary is not None:  # label drift at model scope takes every label as it arrives
+            mp.summary.label(ev.ts, r.offset, ev.label)
+            mp.summary_items += 1
         # the raw bytes are decoded only if the label has to wait (see LabelJoin.join_label)
         joined = self.join.join_label(ev.id, r.offset, ev.ts, ev.model, ev.label, r.value or b"")
         if joined is not None:
@@ -149,8 +165,35 @@ class PartitionProcessor:
             mp.check_quality()
         for mp in models:
             mp.detect_and_decide(self.batch)
+        if self.ctx.summaries is not None:
+            self._send_summaries()
         self.batch.clear()
         self.metrics.pending(self.partition, self.join.pending_predictions, self.join.pending_labels)
+
+    #: an empty summary goes out when the watermark moved this much event time since a model's last one
+    HEARTBEAT_SECONDS = 5.0
+
+    def _send_summaries(self) -> None:
+        """Each model's summary of the batch: when it has items, or (empty) when the watermark moved on, so
+        that a partition where a model is quiet does not hold the model stage back."""
+        inf, lab = self.newest_ts
+        wm = min(inf, lab) - self.cfg.scope.disorder_seconds
+        watermark = math.nextafter(wm, -math.inf) if math.isfinite(wm) else None
+        nxt = self.next_offsets
+        end = [nxt.get(self.inference_topic, 0), nxt.get(self.labels_topic, 0)]
+        sink = self.ctx.summaries
+        for mp in self.models.values():
+            sb = mp.summary
+            if sb is None:
+                continue
+            last = mp.summary_watermark
+            moved = watermark is not None and (last is None or watermark - last >= self.HEARTBEAT_SECONDS)
+            if mp.summary_items or moved:
+                sink(sb.build(end, watermark))
+                mp.summary_items = 0
+                mp.summary_watermark = watermark
+            else:
+                sb.start = list(end)
 
     def request_retrain(self, model: str | None, reason: str = "on_demand") -> int:
         """An on-demand retrain (control topic): decided at the next record of the model's stream."""

@@ -107,6 +107,13 @@ class Publisher:
             return
         self._produce(topic, kb, value)
 
+    def send_raw(self, topic: str, key: bytes | None, value: bytes) -> None:
+        """An already encoded message (the internal summaries topic)."""
+        if len(value) + len(key or b"") > self.limits.max_record(topic):
+            self._reject(topic, key, value, "MSG_SIZE_TOO_LARGE")
+            return
+        self._produce(topic, key, value)
+
     def _produce(self, topic: str, key: bytes | None, value: bytes) -> None:
         while True:
             try:

@@ -26,7 +26,7 @@ def admin_client(cfg: AppConfig) -> AdminClient:
 def all_topics(cfg: AppConfig) -> list[str]:
     t = cfg.topics
     return [t.inference, t.labels, t.drift_events, t.retrain_events, t.online_predictions, t.data_quality,
-            t.model_updates, t.dead_letter, t.control]
+            t.model_updates, t.dead_letter, t.control, t.summaries]
 
 
 def output_topics(cfg: AppConfig) -> list[str]:

@@ -46,6 +46,8 @@ class TopicsConfig:
     model_updates: str = "model-updates"
     dead_letter: str = "dead-letter"
     control: str = "control"
+    #: internal: the partitions' per-batch summaries for the model-level stage (keyed by model)
+    summaries: str = "driftstream-summaries"
     #: partitions and replication used when ``driftstream topics create`` (or the demo) creates missing topics;
     #: a missing input topic gets the partition count of the other one if that exists (co-partitioning)
     partitions: int = 8
@@ -167,7 +169,7 @@ class OnlineModelConfig:
     kind: OnlineModelKind = "logistic"
     #: the compiled classifier's head: "auto" (one logistic regression while the label has at most two
     #: classes, one-vs-rest from a third) or "ovr" (one-vs-rest like River's pipeline, bit-identical to it)
-    head: OnlineModelHead = "ovr"
+    head: OnlineModelHead = "auto"
     learning_rate: float = 0.05
     #: warn -> background model -> swap on drift, watching the online model's own error
     adapt: bool = True
@@ -395,6 +397,41 @@ def _default_redis() -> Mapping[str, Any]:
 
 
 @dataclass(frozen=True)
+class ScopeConfig:
+    """The model-level stage: decisions per model over all its partitions (``stream.scope``).
+
+    Each partition pipeline publishes a summary of every micro-batch per model to ``topics.summaries``
+    (keyed by model); a consumer group of the same instances merges them in event time and decides once per
+    model: concept and data-drift incidents, retrain events, challenger verdicts (``"scope": "model"``)."""
+
+    enabled: bool = True
+    #: an idle or slow partition holds a model back by at most this much event time (0: wait forever)
+    max_watermark_lag_seconds: float = 60.0
+    #: ... and only once it sent nothing for this long (wall clock): a partition catching up on a backlog
+    #: is behind in event time but busy, and is waited for (0: the event-time bound alone)
+    idle_partition_seconds: float = 30.0
+    #: alarms within this much event time of an incident's last alarm belong to that incident
+    incident_quiet_seconds: float = 120.0
+    #: partition-scope evidence ids remembered for incidents
+    max_evidence: int = 200
+    #: event-time disorder tolerated within a partition's input: a partition promises the model stage that
+    #: its later items are newer than (its oldest input's newest event time - this)
+    disorder_seconds: float = 1.0
+    #: also publish the partitions' own decisions (retrain events, challenger verdicts, scope "partition");
+    #: with the model stage on they are evidence only, and off by default. Partition-scope drift events are
+    #: always published (model-scope incidents name them as evidence)
+    publish_partition_decisions: bool = False
+
+    def check(self, where: str) -> None:
+        for name in ("max_watermark_lag_seconds", "idle_partition_seconds", "incident_quiet_seconds",
+                     "disorder_seconds"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{where}.{name} must be >= 0")
+        if self.max_evidence < 1:
+            raise ConfigError(f"{where}.max_evidence must be >= 1")
+
+
+@dataclass(frozen=True)
 class AppConfig:
     #: librdkafka settings, passed to every client untouched (bootstrap.servers, security.protocol, sasl.*, ssl.*)
     kafka: Mapping[str, Any] = field(default_factory=_default_kafka)
@@ -406,6 +443,7 @@ class AppConfig:
     state: StateConfig = StateConfig()
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()
+    scope: ScopeConfig = ScopeConfig()
     #: the spec used for a model name that is not declared in ``models``; data drift is opt-in for it,
     #: since without a declared schema nobody has said which distributions are meant to be stable
     default_model: ModelSpec = ModelSpec(data_drift=DataDriftConfig(enabled=False))

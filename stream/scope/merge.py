@@ -50,9 +50,16 @@ class Release:
 
 
 class SummaryMerge:
-    def __init__(self, partitions: int, max_lag_seconds: float = 60.0) -> None:
+    def __init__(self, partitions: int, max_lag_seconds: float = 60.0, idle_seconds: float = 0.0) -> None:
         self.partitions = partitions
         self.max_lag_seconds = max_lag_seconds
+        #: the lag bound overrides only a partition that sent no summary for this long (wall clock, when
+        #: ``release`` is given the time): a partition catching up on a backlog is behind in event time but
+        #: busy, and is waited for
+        self.idle_seconds = idle_seconds
+        #: wall-clock time of each partition's last summary (not state: a restart counts from its start)
+        self.last_seen: list[float | None] = [None] * partitions
+        self.created: float | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -69,11 +76,16 @@ class SummaryMerge:
         self.summaries = 0
 
     # -- in -----------------------------------------------------------------------------------------
-    def add(self, s: Summary) -> int:
-        """Take one summary; returns how many of its items are new."""
+    def add(self, s: Summary, now: float | None = None) -> int:
+        """Take one summary (``now``: the wall clock, for the idle test of the lag bound); returns how
+        many of its items are new."""
         p = s.partition
         if not 0 <= p < self.partitions:
             raise ValueError(f"summary of partition {p}, but the model has {self.partitions} partitions")
+        if now is not None:
+            self.last_seen[p] = now
+            if self.created is None:
+                self.created = now
         self.summaries += 1
         end = self.end[p]
         wm_prev = self.watermarks[p]
@@ -131,7 +143,7 @@ class SummaryMerge:
         return new
 
     # -- out ----------------------------------------------------------------------------------------
-    def watermark(self) -> tuple[float | None, dict[int, float], list[int]]:
+    def watermark(self, now: float | None = None) -> tuple[float | None, dict[int, float], list[int]]:
         """The model's watermark now (``None``: some partition has promised nothing yet), the partitions
         holding it back (-> their event-time lag behind the most advanced partition; ``inf`` for one that
         sent nothing) and the partitions whose watermark the lag bound overrides."""
@@ -140,7 +152,8 @@ class SummaryMerge:
             return None, {}, []
         top = max(known)
         bound = top - self.max_lag_seconds if self.max_lag_seconds > 0 else None
-        forced = [p for p, w in enumerate(self.watermarks) if bound is not None and (w is None or w < bound)]
+        forced = [p for p, w in enumerate(self.watermarks) if bound is not None and (w is None or w < bound)
+                  and self._idle(p, now)]
         eff = [bound if p in forced else w for p, w in enumerate(self.watermarks)]
         if any(w is None for w in eff):
             return None, {p: float("inf") for p, w in enumerate(eff) if w is None}, forced
@@ -149,8 +162,14 @@ class SummaryMerge:
                    if eff[p] == wm and wm < top}
         return wm, holding, forced
 
-    def release(self) -> Release:
-        wm, holding, forced = self.watermark()
+    def _idle(self, p: int, now: float | None) -> bool:
+        if now is None or self.idle_seconds <= 0:
+            return True
+        seen = self.last_seen[p] if self.last_seen[p] is not None else self.created
+        return seen is None or now - seen >= self.idle_seconds
+
+    def release(self, now: float | None = None) -> Release:
+        wm, holding, forced = self.watermark(now)
         items: list[tuple[Any, ...]] = []
         if wm is not None and (self.released is None or wm >= self.released):
             heap, pop = self.heap, heapq.heappop

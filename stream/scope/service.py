@@ -132,7 +132,7 @@ class ScopeService:
                 stage = own.stages.get(s.model)
                 if stage is None:
                     stage = own.stages[s.model] = self._stage(s.model)
-                for out in stage.add(s):
+                for out in stage.add(s, self.clock()):
                     self.publisher.send(self.outputs[out.topic], out.key, out.event)
                 self._report_lag(own, stage)
             own.next_offset = m.offset() + 1
@@ -141,7 +141,16 @@ class ScopeService:
         for p, own in list(self.owned.items()):
             if own.unsaved and (own.unsaved >= self.checkpoint_every_messages
                                 or now - own.saved_at >= self.checkpoint_every_seconds):
-                self.checkpoint(p)
+                self._checkpoint_or_drop(p)
+
+    def _checkpoint_or_drop(self, p: int) -> None:
+        from stream.errors import Fenced
+
+        try:
+            self.checkpoint(p)
+        except Fenced as exc:  # a newer owner has this partition: forget it without writing
+            log.warning("scope: partition %d fenced (%s); dropping it", p, exc)
+            self.owned.pop(p, None)
 
     def _report_lag(self, own: _Owned, stage: ModelStage) -> None:
         """Log when the lag bound starts or stops overriding a partition's watermark (decisions went ahead
@@ -185,15 +194,26 @@ class ScopeService:
         except Exception as exc:  # monitoring only
             log.debug("scope: offset commit failed: %s", exc)
 
-    def run(self, stop: Callable[[], bool], batch: int = 500, timeout: float = 0.2) -> None:
+    def start(self) -> None:
         self.consumer.subscribe([self.topic], on_assign=self.on_assign, on_revoke=self.on_revoke,
                                 on_lost=self.on_lost)
-        while not stop():
-            msgs = self.consumer.consume(batch, timeout)
-            self.process(msgs)
-            self.publisher.poll()
+
+    def step(self, batch: int = 500, timeout: float = 0.2) -> int:
+        """One consume and its processing (checkpoints when due); how many messages it took."""
+        msgs = self.consumer.consume(batch, timeout)
+        self.process(msgs)
+        return len(msgs)
+
+    def checkpoint_all(self) -> None:
         for p in list(self.owned):
-            self.checkpoint(p)
+            self._checkpoint_or_drop(p)
+
+    def run(self, stop: Callable[[], bool], batch: int = 500, timeout: float = 0.2) -> None:
+        self.start()
+        while not stop():
+            self.step(batch, timeout)
+            self.publisher.poll()
+        self.checkpoint_all()
 
     # -- state --------------------------------------------------------------------------------------
     def _stage(self, model: str) -> ModelStage:

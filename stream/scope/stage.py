@@ -33,7 +33,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from stream.champion import ChampionChallenger
-from stream.config import ModelSpec
+from stream.config import ModelSpec, ScopeConfig
 from stream.datadrift import DataDriftMonitor
 from stream.detect import ConceptDetectors
 from stream.policy import RetrainPolicy
@@ -47,18 +47,6 @@ __all__ = ["ModelStage", "Output", "ScopeConfig", "STATE_FORMAT"]
 STATE_FORMAT = 2  # 2: the concept detectors' state as stream.detect.ConceptDetectors
 #: window over which rolling errors are reported (as stream.detect.ROLLING)
 ROLLING = 1000
-
-
-@dataclass(frozen=True)
-class ScopeConfig:
-    """Settings of the model-level stage (to become ``[scope]`` in the config tree)."""
-
-    #: an idle or slow partition holds a model back by at most this much event time (0: wait forever)
-    max_watermark_lag_seconds: float = 60.0
-    #: alarms within this much event time of an incident's last alarm belong to that incident
-    incident_quiet_seconds: float = 120.0
-    #: partition-scope evidence ids remembered for incidents
-    max_evidence: int = 200
 
 
 @dataclass(slots=True)
@@ -103,7 +91,7 @@ class ModelStage:
         self.cfg = cfg
         #: input topic names by the topic code of positions (summary.INFERENCE, summary.LABELS)
         self.topics = topics
-        self.merge = SummaryMerge(partitions, cfg.max_watermark_lag_seconds)
+        self.merge = SummaryMerge(partitions, cfg.max_watermark_lag_seconds, cfg.idle_partition_seconds)
         self.concept = ConceptDetectors(spec.detectors)
         self.data_drift = DataDriftMonitor(model, spec.task, spec.data_drift)
         c = spec.challenger
@@ -141,12 +129,13 @@ class ModelStage:
         self.last_release: Release | None = None
 
     # -- in -----------------------------------------------------------------------------------------
-    def add(self, summary: Summary) -> list[Output]:
-        """Merge one summary and decide on whatever the model's watermark lets out."""
+    def add(self, summary: Summary, now: float | None = None) -> list[Output]:
+        """Merge one summary and decide on whatever the model's watermark lets out (``now``: the wall
+        clock, for the lag bound's idle test; None: the lag bound alone)."""
         if summary.model != self.model:
             raise ValueError(f"summary of model {summary.model!r} given to the stage of {self.model!r}")
-        self.merge.add(summary)
-        return self.flush()
+        self.merge.add(summary, now)
+        return self.flush(now)
 
     def add_many(self, summaries: Iterable[Summary]) -> list[Output]:
         for s in summaries:
@@ -155,8 +144,8 @@ class ModelStage:
             self.merge.add(s)
         return self.flush()
 
-    def flush(self) -> list[Output]:
-        release = self.merge.release()
+    def flush(self, now: float | None = None) -> list[Output]:
+        release = self.merge.release(now)
         self.last_release = release
         return self._process(release.items)
 

@@ -46,8 +46,12 @@ def stack():
         subprocess.run(["bash", str(STACK), "stop"], check=False)
 
 
-def fresh_config(base: AppConfig, **processing) -> AppConfig:
-    """A config with its own topics and consumer group, so tests never see each other's data."""
+def fresh_config(base: AppConfig, scope: bool = False, **processing) -> AppConfig:
+    """A config with its own topics and consumer group, so tests never see each other's data.
+
+    The model-level stage is off unless ``scope``: most tests here check what one partition does and
+    decides (its retrain events, verdicts, checkpoints); tests/integration/test_model_scope.py runs the
+    defaults, with the stage on."""
     run = uuid.uuid4().hex[:10]
     topics = dataclasses.replace(base.topics, **{
         f.name: f"t{run}.{getattr(base.topics, f.name)}"
@@ -55,7 +59,8 @@ def fresh_config(base: AppConfig, **processing) -> AppConfig:
     })
     proc = dataclasses.replace(base.processing, group_id=f"g{run}", **processing)
     state = dataclasses.replace(base.state, hmac_key="test-hmac-key", key_prefix=f"ds-test-{run}")
-    return dataclasses.replace(base, topics=topics, processing=proc, state=state)
+    sc = dataclasses.replace(base.scope, enabled=scope)
+    return dataclasses.replace(base, topics=topics, processing=proc, state=state, scope=sc)
 
 
 @pytest.fixture

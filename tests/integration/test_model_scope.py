@@ -1,0 +1,69 @@
+"""The model-level stage in the service, on the real broker and Redis, with the default configuration:
+one incident per change across all partitions, one retrain event covering every partition, the
+partitions' own signals as evidence only."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+
+from prometheus_client import CollectorRegistry
+
+from stream.app import build_service
+from stream.metrics import Metrics
+from stream.tools.workload import Workload, events, produce
+from stream.topics import admin_client, ensure_topics
+from tests.integration.conftest import fresh_config
+from tests.integration.helpers import messages_done, producer, read_topic
+
+PARTITIONS = 4
+
+
+def _run(cfg, total: int, settle: float = 6.0, timeout: float = 120.0):
+    registry = CollectorRegistry()
+    svc = build_service(cfg, Metrics(registry))
+    th = threading.Thread(target=svc.run, daemon=True)
+    th.start()
+    deadline = time.monotonic() + timeout
+    while messages_done(registry) < total and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(settle)  # the stage reads the last summaries
+    svc.late_items = [st.merge.late for own in list(svc.scope.owned.values()) for st in list(own.stages.values())]
+    svc.stop()
+    th.join(60)
+    assert not th.is_alive()
+    return svc
+
+
+def test_default_config_decides_once_per_model_over_all_partitions(stack):
+    cfg = fresh_config(stack, scope=True)
+    cfg = dataclasses.replace(cfg, topics=dataclasses.replace(cfg.topics, partitions=PARTITIONS))
+    assert cfg.scope.enabled and not cfg.scope.publish_partition_decisions  # the defaults
+    ensure_topics(admin_client(cfg), cfg)
+    w = Workload(n_events=12_000, change_points=(5_000,), seed=41, spacing=0.01)
+    produce(producer(cfg), w, cfg.topics.inference, cfg.topics.labels)
+    svc = _run(cfg, sum(1 for _ in events(w)))
+    assert svc.scope is not None and svc.scope.partitions == PARTITIONS
+
+    drifts = read_topic(cfg, cfg.topics.drift_events)
+    retrains = read_topic(cfg, cfg.topics.retrain_events)
+    part = [e for e in drifts if e["scope"] == "partition" and e["kind"] == "concept" and not e.get("warning")]
+    model = [e for e in drifts if e["scope"] == "model" and e["kind"] == "concept"]
+    # the partitions detect the change each on a quarter of the traffic; the model stage raises one incident
+    assert len({e["partition"] for e in part}) >= 2
+    assert len(model) == 1, [(e["id"], e["ts"] - w.t0) for e in model]
+    inc = model[0]
+    assert w.t0 + 50 <= inc["ts"] and inc["change_point"]["ts"] >= w.t0 + 45
+    # its evidence: partition-scope events (none yet when the whole stream detects before any quarter)
+    assert set(inc["evidence"]) <= {e["id"] for e in drifts if e["scope"] == "partition"}
+    assert inc["change_point"]["partitions"] and inc["contributing_partitions"]
+    assert svc.late_items and not any(svc.late_items)  # no partition was decided without (none was idle)
+    # one retrain event, at model scope, whose window covers every partition; none from the partitions
+    assert all(e["scope"] == "model" for e in retrains), [e["scope"] for e in retrains]
+    assert len(retrains) == 1, [(e["id"], e["reasons"]) for e in retrains]
+    win = retrains[0]["window"]
+    assert sorted(win["partitions"], key=int) == [str(p) for p in range(PARTITIONS)]
+    for p, span in win["partitions"].items():
+        assert span["from"]["inference_offset"] is None or span["from"]["inference_offset"] <= span["to"]["inference_offset"]
+    assert inc["id"] in retrains[0]["evidence"]
