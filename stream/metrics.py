@@ -37,6 +37,19 @@ class Metrics:
                                    registry=registry)
         self.label_delay = BatchHistogram(f"{NS}_label_delay_seconds", "Event-time delay between prediction and label",
                                           "model", (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600), registry)
+        # the model-level stage (stream.scope): decisions per model over all its partitions
+        self.incidents = Counter(f"{NS}_model_incidents", "Model-scope drift incidents (one per change across "
+                                 "all of a model's partitions)", ["model", "kind", "severity"], registry=registry)
+        self.model_retrains = Counter(f"{NS}_model_retrain_events", "Model-scope retrain events, by reason",
+                                      ["model", "reason"], registry=registry)
+        self.model_verdicts = Counter(f"{NS}_model_challenger_better", "Model-scope verdicts: the online model "
+                                      "beats the served one", ["model"], registry=registry)
+        self.scope_late = Gauge(f"{NS}_scope_late_items", "Items the model stage took after it had decided "
+                                "without their partition (lag bound), per model", ["model"], registry=registry)
+        self.scope_forced = Gauge(f"{NS}_scope_partitions_skipped", "Input partitions the model stage decides "
+                                  "without now (idle past the lag bound)", ["model"], registry=registry)
+        self.scope_invalid = Counter(f"{NS}_scope_invalid_summaries", "Undecodable summaries skipped by the "
+                                     "model stage", registry=registry)
         #: per-message counts and label delays are collected per micro-batch and published by :meth:`flush`
         self._message_counts: dict[tuple[str, int, str], int] = {}
         self._delays: dict[str, list[float]] = {}
@@ -142,6 +155,20 @@ class Metrics:
 
     def drift_statistic(self, model: str, feature: str, test: str, value: float) -> None:
         self._child(self.feature_drift_statistic, model, feature, test).set(value)
+
+    def scope_output(self, topic: str, model: str, event: dict[str, Any]) -> None:
+        """Count one model-scope output (``topic``: the TopicsConfig field it goes to)."""
+        if topic == "drift_events":
+            self.incidents.labels(model, event.get("kind", "?"), event.get("severity", "?")).inc()
+        elif topic == "retrain_events":
+            for r in event.get("reasons", ()):
+                self.model_retrains.labels(model, r).inc()
+        elif event.get("type") == "challenger-better":
+            self.model_verdicts.labels(model).inc()
+
+    def scope_status(self, model: str, late: int, forced: int) -> None:
+        self.scope_late.labels(model).set(late)
+        self.scope_forced.labels(model).set(forced)
 
     def retrain(self, model: str, reasons: list[str]) -> None:
         for r in reasons:

@@ -63,7 +63,8 @@ class ScopeService:
     def __init__(self, consumer: Any, publisher: Any, store: CheckpointStore, *, topic: str, partitions: int,
                  spec_of: Callable[[str], Any], outputs: Mapping[str, str], scope: ScopeConfig = ScopeConfig(),
                  input_topics: tuple[str, str] = ("inference", "labels"), checkpoint_every_messages: int = 1000,
-                 checkpoint_every_seconds: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 checkpoint_every_seconds: float = 5.0, clock: Callable[[], float] = time.monotonic,
+                 metrics: Any = None) -> None:
         self.consumer = consumer
         self.publisher = publisher
         self.store = store
@@ -76,6 +77,8 @@ class ScopeService:
         self.checkpoint_every_messages = checkpoint_every_messages
         self.checkpoint_every_seconds = checkpoint_every_seconds
         self.clock = clock
+        #: a stream.metrics.Metrics (None: not counted)
+        self.metrics = metrics
         self.owned: dict[int, _Owned] = {}
         #: summaries that could not be decoded (counted and skipped: the partition pipeline wrote them)
         self.invalid = 0
@@ -126,14 +129,22 @@ class ScopeService:
                 s = decode(m.value())
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 self.invalid += 1
+                if self.metrics is not None:
+                    self.metrics.scope_invalid.inc()
                 log.error("scope: undecodable summary at %s:%d:%d skipped: %s", m.topic(), m.partition(),
                           m.offset(), exc)
             else:
                 stage = own.stages.get(s.model)
                 if stage is None:
                     stage = own.stages[s.model] = self._stage(s.model)
+                metrics = self.metrics
                 for out in stage.add(s, self.clock()):
                     self.publisher.send(self.outputs[out.topic], out.key, out.event)
+                    if metrics is not None:
+                        metrics.scope_output(out.topic, s.model, out.event)
+                if metrics is not None:
+                    r = stage.last_release
+                    metrics.scope_status(s.model, stage.merge.late, len(r.forced) if r is not None else 0)
                 self._report_lag(own, stage)
             own.next_offset = m.offset() + 1
             own.unsaved += 1

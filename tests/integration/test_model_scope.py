@@ -33,6 +33,7 @@ def _run(cfg, total: int, settle: float = 6.0, timeout: float = 120.0):
     svc.stop()
     th.join(60)
     assert not th.is_alive()
+    svc.registry = registry
     return svc
 
 
@@ -58,6 +59,10 @@ def test_default_config_decides_once_per_model_over_all_partitions(stack):
     # its evidence: partition-scope events (none yet when the whole stream detects before any quarter)
     assert set(inc["evidence"]) <= {e["id"] for e in drifts if e["scope"] == "partition"}
     assert inc["change_point"]["partitions"] and inc["contributing_partitions"]
+    assert svc.registry.get_sample_value("driftstream_model_incidents_total",
+                                         {"model": "fraud", "kind": "concept", "severity": "critical"}) == 1
+    assert svc.registry.get_sample_value("driftstream_model_retrain_events_total",
+                                         {"model": "fraud", "reason": "concept_drift"}) == 1
     assert svc.late_items and not any(svc.late_items)  # no partition was decided without (none was idle)
     # one retrain event, at model scope, whose window covers every partition; none from the partitions
     assert all(e["scope"] == "model" for e in retrains), [e["scope"] for e in retrains]
