@@ -140,8 +140,10 @@ class DetectorConfig:
     #: "off" turns it off. Either way a critical data-quality event "calibration_refused" says why.
     on_calibration_error: Literal["defaults", "off"] = "defaults"
     #: most work one calibration may take, in weighted simulated detector updates (see
-    #: detectors.calibrate.BudgetExceeded): it runs on the partition's thread, and 2e9 is ~20-60 s here
-    calibration_max_updates: int = 2_000_000_000
+    #: detectors.calibrate.BudgetExceeded): it runs on the service's thread, once per model and partition
+    #: (and once in the model stage); 5e8 is ~5-15 s here. Beyond it the detector falls back as
+    #: on_calibration_error says: calibrate large targets offline (detectors.calibrate) and set the params
+    calibration_max_updates: int = 500_000_000
 
     def check(self, where: str) -> None:
         if self.false_alarm_every < 0 or (self.false_alarm_every and self.calibration_window < 100):
