@@ -21,9 +21,9 @@ from stream.decide import (Batch, ConceptDrift, ConceptWarning, DataDriftEnded, 
 from stream.detect import ModelMonitor
 from stream.events import Origin, Record
 from stream.join import Joined
-from stream.outputs import (calibration_refused_event, challenger_event, component_failed_event, data_drift_event, drift_event, joined_origin,
-                            model_quality_event, online_prediction_event, quality_issue_event, retrain_event,
-                            swap_event)
+from stream.outputs import (calibration_refused_event, challenger_event, component_failed_event, data_drift_event,
+                            drift_event, joined_origin, model_quality_event, online_prediction_event,
+                            quality_issue_event, retrain_event, swap_event)
 from stream.policy import Position as PolicyPosition
 from stream.policy import RetrainPolicy
 from stream.quality import SEVERITY, DataQualityChecker
@@ -78,8 +78,8 @@ class ModelPipeline:
         #: components disabled after they raised (part of the state: a restart keeps them off)
         self.disabled: set[str] = set()
         #: this micro-batch's summary for the model-level stage (None: the stage is off)
-        self.summary: SummaryBuilder | None = None if ctx.summaries is None else SummaryBuilder(name, ctx.partition,
-                                                                                                 [0, 0])
+        self.batch_summary: SummaryBuilder | None = (
+            None if ctx.summaries is None else SummaryBuilder(name, ctx.partition, [0, 0]))
         #: watermark of the last summary sent, and whether this batch added items to it
         self.summary_watermark: float | None = None
         self.summary_items = 0
@@ -188,7 +188,7 @@ class ModelPipeline:
                 ctx.publisher.send(ctx.topics.data_quality, ev.id, dq)
                 if issue.check in SCHEMA_CHECKS:
                     self.pending.append(SchemaChange(seq, dq["id"]))
-        sb = self.summary
+        sb = self.batch_summary
         if sb is not None:  # what the model stage's data-drift tests take, as the partition's would
             types = checker.types
             for (r, ev, _), ok in zip(rows, valid):
@@ -211,7 +211,7 @@ class ModelPipeline:
         self.pending = []
         outcomes = mon.batch_outcomes()
         inputs += [LabelOutcome(j.seq, err, oerr, j) for err, oerr, j in outcomes]
-        sb = self.summary
+        sb = self.batch_summary
         if sb is not None and outcomes:
             for err, oerr, j in outcomes:
                 pts = j.prediction.ts

@@ -147,8 +147,8 @@ class PartitionProcessor:
             self.last_ts = ev.ts
         if ev.ts > self.newest_ts[1]:
             self.newest_ts[1] = ev.ts
-        if mp.summary is not None:  # label drift at model scope takes every label as it arrives
-            mp.summary.label(ev.ts, r.offset, ev.label)
+        if mp.batch_summary is not None:  # label drift at model scope takes every label as it arrives
+            mp.batch_summary.label(ev.ts, r.offset, ev.label)
             mp.summary_items += 1
         # the raw bytes are decoded only if the label has to wait (see LabelJoin.join_label)
         joined = self.join.join_label(ev.id, r.offset, ev.ts, ev.model, ev.label, r.value or b"")
@@ -183,7 +183,7 @@ class PartitionProcessor:
         end = [nxt.get(self.inference_topic, 0), nxt.get(self.labels_topic, 0)]
         sink = self.ctx.summaries
         for mp in self.models.values():
-            sb = mp.summary
+            sb = mp.batch_summary
             if sb is None:
                 continue
             last = mp.summary_watermark

@@ -24,9 +24,10 @@ def messages_done(registry: CollectorRegistry) -> float:
     return sum(s.value for m in registry.collect() for s in m.samples if s.name == "driftstream_messages_total")
 
 
-def run_until(cfg: AppConfig, expected_messages: int, timeout: float = 90.0):
-    """Run the service in a thread until it has processed ``expected_messages`` inputs; return
-    (service, registry) after a clean stop (which checkpoints)."""
+def run_until(cfg: AppConfig, expected_messages: int, timeout: float = 90.0, settle: float = 0.0):
+    """Run the service in a thread until it has processed ``expected_messages`` inputs (and ``settle``
+    seconds more: the model stage reads the last summaries); return (service, registry) after a clean
+    stop (which checkpoints)."""
     registry = CollectorRegistry()
     svc = build_service(cfg, Metrics(registry))
     th = threading.Thread(target=svc.run, daemon=True)
@@ -34,6 +35,7 @@ def run_until(cfg: AppConfig, expected_messages: int, timeout: float = 90.0):
     deadline = time.monotonic() + timeout
     while messages_done(registry) < expected_messages and time.monotonic() < deadline:
         time.sleep(0.2)
+    time.sleep(settle)
     svc.stop()
     th.join(60)
     assert not th.is_alive(), "service did not stop"

@@ -33,7 +33,8 @@ OUTPUTS = ("drift_events", "online_predictions", "data_quality", "dead_letter")
 def _outputs(cfg) -> dict[str, dict]:
     """id -> event over every output topic; duplicates (replays) must carry identical content."""
     out: dict[str, dict] = {}
-    for name in OUTPUTS:
+    # with the model stage on, its decisions (retrain events, verdicts) are compared too
+    for name in OUTPUTS + (("retrain_events", "model_updates") if cfg.scope.enabled else ()):
         for ev in read_topic(cfg, getattr(cfg.topics, name), idle=2.5):
             prev = out.setdefault(ev["id"], ev)
             assert prev == ev, f"replay produced a different event for id {ev['id']}"
@@ -94,6 +95,8 @@ batch_size = {cfg.processing.batch_size}
 max_idle_wait_seconds = {cfg.processing.max_idle_wait_seconds}
 [state]
 key_prefix = "{cfg.state.key_prefix}"
+[scope]
+enabled = {str(cfg.scope.enabled).lower()}
 [metrics]
 enabled = false
 """)
@@ -130,11 +133,14 @@ def _workload_with_noise(cfg, seed: int) -> int:
     return n + 2
 
 
-def test_sigkill_at_random_points_gives_same_outputs_and_state_as_clean_run(cfg, redis_client, tmp_path):
-    """Crash equivalence: kill -9 the service at random points, restart, compare with a clean run."""
-    clean = dataclasses.replace(cfg, processing=dataclasses.replace(cfg.processing, max_idle_wait_seconds=60.0))
+@pytest.mark.parametrize("scope", [False, True], ids=["partition-scope", "model-scope"])
+def test_sigkill_at_random_points_gives_same_outputs_and_state_as_clean_run(cfg, redis_client, tmp_path, scope):
+    """Crash equivalence: kill -9 the service at random points, restart, compare with a clean run; with the
+    model-level stage on, its outputs (incidents, retrain events, verdicts) too."""
+    clean = dataclasses.replace(cfg, processing=dataclasses.replace(cfg.processing, max_idle_wait_seconds=60.0),
+                                scope=dataclasses.replace(cfg.scope, enabled=scope))
     total = _workload_with_noise(clean, seed=11)
-    run_until(clean, total, timeout=120)
+    run_until(clean, total, timeout=120, settle=8.0 if scope else 0.0)
     expected = _outputs(clean)
     expected_states = _final_states(clean, redis_client)
     assert any(e["type"] == "drift" for e in expected.values())
@@ -142,6 +148,7 @@ def test_sigkill_at_random_points_gives_same_outputs_and_state_as_clean_run(cfg,
 
     crash = _sibling(cfg, clean, checkpoint_every_messages=400, checkpoint_every_seconds=0.5,
                      batch_size=300, max_idle_wait_seconds=60.0)
+    crash = dataclasses.replace(crash, scope=clean.scope)
     toml = _write_toml(tmp_path / "crash.toml", crash)
     log = tmp_path / "service.log"
     ends = _end_offsets(crash)
@@ -161,9 +168,13 @@ def test_sigkill_at_random_points_gives_same_outputs_and_state_as_clean_run(cfg,
         log.read_text().count("assigned partitions") == assigned_before or not _caught_up(crash, redis_client, ends)
     ):
         time.sleep(0.5)
+    if scope:
+        time.sleep(8.0)  # the model stage reads the last summaries
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0, log.read_text()[-3000:]
     got = _outputs(crash)
+    if scope:
+        assert any(e.get("scope") == "model" for e in expected.values())
 
     def norm(events: dict[str, dict]) -> dict[str, dict]:
         # output ids embed the output-independent input position; topic prefixes differ between runs

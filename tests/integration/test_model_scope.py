@@ -70,5 +70,6 @@ def test_default_config_decides_once_per_model_over_all_partitions(stack):
     win = retrains[0]["window"]
     assert sorted(win["partitions"], key=int) == [str(p) for p in range(PARTITIONS)]
     for p, span in win["partitions"].items():
-        assert span["from"]["inference_offset"] is None or span["from"]["inference_offset"] <= span["to"]["inference_offset"]
+        frm, to = span["from"]["inference_offset"], span["to"]["inference_offset"]
+        assert frm is None or frm <= to, (p, span)
     assert inc["id"] in retrains[0]["evidence"]
