@@ -152,6 +152,11 @@ def exercised_registry() -> CollectorRegistry:
     m.model_swap("fraud")
     m.component_failed("fraud", "online_model")
     m.output_rejected("drift-events", "MSG_SIZE_TOO_LARGE")
+    m.scope_output("drift_events", "fraud", {"kind": "concept", "severity": "critical"})
+    m.scope_output("retrain_events", "fraud", {"reasons": ["concept_drift"]})
+    m.scope_output("model_updates", "fraud", {"type": "challenger-better"})
+    m.scope_status("fraud", late=0, forced=0)
+    m.scope_invalid.inc()
     m.flush()  # per-message counts are published per micro-batch
     return registry
 
@@ -451,6 +456,26 @@ def test_required_alerts_exist() -> None:
                    "driftstream_consumer_lag_messages", "driftstream_messages_total",
                    "driftstream_checkpoint_failures_total", "driftstream_join_expired_total"):
         assert metric in exprs, f"no alert on {metric}"
+
+
+def test_drift_and_retrain_alerts_page_at_model_scope() -> None:
+    rules = {r["alert"]: r for r in alert_rules()}
+    by_metric: dict[str, list[dict[str, Any]]] = {}
+    for r in rules.values():
+        for token in set(METRIC_TOKEN.findall(r["expr"])):
+            by_metric.setdefault(token, []).append(r)
+    for metric in ("driftstream_model_incidents_total", "driftstream_model_retrain_events_total",
+                   "driftstream_scope_partitions_skipped", "driftstream_scope_late_items",
+                   "driftstream_scope_invalid_summaries_total"):
+        assert metric in by_metric, f"no alert on {metric}"
+    # the incident page: critical, and one per model (no instance label: the model's stage can move)
+    pages = [r for r in by_metric["driftstream_model_incidents_total"] if r["labels"]["severity"] == "critical"]
+    assert pages, "a model-scope incident must page"
+    for r in pages:
+        assert not re.search(r"by \([^)]*\binstance\b", r["expr"]), f"{r['alert']} would page once per instance"
+    # partition-scope drift signals stay, but never page
+    for r in by_metric["driftstream_detector_alarms_total"]:
+        assert r["labels"]["severity"] == "info", f"{r['alert']} pages per partition's instance"
 
 
 # -- Grafana ----------------------------------------------------------------------------------------
