@@ -218,6 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--report", default="reports/demo", help="report path prefix (.png and .html are written)")
     demo.add_argument("--partitions", type=int, default=None,
                       help="partitions of the demo's topics (default: topics.partitions, 8)")
+    demo.add_argument("--partition-events", action="store_true",
+                      help="also print the partitions' own (scope partition) events; by default only model scope")
+    demo.add_argument("--summary-json", default=None, metavar="PATH",
+                      help="write the model-scope figures (detection delays, incidents, retrain events, false "
+                           "alarms) as JSON to PATH")
 
     worker = add("retrain-worker", "consume retrain-events, retrain on the recommended window, publish the "
                                    "evaluation to model-updates (the reference downstream consumer)", cmd_retrain_worker)

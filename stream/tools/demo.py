@@ -152,6 +152,7 @@ def _demo(cfg: AppConfig, args: argparse.Namespace, console: Console, started: f
                         "auto.offset.reset": "earliest"})
     watcher.subscribe([topics.drift_events, topics.retrain_events, topics.model_updates])
     detections: list[dict[str, Any]] = []
+    partition_events = bool(getattr(args, "partition_events", False))
     total_msgs = sum(1 for _ in events(w))
     t0 = time.monotonic()
     first_output: float | None = None  # seconds from the demo's start to the first processed event
@@ -166,7 +167,8 @@ def _demo(cfg: AppConfig, args: argparse.Namespace, console: Console, started: f
                     continue
                 ev = orjson.loads(m.value())
                 detections.append(ev)
-                console.print(_alarm_line(ev))
+                if _shown(ev, partition_events):
+                    console.print(_alarm_line(ev, w))
             now = time.monotonic()
             done = _count(registry, "driftstream_messages_total")
             if done and first_output is None:
@@ -188,36 +190,108 @@ def _demo(cfg: AppConfig, args: argparse.Namespace, console: Console, started: f
     finally:
         if live is not None:
             live.stop()
-    for ev in _drain(watcher):  # what the service published after the console last looked is printed too
-        detections.append(ev)
-        console.print(_alarm_line(ev))
-    watcher.close()
+    # the model stage decides on the partitions' summaries after them: let it read them all, then stop the
+    # service (its outputs flushed), then read what it published after the console last looked
+    if not _wait_for_scope(service, cfg, watcher):
+        console.print("[yellow]the model-level stage had not read every summary after 60 s; its last decisions "
+                      "may be missing[/]")
     service.stop()
     svc_thread.join(30)
+    for ev in _drain(watcher):
+        detections.append(ev)
+        if _shown(ev, partition_events):
+            console.print(_alarm_line(ev, w))
+    watcher.close()
 
     console.rule("summary")
     console.print(f"partitions: {partitions}  ·  first event processed "
                   f"{'never' if first_output is None else f'{first_output:.1f} s'} after the demo started")
-    concept_events = [d for d in detections if d.get("type") == "drift" and d.get("kind") == "concept"]
-    det_idx = sorted({int(d["event_id"].split("-")[1]) for d in concept_events})
-    for cp in w.change_points:
-        after = [i for i in det_idx if i >= cp]
-        first = after[0] if after else None
-        console.print(f"true change at event {cp}: first detection "
-                      f"{'none' if first is None else f'at {first} (delay {first - cp} events)'}")
-    before = [i for i in det_idx if i < w.change_points[0]]
-    console.print(f"concept-drift detections before the first change (false alarms): {len(before)}")
-    feature = [d for d in detections if d.get("type") == "drift" and d.get("kind") != "concept"]
-    console.print(f"feature/prediction/label drift events: {len(feature)} "
-                  f"({', '.join(sorted({d['kind'] + ':' + d['signal'] for d in feature})) or 'none'})")
-    kinds = {}
-    for d in detections:
-        if d.get("type") != "drift":
-            kinds[d["type"]] = kinds.get(d["type"], 0) + 1
-    console.print("retrain and model events: " + (", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) or "none"))
-    png, html = write_report(w, detections, Path(args.report), partitions=partitions, first_output=first_output)
+    figures = summarize(w, detections, partitions)
+    for line in _summary_lines(w, detections, figures, partition_events):
+        console.print(line)
+    summary_json = getattr(args, "summary_json", None)
+    if summary_json:
+        path = Path(summary_json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(orjson.dumps(figures, option=orjson.OPT_INDENT_2) + b"\n")
+        console.print(f"summary written: {path}")
+    shown = [d for d in detections if _shown(d, partition_events)]
+    png, html = write_report(w, shown, Path(args.report), partitions=partitions, first_output=first_output,
+                             partition_events=partition_events)
     console.print(f"report written: {png} and {html}")
     return 0
+
+
+def _summary_lines(w: Workload, detections: list[dict[str, Any]], figures: dict[str, Any],
+                   partition_events: bool) -> list[str]:
+    """The console summary: model-scope figures (what ``--summary-json`` writes), then counts of the
+    partitions' own events (evidence for the incidents)."""
+    lines = ["model scope (one decision per model over all partitions; a concept incident is placed at the "
+             "event whose outcome tipped the model's detector):"]
+    model = [d for d in detections if _scope(d) == "model"]
+    for c in figures["changes"]:
+        lines.append(f"true change at event {c['at']}: first detection {_detection(c)}")
+    fs = figures["feature_shift"]
+    if fs["at"] is not None:
+        lines.append(f"feature shift at event {fs['at']}: first feature-drift incident {_detection(fs)}")
+    data = [d for d in model if d.get("type") == "drift" and d.get("kind") != "concept"]
+    lines.append(f"incidents: concept {figures['incidents']['concept']}, feature {figures['incidents']['feature']}; "
+                 f"all data-drift incidents {len(data)} "
+                 f"({', '.join(f'{k} {v}' for k, v in sorted(_counts(d['kind'] + ':' + d['signal'] for d in data).items())) or 'none'})")
+    lines.append(f"false alarms (model-scope incidents before the first change): {figures['false_alarms']}")
+    others = _counts(d["type"] for d in model if d.get("type") != "drift")
+    lines.append(f"retrain events: {figures['retrain_events']}; model-scope decisions: "
+                 + (", ".join(f"{k} {v}" for k, v in sorted(others.items())) or "none"))
+    part = [d for d in detections if _scope(d) == "partition"]
+    kinds = _counts((d["type"] + ("/" + d["kind"] if d.get("type") == "drift" else "")) for d in part)
+    lines.append("partition-scope events (the partitions' own signals, "
+                 + ("shown above" if partition_events else "shown with --partition-events") + "): "
+                 + (", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) or "none"))
+    if partition_events:
+        idx = sorted(_index(w, d) for d in part if d.get("type") == "drift" and d.get("kind") == "concept"
+                     and d.get("severity") != "info" and not d.get("warning"))
+        for cp in w.change_points:
+            after = [i for i in idx if i >= cp]
+            lines.append(f"partition scope: true change at event {cp}: first alarm of any partition "
+                         f"{'none' if not after else f'at {after[0]} (delay {after[0] - cp} events)'}")
+    return lines
+
+
+def _detection(c: dict[str, Any]) -> str:
+    j = c["first_detection"]
+    return "none" if j is None else f"at {j} (delay {c['delay']} events)"
+
+
+def _counts(keys: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for k in keys:
+        out[k] = out.get(k, 0) + 1
+    return out
+
+
+def _wait_for_scope(service: Any, cfg: AppConfig, probe: Any, timeout: float = 60.0) -> bool:
+    """Wait until the model-level stage has read every summary the partitions wrote (its next offset on
+    each partition of the summaries topic reached that partition's end, twice 0.5 s apart: the partitions
+    may still be flushing their last summaries). True at once without the stage."""
+    from confluent_kafka import TopicPartition
+
+    scope = getattr(service, "scope", None)
+    if scope is None:
+        return True
+    topic = cfg.topics.summaries
+    deadline = time.monotonic() + timeout
+    caught_up = 0
+    while time.monotonic() < deadline:
+        meta = probe.list_topics(topic, timeout=5.0).topics.get(topic)
+        parts = sorted(meta.partitions) if meta is not None else []
+        ends = {p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout=5.0, cached=False)[1] for p in parts}
+        owned = dict(scope.owned)
+        done = all(end == 0 or (p in owned and (owned[p].next_offset or 0) >= end) for p, end in ends.items())
+        caught_up = caught_up + 1 if done and parts else 0
+        if caught_up >= 2:
+            return True
+        time.sleep(0.5)
+    return False
 
 
 def _drain(watcher: Any, timeout: float = 15.0) -> list[dict[str, Any]]:
@@ -241,19 +315,54 @@ def _at_end(consumer: Any, tp: Any) -> bool:
     return (tp.offset if tp.offset >= 0 else low) >= high  # no position yet: it starts at the earliest
 
 
-def _alarm_line(ev: dict[str, Any]) -> str:
+def _scope(ev: dict[str, Any]) -> str:
+    return ev.get("scope", "partition")
+
+
+def _shown(ev: dict[str, Any], partition_events: bool) -> bool:
+    """Model-scope events always; the partitions' own events (evidence, online-model swaps) only on request."""
+    return partition_events or _scope(ev) == "model"
+
+
+def _event_no(w: Workload | None, ts: float) -> str:
+    """An event time as the workload's inference-event number (its event time is t0 + i * spacing)."""
+    return f"{ts:.2f}" if w is None else f"event {int(round((ts - w.t0) / w.spacing))}"
+
+
+def _offsets(parts: dict[str, Any], key: str = "inference_offset") -> str:
+    return " ".join(f"p{p}:{v.get(key)}" for p, v in sorted(parts.items(), key=lambda kv: int(kv[0])))
+
+
+def _alarm_line(ev: dict[str, Any], w: Workload | None = None) -> str:
+    """One console line per output event; model-scope events say ``scope=model`` where partition-scope
+    ones name their partition (``p3``)."""
+    model_scope = _scope(ev) == "model"
+    where = "scope=model" if model_scope else f"p{ev.get('partition')}"
     if ev.get("type") == "retrain":
-        return (f"[bold yellow]RETRAIN[/] model={ev['model']} p{ev['partition']} reasons={','.join(ev['reasons'])} "
-                f"window from {ev['window']['source']} (inference offset {ev['window']['from']['inference_offset']})")
+        win = ev["window"]
+        if model_scope:
+            parts = win["partitions"]
+            span = " ".join(f"p{p}:{v['from'].get('inference_offset')}-{v['to'].get('inference_offset')}"
+                            for p, v in sorted(parts.items(), key=lambda kv: int(kv[0])))
+            return (f"[bold yellow]RETRAIN[/] model={ev['model']} {where} reasons={','.join(ev['reasons'])} "
+                    f"window from {win['source']} ({_event_no(w, win['from']['ts'])}) to {_event_no(w, win['to']['ts'])} "
+                    f"over {len(parts)} partitions (inference offsets {span})")
+        return (f"[bold yellow]RETRAIN[/] model={ev['model']} {where} reasons={','.join(ev['reasons'])} "
+                f"window from {win['source']} (inference offset {win['from'].get('inference_offset')})")
     if ev.get("type") == "model-swap":
-        return f"[bold cyan]SWAP[/] online model p{ev['partition']} -> version {ev['model_version']}"
+        return f"[bold cyan]SWAP[/] online model {where} -> version {ev['model_version']}"
     if ev.get("type") == "challenger-better":
         e = ev["evidence"]
-        return (f"[bold green]CHALLENGER[/] p{ev['partition']} online model beats served: "
+        return (f"[bold green]CHALLENGER[/] model={ev.get('model')} {where} online model beats served: "
                 f"{e['challenger_error']:.3f} vs {e['champion_error']:.3f} (McNemar p={e['p_value']:.1e})")
     if ev.get("type") != "drift":
         return f"{ev.get('type')}: {ev.get('id')}"
-    where = f"event {ev['event_id']}" if "event_id" in ev else f"offset {ev.get('offset')}"
+    if "event_id" in ev:
+        at = f"event {ev['event_id']}"
+    elif model_scope:
+        at = f"offset p{ev.get('partition')}:{ev.get('offset')}"
+    else:
+        at = f"offset {ev.get('offset')}"
     stat = ev.get("statistic")
     if isinstance(stat, dict) and stat.get("served_error_rolling") is not None:
         detail = f"served error ≈ {stat['served_error_rolling']:.2f}"
@@ -261,8 +370,19 @@ def _alarm_line(ev: dict[str, Any]) -> str:
             detail += f", online model ≈ {stat['online_error_rolling']:.2f}"
     else:
         detail = f"statistic {stat:.3f}" if isinstance(stat, float) else f"statistic {stat}"
-    return (f"[bold red]DRIFT[/] {ev.get('kind', 'concept'):<10} model={ev['model']} p{ev['partition']} "
-            f"{ev.get('signal', '')}/{ev['detector']:<7} at {where}: {detail}")
+    line = (f"[bold red]DRIFT[/] {ev.get('kind', 'concept'):<10} model={ev['model']} {where} "
+            f"{ev.get('signal', '')}/{ev['detector']:<7} at {at}: {detail}")
+    if model_scope:
+        cp = ev.get("change_point") or {}
+        key = "labels_offset" if ev.get("kind") == "label" else "inference_offset"
+        contrib = ev.get("contributing_partitions") or {}
+        counts = " ".join(f"p{p}:{v['outcomes'] if isinstance(v, dict) else v}"
+                          for p, v in sorted(contrib.items(), key=lambda kv: int(kv[0])))
+        line += (f" · change point {_event_no(w, cp['ts']) if 'ts' in cp else '?'} "
+                 f"({key.replace('_', ' ')}s {_offsets(cp.get('partitions') or {}, key)})"
+                 f" · contributing partitions {len(contrib)} ({'outcomes' if ev.get('kind') == 'concept' else 'values'} "
+                 f"{counts}) · evidence {len(ev.get('evidence') or [])}")
+    return line
 
 
 def _status_line(registry: CollectorRegistry, produced: int, done: float, total: int, elapsed: float,
@@ -301,7 +421,7 @@ def _status_table(service: Any, registry: CollectorRegistry, produced: int, done
                           str(proc.join.pending_predictions),
                           f"{sum(served) / len(served):.3f}" if served else "-",
                           f"{sum(online) / len(online):.3f}" if online else "-",
-                          str(sum(1 for d in detections if d.get("partition") == p)))
+                          str(sum(1 for d in detections if d.get("partition") == p and _scope(d) == "partition")))
         except RuntimeError:
             continue
     table.caption = "drift alarms so far: " + (", ".join(f"{k} {int(v)}" for k, v in sorted(alarms.items())) or "none")
@@ -321,8 +441,45 @@ def _index(w: Workload, d: dict[str, Any]) -> int:
     return int(round((float(d.get("ts", w.t0)) - w.t0) / w.spacing))
 
 
+def summarize(w: Workload, detections: list[dict[str, Any]], partitions: int) -> dict[str, Any]:
+    """The demo's figures at model scope (``--summary-json``), from the model-scope events only.
+
+    - a concept incident is placed at its ``event_id``: the inference event whose joined outcome tipped the
+      model's detector (as the partition alarms were counted before the model stage); the first incident at
+      or after a true change, and before the next one, is that change's first detection;
+    - the feature shift's first detection is the first model-scope ``feature`` incident at or after the shift
+      (data-drift incidents are placed at their event time as an event number);
+    - false alarms: model-scope drift incidents of any kind placed before the first true change;
+    - incidents: model-scope concept incidents, and model-scope incidents of kind ``feature``;
+    - retrain events: model-scope retrain events.
+    """
+    model = [d for d in detections if _scope(d) == "model"]
+    drifts = sorted(((_index(w, d), d) for d in model if d.get("type") == "drift"), key=lambda x: x[0])
+    concept = [i for i, d in drifts if d.get("kind") == "concept"]
+    feature = [i for i, d in drifts if d.get("kind") == "feature"]
+
+    def first(at: int, hits: list[int], until: int) -> dict[str, Any]:
+        after = [i for i in hits if at <= i < until]
+        j = after[0] if after else None
+        return {"at": at, "first_detection": j, "delay": None if j is None else j - at}
+
+    bounds = list(w.change_points[1:]) + [w.n_events]
+    start = min(w.change_points) if w.change_points else w.n_events
+    return {
+        "partitions": partitions,
+        "changes": [first(cp, concept, until) for cp, until in zip(w.change_points, bounds)],
+        "feature_shift": (first(w.feature_shift_at[0], feature, w.n_events) if w.feature_shift_at else
+                          {"at": None, "first_detection": None, "delay": None}),
+        "incidents": {"concept": len(concept), "feature": len(feature)},
+        "retrain_events": sum(1 for d in model if d.get("type") == "retrain"),
+        "false_alarms": sum(1 for i, _ in drifts if i < start),
+    }
+
+
 def write_report(w: Workload, detections: list[dict[str, Any]], prefix: Path, *, partitions: int,
-                 first_output: float | None = None) -> tuple[Path, Path]:
+                 first_output: float | None = None, partition_events: bool = False) -> tuple[Path, Path]:
+    """The report of the events given (the demo passes the model-scope ones, and with ``--partition-events``
+    the partitions' own too)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -356,7 +513,7 @@ def write_report(w: Workload, detections: list[dict[str, Any]], prefix: Path, *,
         t = d.get("type")
         if t == "drift" and d.get("kind") == "concept":
             m, c = markers.get(d["detector"], ("o", "#75507b"))
-            label = f"{d['detector']} concept drift"
+            label = f"{d['detector']} concept {'incident' if _scope(d) == 'model' else 'alarm (partition)'}"
             ax.scatter([i], [top], marker=m, color=c, s=50, zorder=5, label=label if label not in seen else None)
         elif t == "retrain":
             label = "retrain event"
@@ -382,8 +539,8 @@ def write_report(w: Workload, detections: list[dict[str, Any]], prefix: Path, *,
     ax2.set_xlabel("inference event #")
     ax2.grid(alpha=0.3)
     ax.set_ylabel("error rate")
-    ax.set_title(f"driftstream demo: served-model error, true changes, detections and decisions "
-                 f"(all {partitions} partitions)")
+    ax.set_title(f"driftstream demo: served-model error, true changes, model-scope incidents and decisions "
+                 f"({partitions} partitions{', with their own signals' if partition_events else ''})")
     ax.legend(loc="center left", fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -405,7 +562,8 @@ def write_report(w: Workload, detections: list[dict[str, Any]], prefix: Path, *,
         if isinstance(d.get("p_value"), (int, float)):
             shown += f" (p={d['p_value']:.2g})"
         return (f"<tr><td>{_index(w, d)}</td><td>{what}</td><td>{d.get('detector', '')}</td><td>{shown}</td>"
-                f"<td>{d.get('partition', '')}</td><td>{d.get('model', '')}</td><td><code>{d.get('id')}</code></td></tr>")
+                f"<td>{_scope(d)}</td><td>{d.get('partition', '') if _scope(d) == 'partition' else 'all'}</td>"
+                f"<td>{d.get('model', '')}</td><td><code>{d.get('id')}</code></td></tr>")
 
     html = prefix.with_suffix(".html")
     html.write_text(
@@ -418,7 +576,7 @@ def write_report(w: Workload, detections: list[dict[str, Any]], prefix: Path, *,
         f"<img src='data:image/png;base64,{b64}' style='max-width:100%'>"
         "<h2>Events</h2><p>statistic: the test statistic of data-drift events (KS D, χ²), the rolling served "
         "error at concept-drift alarms.</p><table><tr><th>event #</th><th>what</th><th>detector</th>"
-        "<th>statistic</th><th>partition</th><th>model</th>"
+        "<th>statistic</th><th>scope</th><th>partition</th><th>model</th>"
         "<th>id</th></tr>" + "".join(cell(d) for d in sorted(rows, key=lambda d: _index(w, d))) + "</table></body></html>"
     )
     return png, html
