@@ -508,6 +508,24 @@ def test_dashboard_has_drift_annotations_on_the_alarm_counter() -> None:
     assert any('driftstream_detector_alarms_total{level="drift"' in a["expr"] for a in annotations)
 
 
+def test_dashboard_shows_model_scope_first() -> None:
+    panels = [p for p in dashboard()["panels"] if p["type"] != "row"]
+
+    def top(metric: str) -> int:
+        ys = [p["gridPos"]["y"] for p in panels if any(metric in t.get("expr", "") for t in p.get("targets", []))]
+        assert ys, f"no panel on {metric}"
+        return min(ys)
+
+    model = [top(m) for m in ("driftstream_model_incidents_total", "driftstream_model_retrain_events_total",
+                              "driftstream_scope_partitions_skipped")]
+    partition = [top(m) for m in ("driftstream_detector_alarms_total", "driftstream_retrain_events_total",
+                                  "driftstream_served_model_error")]
+    assert max(model) < min(partition), f"model-scope panels at y={model}, partition panels at y={partition}"
+    on = [a for a in dashboard()["annotations"]["list"] if a.get("expr") and a.get("enable")]
+    assert on and all("driftstream_model_incidents_total" in a["expr"] for a in on), \
+        "the annotations shown by default are the model-scope incidents"
+
+
 def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
     rules = []
     for i, q in enumerate(dashboard_queries().values()):
