@@ -12,8 +12,11 @@ runs, on the merged stream, with the model's full traffic:
 4. the retrain policy (:class:`stream.policy.RetrainPolicy`): cooldowns and episodes are per model.
 
 It publishes **incidents**, not alarms: the first concept alarm opens an incident; alarms of any detector
-that follow within ``incident_quiet_seconds`` of event time of the incident's last alarm belong to it and
-are not published again (the same per data-drift signal). Every output carries ``"scope": "model"``;
+that follow within ``incident_quiet_seconds`` of event time of the incident's last alarm, in the same
+direction, belong to it and are not published again (the same per data-drift signal). A concept incident
+says which way the served error moved (``direction``, ``error_before`` / ``error_after`` around the change
+point of the merged errors since the previous alarm); an improvement is ``info`` and, by default, does not
+retrain (``retrain.retrain_on_improvement``). Every output carries ``"scope": "model"``;
 ids derive from the model and the merged position of the item that caused them
 (``scope:<model>:<input topic>:<partition>:<offset>:<kind>``), so replays and any arrival interleaving
 give the same events. Nothing in an event depends on when summaries arrived (watermark lag and holding
@@ -35,7 +38,7 @@ import numpy as np
 from stream.champion import ChampionChallenger
 from stream.config import ModelSpec, ScopeConfig
 from stream.datadrift import DataDriftMonitor
-from stream.detect import ConceptDetectors
+from stream.detect import MIN_SINCE_ALARM, ConceptDetectors, change_point
 from stream.policy import RetrainPolicy
 from stream.scope.merge import LABEL, OUTCOME, ROW, Release, SummaryMerge
 from stream.scope.summary import Summary
@@ -104,6 +107,8 @@ class ModelStage:
         #: merged items processed so far (the merged position)
         self.seq = 0
         self.joined = 0
+        #: the merged join count at the last concept alarm (the change point is estimated since it)
+        self.last_alarm_joined = 0
         #: per partition, next [inference, labels] offsets of the join frontier (last outcome merged)
         self.join_pos: list[list[int | None]] = [[None, None] for _ in range(P)]
         #: per partition, next [inference, labels] offsets of everything merged
@@ -291,11 +296,21 @@ class ModelStage:
             # the alarming outcome itself is part of the change
             p = item[1]
             counts0[p] = [counts0[p][0] - 1, counts0[p][1] - item[6][0]]
+        # which way the served error moved: the change point of the errors since the previous alarm (as in
+        # stream.detect.ModelMonitor._alarm), over the merged stream
+        served_all = list(self.recent_served)
+        since = max(self.joined - self.last_alarm_joined, MIN_SINCE_ALARM)
+        segment = served_all[-since:] if self.last_alarm_joined and since < len(served_all) else served_all
+        _, before, after = change_point(segment)
+        direction = "improvement" if after < before else "degradation"
+        self.last_alarm_joined = self.joined
         inc = self.concept_incident
-        if inc is not None and ts - inc["last_ts"] <= self.cfg.incident_quiet_seconds:
+        if inc is not None and ts - inc["last_ts"] <= self.cfg.incident_quiet_seconds \
+                and inc.get("direction", "degradation") == direction:
             inc["last_ts"] = ts
             inc["alarms"] += 1
-            self.policy.observe_concept_drift(inc["id"], _Snapshot(cp))
+            self.policy.observe_concept_drift(inc["id"], _Snapshot(cp), direction=direction, error_before=before,
+                                              error_after=after)
             return
         served, online, event_id, ioff, loff, pts = item[6]
         contributing = {}
@@ -310,7 +325,10 @@ class ModelStage:
             "signal": "served_error",
             "model": self.model,
             "detector": detector,
-            "severity": "critical",
+            "severity": "critical" if direction == "degradation" else "info",
+            "direction": direction,
+            "error_before": before,
+            "error_after": after,
             **self._where(item),
             "event_id": event_id,
             "prediction_offset": ioff,
@@ -325,11 +343,12 @@ class ModelStage:
             "joined_count": self.joined,
             "calibration": self.concept.calibration(detector),
         }
-        self.concept_incident = {"id": ev["id"], "last_ts": ts, "alarms": 1}
+        self.concept_incident = {"id": ev["id"], "last_ts": ts, "alarms": 1, "direction": direction}
         self.warning_start = None
         self.last_warning_at = None
         out.append(Output("drift_events", self.model, ev))
-        self.policy.observe_concept_drift(ev["id"], _Snapshot(cp))
+        self.policy.observe_concept_drift(ev["id"], _Snapshot(cp), direction=direction, error_before=before,
+                                          error_after=after)
 
     # -- data drift ---------------------------------------------------------------------------------
     def _data_drift(self, item: tuple[Any, ...], what: str, f: Any, out: list[Output]) -> None:
@@ -443,6 +462,7 @@ class ModelStage:
             "policy": self.policy.to_state(),
             "seq": self.seq,
             "joined": self.joined,
+            "last_alarm_joined": self.last_alarm_joined,
             "join_pos": [list(x) for x in self.join_pos],
             "seen_pos": [list(x) for x in self.seen_pos],
             "counts": [list(x) for x in self.counts],
@@ -471,6 +491,7 @@ class ModelStage:
         self.policy.load_state(s["policy"])
         self.seq = s["seq"]
         self.joined = s["joined"]
+        self.last_alarm_joined = s.get("last_alarm_joined", 0)
         self.join_pos = [list(x) for x in s["join_pos"]]
         self.seen_pos = [list(x) for x in s["seen_pos"]]
         self.counts = [list(x) for x in s["counts"]]

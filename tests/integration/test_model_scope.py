@@ -73,3 +73,19 @@ def test_default_config_decides_once_per_model_over_all_partitions(stack):
         frm, to = span["from"]["inference_offset"], span["to"]["inference_offset"]
         assert frm is None or frm <= to, (p, span)
     assert inc["id"] in retrains[0]["evidence"]
+
+
+def test_a_recurring_concept_is_one_degradation_and_one_improvement_incident_and_one_retrain(stack):
+    cfg = fresh_config(stack, scope=True)
+    cfg = dataclasses.replace(cfg, topics=dataclasses.replace(cfg.topics, partitions=PARTITIONS))
+    ensure_topics(admin_client(cfg), cfg)
+    w = Workload(n_events=15_000, change_points=(5_000, 10_000), concepts=2, seed=32, spacing=0.01)
+    produce(producer(cfg), w, cfg.topics.inference, cfg.topics.labels)
+    _run(cfg, sum(1 for _ in events(w)))
+    model = [e for e in read_topic(cfg, cfg.topics.drift_events) if e["scope"] == "model" and e["kind"] == "concept"]
+    assert [(e["direction"], e["severity"]) for e in sorted(model, key=lambda e: e["ts"])] == [
+        ("degradation", "critical"), ("improvement", "info")], [(e["ts"] - w.t0, e["direction"]) for e in model]
+    down, up = sorted(model, key=lambda e: e["ts"])
+    assert down["error_before"] < down["error_after"] and up["error_after"] < up["error_before"]
+    retrains = [e for e in read_topic(cfg, cfg.topics.retrain_events)]
+    assert len(retrains) == 1 and retrains[0]["scope"] == "model" and down["id"] in retrains[0]["evidence"]
