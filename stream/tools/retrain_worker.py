@@ -2,17 +2,19 @@
 
 It shows how a downstream service uses driftstream's alerts. For each retrain event it
 
-1. reads the recommended window back from Kafka: the partition's inference and label messages from the
-   window's start (offsets, or a timestamp looked up with ``offsets_for_times``) to the newest message;
+1. reads the recommended window back from Kafka: the inference and label messages from the window's start
+   (offsets, or a timestamp looked up with ``offsets_for_times``) to the newest message, of the event's
+   partition, or of every partition in ``window.partitions`` for a model-scope event (``"scope": "model"``:
+   one model trained once on all its traffic, not once per partition);
 2. joins them by id and splits them in time: the newest ``holdout_fraction`` of labelled events is the
    evaluation slice, the rest the training set;
 3. trains a fresh model of the online model's configured kind (``stream.learner.build_online_model``: the
    compiled linear model, or River's) on the training set;
-4. evaluates it on the evaluation slice against the current online model (loaded from the partition's
-   Redis checkpoint, HMAC-checked before it is parsed or unpickled) and against the served model's own
-   predictions;
-5. publishes the outcome to ``model-updates`` (id derived from the retrain event id, so a replay
-   duplicates rather than differs) and only then commits its offset.
+4. evaluates it on the evaluation slice against the current online model (each row against the online
+   model of its partition, loaded from that partition's Redis checkpoint, HMAC-checked before it is parsed
+   or unpickled) and against the served model's own predictions;
+5. publishes one outcome per retrain event to ``model-updates`` (id derived from the retrain event id, so
+   a replay duplicates rather than differs) and only then commits its offset.
 """
 
 from __future__ import annotations
@@ -85,20 +87,51 @@ def _offset_for_time(cfg: AppConfig, topic: str, partition: int, ts: float) -> i
 def _window_offsets(cfg: AppConfig, ev: dict[str, Any]) -> dict[str, tuple[int, int]]:
     """From the recommended start to the newest data: the window opens where the new concept begins,
     and everything that arrived since the decision reflects it too."""
-    p = ev["partition"]
     win = ev["window"]
+    return _partition_window(cfg, ev["partition"], win["from"], win["to"], win["from"]["ts"])
+
+
+def _partition_window(cfg: AppConfig, p: int, frm: dict[str, Any], to: dict[str, Any], from_ts: float
+                      ) -> dict[str, tuple[int, int]]:
+    """``{topic: (start, end)}`` of partition ``p``: from the offsets in ``frm`` (or, where one is None,
+    the first message at ``from_ts``) to the newest message."""
     out = {}
     c = Consumer({**consumer_config(cfg), "group.id": f"{cfg.processing.group_id}-retrain-reader"})
     try:
         for topic, key in ((cfg.topics.inference, "inference_offset"), (cfg.topics.labels, "labels_offset")):
-            start = win["from"].get(key)
+            start = frm.get(key)
             if start is None:
-                start = _offset_for_time(cfg, topic, p, win["from"]["ts"])
+                start = _offset_for_time(cfg, topic, p, from_ts)
             end = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            out[topic] = (int(start), max(int(end), int(win["to"][key] or 0)))
+            out[topic] = (int(start), max(int(end), int(to.get(key) or 0)))
     finally:
         c.close()
     return out
+
+
+def _windows(cfg: AppConfig, ev: dict[str, Any]) -> dict[int, dict[str, tuple[int, int]]]:
+    """Partition -> ``{topic: (start, end)}`` to train on: the event's partition, or for a model-scope
+    event every partition of ``window.partitions`` (the model's whole traffic)."""
+    if ev.get("scope") != "model":
+        return {int(ev["partition"]): _window_offsets(cfg, ev)}
+    win = ev["window"]
+    return {int(p): _partition_window(cfg, int(p), span["from"], span["to"], win["from"]["ts"])
+            for p, span in sorted(win["partitions"].items(), key=lambda kv: int(kv[0]))}
+
+
+def _labelled_rows(cfg: AppConfig, model_name: str, p: int, ranges: dict[str, tuple[int, int]]
+                   ) -> list[tuple[Any, ...]]:
+    """(ts, partition, features, served prediction, label) of the model's joined events in ``ranges``."""
+    preds = {e.get("id"): e for e in _read_range(cfg, cfg.topics.inference, p, *ranges[cfg.topics.inference])
+             if isinstance(e, dict) and e.get("model") == model_name and isinstance(e.get("features"), dict)}
+    rows = []
+    for lab in _read_range(cfg, cfg.topics.labels, p, *ranges[cfg.topics.labels]):
+        if not isinstance(lab, dict):
+            continue
+        pr = preds.get(lab.get("id"))
+        if pr is not None and lab.get("model") == model_name:
+            rows.append((pr["ts"], p, pr["features"], pr.get("prediction"), lab.get("label")))
+    return rows
 
 
 def _error(task: str, model: Any, x: dict[str, Any], y: Any) -> float:
@@ -110,43 +143,48 @@ def _error(task: str, model: Any, x: dict[str, Any], y: Any) -> float:
 
 def evaluate_retrain_event(cfg: AppConfig, ev: dict[str, Any], store: CheckpointStore | None,
                            holdout_fraction: float = 0.2) -> dict[str, Any]:
-    model_name, p = ev["model"], ev["partition"]
+    model_name = ev["model"]
     spec = cfg.model_spec(model_name)
-    ranges = _window_offsets(cfg, ev)
-    preds = {e.get("id"): e for e in _read_range(cfg, cfg.topics.inference, p, *ranges[cfg.topics.inference])
-             if isinstance(e, dict) and e.get("model") == model_name and isinstance(e.get("features"), dict)}
-    rows = []
-    for lab in _read_range(cfg, cfg.topics.labels, p, *ranges[cfg.topics.labels]):
-        if not isinstance(lab, dict):
-            continue
-        pr = preds.get(lab.get("id"))
-        if pr is not None and lab.get("model") == model_name:
-            rows.append((pr["ts"], pr["features"], pr.get("prediction"), lab.get("label")))
-    rows.sort(key=lambda r: r[0])
+    model_scope = ev.get("scope") == "model"
+    windows = _windows(cfg, ev)
+    rows = [r for p, ranges in windows.items() for r in _labelled_rows(cfg, model_name, p, ranges)]
+    # event time, ties by partition (each partition's rows keep their order): the same split on a replay
+    rows.sort(key=lambda r: (r[0], r[1]))
     n_hold = max(1, int(len(rows) * holdout_fraction)) if rows else 0
     train, hold = rows[: len(rows) - n_hold], rows[len(rows) - n_hold:]
     candidate = build_online_model(spec.online_model, spec.task)
-    for _, x, _, y in train:
+    for _, _, x, _, y in train:
         candidate.learn_one(model_x(candidate, x), y)
     result: dict[str, Any] = {
         "id": f"{ev['id']}:retrain-result",
         "type": "retrain-result",
+        "scope": "model" if model_scope else "partition",
         "model": model_name,
-        "partition": p,
         "retrain_event": ev["id"],
         "reasons": ev.get("reasons", []),
-        "window": {t: {"from": a, "to": b} for t, (a, b) in ranges.items()},
         "trained_on": len(train),
         "evaluated_on": len(hold),
     }
+    ranges_json = {p: {t: {"from": a, "to": b} for t, (a, b) in r.items()} for p, r in windows.items()}
+    if model_scope:
+        result["partitions"] = sorted(windows)
+        result["window"] = {str(p): w for p, w in ranges_json.items()}
+        result["rows_per_partition"] = {str(p): sum(1 for r in rows if r[1] == p) for p in sorted(windows)}
+    else:
+        (p,) = windows
+        result["partition"] = p
+        result["window"] = ranges_json[p]
     if not hold or not train:
         result.update({"promote": False, "note": "not enough labelled data in the window"})
         return result
-    result["candidate_error"] = sum(_error(spec.task, candidate, x, y) for _, x, _, y in hold) / len(hold)
-    result["served_error"] = sum(served_error(spec.task, sp, y) for _, _, sp, y in hold) / len(hold)
-    online = _load_online_model(store, p, model_name)
-    if online is not None:
-        result["online_error"] = sum(_error(spec.task, online, x, y) for _, x, _, y in hold) / len(hold)
+    result["candidate_error"] = sum(_error(spec.task, candidate, x, y) for _, _, x, _, y in hold) / len(hold)
+    result["served_error"] = sum(served_error(spec.task, sp, y) for _, _, _, sp, y in hold) / len(hold)
+    # each row against the online model of its partition (one per partition): all of them, or no figure
+    online = {p: _load_online_model(store, p, model_name) for p in sorted({r[1] for r in hold})}
+    if all(m is not None for m in online.values()):
+        result["online_error"] = sum(_error(spec.task, online[p], x, y) for _, p, x, _, y in hold) / len(hold)
+    elif model_scope:
+        result["online_missing"] = [p for p, m in online.items() if m is None]
     best_other = min(v for k, v in result.items() if k in ("served_error", "online_error"))
     result["promote"] = result["candidate_error"] < best_other
     return result

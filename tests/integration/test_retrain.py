@@ -17,6 +17,8 @@ from stream.config import RetrainPolicyConfig
 from stream.metrics import Metrics
 from stream.tools.retrain_worker import run_worker
 from stream.tools.workload import Workload, events, produce
+from stream.topics import admin_client, ensure_topics
+from tests.integration.conftest import fresh_config
 from tests.integration.helpers import messages_done, producer, read_topic, run_until
 
 
@@ -208,3 +210,37 @@ def test_retrain_worker_trains_on_the_recommended_window_and_reports(cfg, redis_
         assert r["candidate_error"] < r["served_error"]
         assert "online_error" in r
         assert r["promote"] == (r["candidate_error"] < min(r["served_error"], r["online_error"]))
+
+
+def test_retrain_worker_trains_once_per_model_scope_event_on_every_partition(stack, redis_client):
+    # the defaults: the model stage decides, and its retrain event's window covers every partition
+    c = fresh_config(stack, scope=True)
+    c = dataclasses.replace(c, topics=dataclasses.replace(c.topics, partitions=4))
+    ensure_topics(admin_client(c), c)
+    w = Workload(n_events=12_000, change_points=(5_000,), seed=41, spacing=0.01)
+    produce(producer(c), w, c.topics.inference, c.topics.labels)
+    registry = CollectorRegistry()
+    svc = build_service(c, Metrics(registry))
+    th = threading.Thread(target=svc.run, daemon=True)
+    th.start()
+    deadline = time.monotonic() + 120
+    while messages_done(registry) < _total(w) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(6.0)  # the model stage reads the last summaries
+    svc.stop()
+    th.join(60)
+    retrains = read_topic(c, c.topics.retrain_events)
+    assert retrains and all(e["scope"] == "model" for e in retrains), [e.get("scope") for e in retrains]
+    store = CheckpointStore(redis_client, c.state.key_prefix, c.processing.group_id, c.state.hmac_key.encode())
+    assert run_worker(c, store, max_events=len(retrains), max_seconds=120) == 0
+    results = [r for r in read_topic(c, c.topics.model_updates) if r["type"] == "retrain-result"]
+    # one result per model-scope event (not one per partition)
+    assert sorted(r["retrain_event"] for r in results) == sorted(e["id"] for e in retrains)
+    for r in results:
+        assert r["scope"] == "model" and r["partitions"] == [0, 1, 2, 3]
+        assert sorted(r["window"], key=int) == ["0", "1", "2", "3"]
+        # trained once on the rows of every partition
+        assert all(n > 10 for n in r["rows_per_partition"].values()), r["rows_per_partition"]
+        assert sum(r["rows_per_partition"].values()) == r["trained_on"] + r["evaluated_on"]
+        assert r["served_error"] > 0.3 and r["candidate_error"] < r["served_error"]
+        assert "online_error" in r  # every partition's online model, from its Redis checkpoint
