@@ -1,6 +1,6 @@
 """Smoke test of ``benchmarks/pipeline.py``: the ceiling and driftstream variants on a tiny workload.
 
-Not the Quix baseline (it keeps CI light) and never a check of speed: only that every variant consumed
+The Quix baseline only in a short second test (it needs the bench extra), and never a check of speed: only that every variant consumed
 exactly every input message in each of two rounds, and that the tables have a row for each of them.
 """
 
@@ -10,10 +10,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.integration.conftest import REPO
 
-VARIANTS = ("ceiling", "driftstream", "driftstream-nockpt", "driftstream+model")
-ROWS = ("1 ceiling", "2 driftstream", "2b driftstream", "3 driftstream+model")
+VARIANTS = ("ceiling", "driftstream", "driftstream-nockpt", "driftstream-no-model")
+ROWS = ("1 ceiling", "2 driftstream default config", "2b driftstream no ckpt", "3 driftstream model off")
 
 
 def test_pipeline_benchmark_consumes_every_message(stack, tmp_path):
@@ -37,8 +39,31 @@ def test_pipeline_benchmark_consumes_every_message(stack, tmp_path):
     for row in ROWS:
         assert row in table_rows, f"row {row!r} missing from the table:\n{proc.stdout}"
     assert "checkpoint overhead" in proc.stdout
-    for name in ("driftstream", "driftstream-nockpt", "driftstream+model"):  # the service's own thread
+    for name in ("driftstream", "driftstream-nockpt", "driftstream-no-model"):  # the service's own thread
         main = result["variants"][name]["extra"]["main_thread_cpu_seconds"]
         assert 0 < main <= result["variants"][name]["cpu_seconds"]
-    assert "service thread CPU, 2 driftstream" in proc.stdout
+        assert result["variants"][name]["cpu_per_million"] > 0 and result["variants"][name]["rate"] > 0
+    assert "service thread CPU, 2 driftstream default config" in proc.stdout
+    assert "2 / 3 CPU per event (default config vs model off)" in proc.stdout
+    assert result["ratios"]["cpu_default_over_no_model"] > 0
     assert "cleanup: deleted" in proc.stderr
+
+
+def test_quix_variants_with_and_without_the_model_consume_every_message(stack, tmp_path):
+    pytest.importorskip("quixstreams", reason="the baseline needs the bench extra: pip install -e '.[bench]'")
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "pipeline.py"), "--events", "2000", "--variants",
+         "driftstream,quix,quix+model", "--no-resume", "--timeout", "180", "--json", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=540,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    for name in ("quix", "quix+model"):
+        v = result["variants"][name]
+        assert v["consumed"] == result["expect"] == 2 * 2000, name
+        assert v["extra"]["joined"] == 2000
+    assert result["variants"]["quix+model"]["extra"]["models"] == 8  # one per (partition, model)
+    assert "models" not in result["variants"]["quix"]["extra"]
+    assert result["ratios"]["cpu_quix_model_over_default"] > 0
+    assert "5 / 2 CPU per event (Quix + River + model vs default config)" in proc.stdout
