@@ -235,9 +235,9 @@ def _summary_lines(w: Workload, detections: list[dict[str, Any]], figures: dict[
     if fs["at"] is not None:
         lines.append(f"feature shift at event {fs['at']}: first feature-drift incident {_detection(fs)}")
     data = [d for d in model if d.get("type") == "drift" and d.get("kind") != "concept"]
+    signals = sorted(_counts(d["kind"] + ":" + d["signal"] for d in data).items())
     lines.append(f"incidents: concept {figures['incidents']['concept']}, feature {figures['incidents']['feature']}; "
-                 f"all data-drift incidents {len(data)} "
-                 f"({', '.join(f'{k} {v}' for k, v in sorted(_counts(d['kind'] + ':' + d['signal'] for d in data).items())) or 'none'})")
+                 f"all data-drift incidents {len(data)} ({', '.join(f'{k} {v}' for k, v in signals) or 'none'})")
     lines.append(f"false alarms (model-scope incidents before the first change): {figures['false_alarms']}")
     others = _counts(d["type"] for d in model if d.get("type") != "drift")
     lines.append(f"retrain events: {figures['retrain_events']}; model-scope decisions: "
@@ -345,7 +345,8 @@ def _alarm_line(ev: dict[str, Any], w: Workload | None = None) -> str:
             span = " ".join(f"p{p}:{v['from'].get('inference_offset')}-{v['to'].get('inference_offset')}"
                             for p, v in sorted(parts.items(), key=lambda kv: int(kv[0])))
             return (f"[bold yellow]RETRAIN[/] model={ev['model']} {where} reasons={','.join(ev['reasons'])} "
-                    f"window from {win['source']} ({_event_no(w, win['from']['ts'])}) to {_event_no(w, win['to']['ts'])} "
+                    f"window from {win['source']} ({_event_no(w, win['from']['ts'])}) "
+                    f"to {_event_no(w, win['to']['ts'])} "
                     f"over {len(parts)} partitions (inference offsets {span})")
         return (f"[bold yellow]RETRAIN[/] model={ev['model']} {where} reasons={','.join(ev['reasons'])} "
                 f"window from {win['source']} (inference offset {win['from'].get('inference_offset')})")
@@ -378,10 +379,14 @@ def _alarm_line(ev: dict[str, Any], w: Workload | None = None) -> str:
         contrib = ev.get("contributing_partitions") or {}
         counts = " ".join(f"p{p}:{v['outcomes'] if isinstance(v, dict) else v}"
                           for p, v in sorted(contrib.items(), key=lambda kv: int(kv[0])))
+        if ev.get("direction") is not None:  # which way the served error moved around the change point
+            before, after = ev.get("error_before", float("nan")), ev.get("error_after", float("nan"))
+            line += f" · {ev['direction']} {before:.2f} → {after:.2f}"
         line += (f" · change point {_event_no(w, cp['ts']) if 'ts' in cp else '?'} "
                  f"({key.replace('_', ' ')}s {_offsets(cp.get('partitions') or {}, key)})"
-                 f" · contributing partitions {len(contrib)} ({'outcomes' if ev.get('kind') == 'concept' else 'values'} "
-                 f"{counts}) · evidence {len(ev.get('evidence') or [])}")
+                 f" · contributing partitions {len(contrib)} "
+                 f"({'outcomes' if ev.get('kind') == 'concept' else 'values'} {counts})"
+                 f" · evidence {len(ev.get('evidence') or [])}")
     return line
 
 
