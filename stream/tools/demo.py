@@ -2,8 +2,10 @@
 
 1. make sure Kafka and Redis answer (start the local stack with ``deploy/local/stack.sh`` if they do not);
 2. create fresh demo topics and produce a workload whose concept changes at known points, at a steady rate;
-3. run the service (same code as ``driftstream run``) while a console consumer prints drift events live;
-4. print true change points vs detections, and write a report (PNG + self-contained HTML).
+3. run the service (same code as ``driftstream run``) while a console consumer prints the model-scope
+   incidents and decisions live (the partitions' own events too with ``--partition-events``);
+4. wait for the model-level stage to read every summary, print true change points vs model-scope detections
+   (``--summary-json``: the same figures as JSON), and write a report (PNG + self-contained HTML).
 
 On a terminal the console is a live table per partition; otherwise (CI logs, ``| tee``) it prints plain lines,
 never wrapped, and a status line every 2 s. Both say how long the first processed event took from the start.
@@ -249,7 +251,7 @@ def _summary_lines(w: Workload, detections: list[dict[str, Any]], figures: dict[
                  + (", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) or "none"))
     if partition_events:
         idx = sorted(_index(w, d) for d in part if d.get("type") == "drift" and d.get("kind") == "concept"
-                     and d.get("severity") != "info" and not d.get("warning"))
+                     and not d.get("warning"))
         for cp in w.change_points:
             after = [i for i in idx if i >= cp]
             lines.append(f"partition scope: true change at event {cp}: first alarm of any partition "
