@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import logging
+import time
+from typing import Any
 
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
@@ -95,6 +95,14 @@ def ensure_topics(admin: Any, cfg: AppConfig, timeout: float = 30.0) -> list[str
         except Exception as exc:  # TOPIC_ALREADY_EXISTS from a concurrent creator is fine
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
+    # the creation is acknowledged before every broker's metadata has the topics: wait for them, so that a
+    # check right after (``topics create`` then ``run``) does not find them missing
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = _partition_counts(admin, timeout)
+        if all(counts.get(name) for name in missing):
+            break
+        time.sleep(0.2)
     return missing
 
 

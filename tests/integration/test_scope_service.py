@@ -22,7 +22,7 @@ from tests.unit.scope.sim import interleave, partition_items, summaries, workloa
 
 SPEC = ModelSpec(data_drift=DataDriftConfig(reference_size=300, window_size=200, step=50),
                  challenger=ChallengerConfig(window=500, min_pairs=100, every=50))
-SCOPE = ScopeConfig(max_watermark_lag_seconds=5.0, incident_quiet_seconds=10.0)
+SCOPE = ScopeConfig(max_watermark_lag_seconds=5.0, incident_quiet_seconds=10.0, idle_partition_seconds=0.0)
 INPUT_PARTITIONS = 4
 MODELS = ("fraud", "churn")
 
