@@ -170,6 +170,15 @@ class Metrics:
         self.scope_late.labels(model).set(late)
         self.scope_forced.labels(model).set(forced)
 
+    def scope_forget(self, model: str) -> None:
+        """This instance no longer decides for ``model`` (its stage moved): drop its gauges, else a stale
+        non-zero value would keep an alert firing here."""
+        for g in (self.scope_late, self.scope_forced):
+            try:
+                g.remove(model)
+            except KeyError:
+                pass
+
     def retrain(self, model: str, reasons: list[str]) -> None:
         for r in reasons:
             self.retrain_events.labels(model, r).inc()

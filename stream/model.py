@@ -327,8 +327,8 @@ class ModelPipeline:
             if self.ctx.publish_decisions:
                 self.ctx.publisher.send(self.ctx.topics.model_updates, self.name,
                                         challenger_event(at, self.name, model_version, here, result))
-        elif not result.challenger_better:
-            cc.better = False
+        elif not result.challenger_better and result.challenger_error >= result.champion_error:
+            cc.better = False  # re-armed once the challenger is no longer ahead (not on one insignificant test)
 
     # -- containment --------------------------------------------------------------------------------
     def disable(self, component: str, exc: BaseException, at: Origin, ts: float | None) -> None:

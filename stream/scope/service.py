@@ -109,13 +109,18 @@ class ScopeService:
     def on_revoke(self, consumer: Any, tps: list[Any]) -> None:
         for tp in tps:
             if tp.partition in self.owned:
-                self.checkpoint(tp.partition)
-                del self.owned[tp.partition]
+                self._checkpoint_or_drop(tp.partition)
+                self._forget(self.owned.pop(tp.partition, None))
 
     def on_lost(self, consumer: Any, tps: list[Any]) -> None:
         # another owner may already have it: drop the in-memory state without writing
         for tp in tps:
-            self.owned.pop(tp.partition, None)
+            self._forget(self.owned.pop(tp.partition, None))
+
+    def _forget(self, own: _Owned | None) -> None:
+        if own is not None and self.metrics is not None:
+            for model in own.stages:
+                self.metrics.scope_forget(model)
 
     # -- processing ---------------------------------------------------------------------------------
     def process(self, messages: list[Any]) -> None:

@@ -445,8 +445,8 @@ class ModelStage:
                 "evidence": _comparison(result),
                 **self._where(item),
             }))
-        elif not result.challenger_better:
-            cc.better = False
+        elif not result.challenger_better and result.challenger_error >= result.champion_error:
+            cc.better = False  # re-armed once the challenger is no longer ahead (not on one insignificant test)
 
     # -- state --------------------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
