@@ -262,6 +262,9 @@ class ModelMonitor:
         self._batch: list[tuple[float, float | None, Joined]] = []
         #: what the online model raised while learning (the pipeline reports it and clears it)
         self.online_failure: BaseException | None = None
+        #: the micro-batch's online-model operations in arrival order, while :attr:`batches_online`: a
+        #: prediction ``(pending, features, origin)`` or a learn ``(joined, index in the batch)``
+        self._online_ops: list[tuple[Any, Any, Any]] = []
         self._batch_start: tuple[list[float], list[float], int] = ([], [], 0)
 
     # -- per event --------------------------------------------------------------------------------
@@ -282,7 +285,9 @@ class ModelMonitor:
         self.joined += 1
         self.served_errors_total += err
         self.recent_served.append(err)
-        if self.online is not None:
+        if self.online is not None and self.batches_online:
+            self._online_ops.append((j, len(self._batch), None))  # learnt, with its online error, in settle_online
+        elif self.online is not None:
             try:
                 op = j.prediction.online_prediction
                 oerr = 1.0 if op is None else served_error(self.spec.task, op, j.label) \
@@ -303,8 +308,85 @@ class ModelMonitor:
         self._batch.append((err, oerr, j))
         return swap
 
+    #: the compiled model takes the micro-batch's predictions and learning in one replay (settle_online); a
+    #: test sets it False for the per-event path it must equal
+    batch_online = True
+
+    @property
+    def batches_online(self) -> bool:
+        return self.batch_online and type(self.online) is OnlineLinearModel
+
+    def queue_prediction(self, pending: Any, features: dict[str, Any], origin: Any) -> None:
+        """An inference event's prediction, made in :meth:`settle_online` (into ``pending.online_prediction``)."""
+        self._online_ops.append((pending, features, origin))
+
+    def settle_online(self) -> tuple[list[tuple[Any, Any, int]], list[Swap]]:
+        """The micro-batch's queued predictions and learns, replayed by the compiled model in arrival order:
+        what the per-event path (:meth:`predict_online` at each inference, :meth:`on_joined` at each join)
+        computes. Returns the predictions ``(origin, prediction, model version)`` and the swaps, in order.
+
+        The foreground replays the batch once, and again from a swap on (the swapped-in model predicts
+        what follows it); the background model, which only learns, replays each stretch between a
+        warning and the next swap. The online errors and the detector are walked in order in Python, so a
+        warning or a drift takes effect at its join exactly as on the per-event path."""
+        ops, self._online_ops = self._online_ops, []
+        predictions: list[tuple[Any, Any, int]] = []
+        swaps: list[Swap] = []
+        task, det = self.spec.task, self.online_detector
+        predicted: list[Any] | None = None
+        p = 0
+        i, n = 0, len(ops)
+        bg_from = 0  # the background model has learnt the learns of ops[:bg_from]
+        while i < n:
+            if predicted is None:  # the foreground's predictions for ops[i:]
+                rest = ops[i:]
+                learn = [op[2] is None for op in rest]
+                predicted = self.online.replay_ops(
+                    [op[0].prediction.features if lf else op[1] for op, lf in zip(rest, learn)], learn,
+                    [op[0].label for op, lf in zip(rest, learn) if lf]).predictions
+                p = 0
+            pending, second, origin = ops[i]
+            i += 1
+            if origin is not None:  # a prediction
+                value = predicted[p]
+                p += 1
+                pending.online_prediction = value
+                predictions.append((origin, value, self.model_version))
+                continue
+            j = pending
+            o = j.prediction.online_prediction
+            oerr = 1.0 if o is None else served_error(task, o, j.label) if task == "classification" \
+                else abs(float(o) - float(j.label))
+            self.online_errors_total += oerr
+            self.recent_online.append(oerr)
+            self._batch[second] = (self._batch[second][0], oerr, j)
+            if det is None:
+                continue
+            det.update(oerr)  # what _adapt does, with the background's learning caught up before a swap
+            if getattr(det, "warning_detected", False) and self.background is None:
+                self.background = build_online_model(self.spec.online_model, self.spec.task)
+                self.background_trained_on = 0
+                bg_from = i
+            if det.drift_detected:
+                self._background_learns(ops[bg_from:i])
+                swaps.append(self._swap(j))
+                bg_from = i
+                predicted = None
+        self._background_learns(ops[bg_from:])
+        return predictions, swaps
+
+    def _background_learns(self, ops: list[tuple[Any, Any, Any]]) -> None:
+        bg = self.background
+        if bg is None:
+            return
+        js = [op[0] for op in ops if op[2] is None]
+        if js:
+            bg.replay_ops([j.prediction.features for j in js], [True] * len(js), [j.label for j in js])
+            self.background_trained_on += len(js)
+
     def disable_online(self) -> None:
         """No online model from here on (it raised)."""
+        self._online_ops = []
         self.online = None
         self.background = None
         self.background_trained_on = 0
@@ -344,6 +426,10 @@ class ModelMonitor:
             self.background_trained_on = 0
         if not det.drift_detected:
             return None
+        return self._swap(j)
+
+    def _swap(self, j: Joined) -> Swap:
+        """The background model (or a fresh one) replaces the foreground."""
         trained = self.background_trained_on
         self.online = self.background if self.background is not None else build_online_model(
             self.spec.online_model, self.spec.task)

@@ -85,11 +85,15 @@ class ModelPipeline:
         self.summary_items = 0
 
     # -- per record ---------------------------------------------------------------------------------
-    def on_inference(self, r: Record, ev: Any, seq: int) -> Any:
-        """Queue the event for the batch's data-quality pass; the online model's prediction (or None)."""
+    def on_inference(self, r: Record, ev: Any, seq: int, pending: Any = None) -> Any:
+        """Queue the event for the batch's data-quality pass; the online model's prediction (or None). A
+        compiled online model predicts at batch end instead (:meth:`settle_joins`), into ``pending``."""
         self.inference_rows.append((r, ev, seq))
         mon = self.monitor
         if mon.online is None:
+            return None
+        if pending is not None and mon.batches_online:
+            mon.queue_prediction(pending, ev.features, (r, ev))
             return None
         try:
             return mon.predict_online(ev.features)
@@ -98,6 +102,8 @@ class ModelPipeline:
             return None
 
     def publish_online_prediction(self, r: Record, ev: Any, online: Any) -> None:
+        if self.monitor.batches_online:  # published with the batch's replay (settle_joins)
+            return
         self.ctx.publisher.send(self.ctx.topics.online_predictions, ev.id,
                                 online_prediction_event(Origin(r.topic, r.partition, r.offset), ev, online,
                                                         self.monitor.model_version))
@@ -131,12 +137,34 @@ class ModelPipeline:
             self.ctx.publisher.send(self.ctx.topics.model_updates, self.name,
                                     swap_event(self._origin(swap.joined), self.name, swap))
 
+    def _settle_online(self) -> None:
+        """The online predictions and swaps of the batch, as the per-event path publishes them."""
+        mon, ctx = self.monitor, self.ctx
+        try:
+            predictions, swaps = mon.settle_online()
+        except Exception as exc:  # contained like the per-event path's failures (at the batch's last record)
+            mon.disable_online()
+            row = self.inference_rows[-1] if self.inference_rows else None
+            at = Origin(row[0].topic, row[0].partition, row[0].offset) if row else Origin("?", ctx.partition, -1)
+            self.disable("online_model", exc, at, row[1].ts if row else None)
+            return
+        topic, send = ctx.topics.online_predictions, ctx.publisher.send
+        for (r, ev), value, version in predictions:
+            send(topic, ev.id, online_prediction_event(Origin(r.topic, r.partition, r.offset), ev, value, version))
+        for swap in swaps:
+            self._swap_seqs.append(swap.joined.seq)
+            ctx.metrics.model_swap(self.name)
+            send(ctx.topics.model_updates, self.name, swap_event(self._origin(swap.joined), self.name, swap))
+
     def request_retrain(self, seq: int, reason: str = "on_demand") -> None:
         self.pending.append(RetrainRequest(seq, reason))
 
     # -- per micro-batch ----------------------------------------------------------------------------
     def settle_joins(self) -> None:
-        """The batch's deferred joins in order: exactly what :meth:`on_joined` does one by one, in a few passes."""
+        """The batch's deferred joins in order: exactly what :meth:`on_joined` does one by one, in a few passes.
+        First the compiled online model's replay of the batch (:meth:`ModelMonitor.settle_online`)."""
+        if self.monitor.batches_online:
+            self._settle_online()
         js = self.deferred_joins
         if not js:
             return

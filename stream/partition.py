@@ -124,8 +124,8 @@ class PartitionProcessor:
             self.last_ts = ev.ts
         if ev.ts > self.newest_ts[0]:
             self.newest_ts[0] = ev.ts
-        online = mp.on_inference(r, ev, self.seq + 1)
-        pending = PendingPrediction(r.offset, ev.ts, ev.model, ev.prediction, online, ev.features)
+        pending = PendingPrediction(r.offset, ev.ts, ev.model, ev.prediction, None, ev.features)
+        online = pending.online_prediction = mp.on_inference(r, ev, self.seq + 1, pending)
         try:
             joined = self.join.add_prediction(ev.id, pending)
         except MismatchedLabel as exc:
