@@ -65,6 +65,7 @@ def _break(proc: PartitionProcessor, model: str, component: str) -> None:
     if component == "online_model":
         mp.monitor.online.learn_one = boom
         mp.monitor.online.predict_one = boom
+        mp.monitor.online.replay_ops = boom  # the compiled model's per-batch replay (ModelMonitor.settle_online)
     elif component == "concept_detectors":
         mp.monitor.run_detectors = boom
     elif component == "data_drift":
@@ -113,5 +114,6 @@ def test_an_online_model_that_fails_while_learning_keeps_the_served_errors_count
     proc.process(recs[:200])
     mon = proc.models["a"].monitor
     mon.online.learn_one = lambda *a, **k: (_ for _ in ()).throw(Boom("no"))
+    mon.online.replay_ops = mon.online.learn_one  # the compiled model learns in its per-batch replay
     proc.process(recs[200:])
     assert mon.joined == 1000 and mon.online is None and proc.models["a"].disabled == {"online_model"}
