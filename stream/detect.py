@@ -6,7 +6,8 @@ the batch; alarm positions map back to the input position that completed the joi
 
 The online model (:func:`stream.learner.build_online_model`: compiled and River-exact, or a River model) is
 prequential: it predicts each inference event before it has seen its label and learns from it when the label
-joins. Its error is tracked on exactly the same joined events as the
+joins. The compiled model does both for a whole micro-batch in one replay, in arrival order
+(:meth:`ModelMonitor.settle_online`); River's models are called per event. Its error is tracked on exactly the same joined events as the
 served model's.
 """
 
@@ -328,7 +329,8 @@ class ModelMonitor:
         The foreground replays the batch once, and again from a swap on (the swapped-in model predicts
         what follows it); the background model, which only learns, replays each stretch between a
         warning and the next swap. The online errors and the detector are walked in order in Python, so a
-        warning or a drift takes effect at its join exactly as on the per-event path."""
+        warning or a drift takes effect at its join exactly as on the per-event path. If the model raises,
+        the pipeline turns it off for the whole batch (the per-event path does at the failing event)."""
         ops, self._online_ops = self._online_ops, []
         predictions: list[tuple[Any, Any, int]] = []
         swaps: list[Swap] = []

@@ -27,6 +27,10 @@ Heads:
   from one-vs-rest only through that prefix while the cost is halved. When a third class is learned the
   model becomes one-vs-rest: the first class keeps the regression, the second gets its negation, the
   third starts from zero (and from then on it is River's ``OneVsRestClassifier`` from that state).
+  Its effect on accuracy, measured (issue 18): prequential error 0.21147 with "auto" against 0.21146 with
+  "ovr" over 10 seeded binary streams of 20,000 events with a concept change (5 numeric features and an
+  8-category one, learning rate 0.05; 0.21479 against 0.21475 at 0.01); on the golden workload 22 of 5,520
+  online predictions changed.
 
 Inputs are the service's feature dicts as they are decoded: numbers (``int``/``float``) are scaled,
 strings are categories, booleans are the categories ``"True"``/``"False"`` (what ``detect._river_x``

@@ -182,8 +182,8 @@ def test_the_retrain_worker_reads_the_compiled_model_and_trains_the_configured_k
 
     inference = [orjson.loads(r.value) for r in records if r.topic == "inference"]
     labels = [orjson.loads(r.value) for r in records if r.topic == "labels"]
-    monkeypatch.setattr(retrain_worker, "_window_offsets",
-                        lambda cfg, ev: {cfg.topics.inference: (0, len(inference)), cfg.topics.labels: (0, len(labels))})
+    ranges = {cfg.topics.inference: (0, len(inference)), cfg.topics.labels: (0, len(labels))}
+    monkeypatch.setattr(retrain_worker, "_window_offsets", lambda cfg, ev: ranges)
     monkeypatch.setattr(retrain_worker, "_read_range",
                         lambda cfg, topic, p, a, b: inference if topic == cfg.topics.inference else labels)
     built = []
