@@ -116,6 +116,8 @@ class ModelStage:
         #: per partition, [outcomes, served error sum] merged so far
         self.counts: list[list[float]] = [[0, 0.0] for _ in range(P)]
         self.recent_served: deque[float] = deque(maxlen=ROLLING)
+        #: the same outcomes' (prediction ts, partition, inference offset, labels offset, served error)
+        self.recent_outcomes: deque[tuple[float, int, int, int, float]] = deque(maxlen=ROLLING)
         self.recent_online: deque[float] = deque(maxlen=ROLLING)
         #: start of the current warning episode: [snapshot, counts] and the joined count of its last warning
         self.warning_start: list[Any] | None = None
@@ -206,6 +208,7 @@ class ModelStage:
         every = self.spec.challenger.every
         join_pos, seen_pos, counts = self.join_pos, self.seen_pos, self.counts
         recent_served, recent_online = self.recent_served, self.recent_online
+        recent_outcomes = self.recent_outcomes
         recent_rows, recent_labels = self.recent_rows, self.recent_labels
         for k, item in enumerate(items):
             ts, p, topic, off, kind, tie, pl = item
@@ -223,6 +226,7 @@ class ModelStage:
                 cnt[1] += served
                 self.joined += 1
                 recent_served.append(served)
+                recent_outcomes.append((pl[5], p, ioff - 1, loff - 1, served))
                 if online is not None:
                     recent_online.append(online)
                 policy.observe_label(ts, served)
@@ -289,21 +293,27 @@ class ModelStage:
 
     def _concept_drift(self, item: tuple[Any, ...], detector: str, out: list[Output]) -> None:
         ts = item[0]
-        if self.warning_start is not None and self._warning_is_recent():
-            cp, counts0 = self.warning_start
+        # which way the served error moved, and where: the change point of the errors since the previous alarm
+        # (as in stream.detect.ModelMonitor._alarm), over the merged stream
+        served_all = list(self.recent_served)
+        since = max(self.joined - self.last_alarm_joined, MIN_SINCE_ALARM)
+        segment = served_all[-since:] if self.last_alarm_joined and since < len(served_all) else served_all
+        k, before, after = change_point(segment)
+        direction = "improvement" if after < before else "degradation"
+        self.last_alarm_joined = self.joined
+        estimated = None
+        if len(self.recent_outcomes) == len(served_all) and 0 < k < len(segment):
+            estimated = self._estimated_change(len(served_all) - len(segment) + k)
+        if self.warning_start is not None and self._warning_is_recent() and (
+                estimated is None or self.warning_start[0]["ts"] <= estimated[0]["ts"]):
+            cp, counts0 = self.warning_start  # the warning episode began before the estimated change
+        elif estimated is not None:
+            cp, counts0 = estimated
         else:
             cp, counts0 = self._snapshot(item[6][5]).data, [list(c) for c in self.counts]
             # the alarming outcome itself is part of the change
             p = item[1]
             counts0[p] = [counts0[p][0] - 1, counts0[p][1] - item[6][0]]
-        # which way the served error moved: the change point of the errors since the previous alarm (as in
-        # stream.detect.ModelMonitor._alarm), over the merged stream
-        served_all = list(self.recent_served)
-        since = max(self.joined - self.last_alarm_joined, MIN_SINCE_ALARM)
-        segment = served_all[-since:] if self.last_alarm_joined and since < len(served_all) else served_all
-        _, before, after = change_point(segment)
-        direction = "improvement" if after < before else "degradation"
-        self.last_alarm_joined = self.joined
         inc = self.concept_incident
         if inc is not None and ts - inc["last_ts"] <= self.cfg.incident_quiet_seconds \
                 and inc.get("direction", "degradation") == direction:
@@ -351,6 +361,22 @@ class ModelStage:
                                           error_after=after)
 
     # -- data drift ---------------------------------------------------------------------------------
+    def _estimated_change(self, start: int) -> tuple[dict[str, Any], list[list[float]]]:
+        """The change point at merged outcome ``start`` of the recent ones: its event time, per partition the
+        input position of its first outcome from there (the frontier for a partition with none since), and
+        the per-partition counts before it."""
+        recent = list(self.recent_outcomes)[start:]
+        first: dict[int, tuple[int, int]] = {}
+        counts0 = [list(c) for c in self.counts]
+        for _, p, ioff, loff, served in recent:
+            first.setdefault(p, (ioff, loff))
+            counts0[p][0] -= 1
+            counts0[p][1] -= served
+        parts = self._offsets(self.join_pos)
+        for p, (ioff, loff) in first.items():
+            parts[str(p)] = {"inference_offset": ioff, "labels_offset": loff}
+        return {"ts": recent[0][0], "partitions": parts}, counts0
+
     def _data_drift(self, item: tuple[Any, ...], what: str, f: Any, out: list[Output]) -> None:
         key = f"{f.kind}:{f.signal}:{f.detector}"
         ts = item[0]
@@ -467,6 +493,7 @@ class ModelStage:
             "seen_pos": [list(x) for x in self.seen_pos],
             "counts": [list(x) for x in self.counts],
             "recent_served": list(self.recent_served),
+            "recent_outcomes": [list(o) for o in self.recent_outcomes],
             "recent_online": list(self.recent_online),
             "warning_start": self.warning_start,
             "last_warning_at": self.last_warning_at,
@@ -496,6 +523,7 @@ class ModelStage:
         self.seen_pos = [list(x) for x in s["seen_pos"]]
         self.counts = [list(x) for x in s["counts"]]
         self.recent_served.extend(s["recent_served"])
+        self.recent_outcomes.extend(tuple(o) for o in s.get("recent_outcomes", ()))
         self.recent_online.extend(s["recent_online"])
         self.warning_start = s["warning_start"]
         self.last_warning_at = s["last_warning_at"]

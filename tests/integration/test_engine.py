@@ -62,7 +62,10 @@ def _final_states(cfg, redis_client) -> dict[int, dict]:
         probe = [{"amount": a, "age": g, "country": c, "channel": "web"}
                  for a in (10.0, 80.0, 150.0, 400.0) for g in (20, 50, 70) for c in ("DE", "NL", "ES")]
         for part in ("models", "backgrounds"):
-            models = {k: pickle.loads(__import__("base64").b64decode(v)) for k, v in st.pop(part, {}).items()}
+            stored = st.pop(part, {})
+            # the compiled model's state is plain data, compared as it is (exact round trip); River's pickles
+            st[part] = {k: v for k, v in stored.items() if not isinstance(v, str)}
+            models = {k: pickle.loads(__import__("base64").b64decode(v)) for k, v in stored.items() if isinstance(v, str)}
             st[f"probe_{part}"] = {k: [m.predict_one(x) for x in probe] for k, m in models.items()}
         states[p] = {"offsets": cp.offsets, "state": st}
     return states
