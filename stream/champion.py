@@ -51,25 +51,50 @@ class ChampionChallenger:
         self.better = False
         #: pairs added since the start (the window is full after ``window`` of them)
         self.added = 0
+        self._recount()
+
+    def _recount(self) -> None:
+        """Running counts of the window (classification: 0/1 errors, so the sums are exact integers and equal
+        to summing the window again)."""
+        pairs = self._pairs
+        self._s0 = sum(1 for e0, _ in pairs if e0 > 0)
+        self._s1 = sum(1 for _, e1 in pairs if e1 > 0)
+        self._b = sum(1 for e0, e1 in pairs if e0 > 0 and e1 == 0)
+        self._c = sum(1 for e0, e1 in pairs if e0 == 0 and e1 > 0)
 
     def add(self, champion_error: float, challenger_error: float) -> None:
-        self._pairs.append((champion_error, challenger_error))
+        pairs = self._pairs
+        if self.task == "classification":
+            if len(pairs) == self.window:  # the oldest pair leaves the window
+                o0, o1 = pairs[0]
+                self._count(o0, o1, -1)
+            self._count(champion_error, challenger_error, 1)
+        pairs.append((champion_error, challenger_error))
         self.added += 1
+
+    def _count(self, e0: float, e1: float, k: int) -> None:
+        w0, w1 = e0 > 0, e1 > 0
+        self._s0 += k * w0
+        self._s1 += k * w1
+        if w0 and not w1:
+            self._b += k
+        elif w1 and not w0:
+            self._c += k
 
     def compare(self) -> Comparison | None:
         n = len(self._pairs)
         if n < self.min_pairs:
             return None
-        champ = sum(p[0] for p in self._pairs) / n
-        chall = sum(p[1] for p in self._pairs) / n
         if self.task == "classification":
-            b = sum(1 for e0, e1 in self._pairs if e0 > 0 and e1 == 0)
-            c = sum(1 for e0, e1 in self._pairs if e0 == 0 and e1 > 0)
+            champ, chall = self._s0 / n, self._s1 / n
+            b, c = self._b, self._c
             if b + c == 0:
                 return Comparison("mcnemar", n, 0.0, 1.0, champ, chall, False, b, c)
             stat = (abs(b - c) - 1.0) ** 2 / (b + c)
             p = float(chi2_sf(stat, 1))
             return Comparison("mcnemar", n, stat, p, champ, chall, p < self.alpha and b > c, b, c)
+        champ = sum(p[0] for p in self._pairs) / n
+        chall = sum(p[1] for p in self._pairs) / n
         d = [abs(e0) - abs(e1) for e0, e1 in self._pairs]
         mean = sum(d) / n
         var = sum((x - mean) ** 2 for x in d) / (n - 1)
@@ -86,3 +111,4 @@ class ChampionChallenger:
         self._pairs = deque((tuple(p) for p in state["pairs"]), maxlen=self.window)
         self.better = bool(state["better"])
         self.added = int(state.get("added", len(self._pairs)))
+        self._recount()

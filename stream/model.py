@@ -217,7 +217,7 @@ class ModelPipeline:
                 if issue.check in SCHEMA_CHECKS:
                     self.pending.append(SchemaChange(seq, dq["id"]))
         sb = self.batch_summary
-        if sb is not None:  # what the model stage's data-drift tests take, as the partition's would
+        if sb is not None and spec.data_drift.enabled:  # what the model stage's data-drift tests take
             types = checker.types
             for (r, ev, _), ok in zip(rows, valid):
                 sb.row(ev.ts, r.offset, ok, ev.features, types, ev.prediction, ev.score)
@@ -299,6 +299,11 @@ class ModelPipeline:
                 inputs.append(DataDriftEnded(batch.seq_at(finding.at.topic, finding.at.offset), finding))
         for (_, signal, detector), value in dd.latest.items():
             metrics.drift_statistic(name, signal, detector, value)
+        if not self.ctx.publish_decisions:
+            # the model stage decides (retrain policy, challenger) from the summaries: replaying the policy here
+            # would only produce what is not published
+            self._swap_seqs.clear()
+            return
         inputs.sort(key=lambda i: i.key)
         self._decide(inputs, batch)
 

@@ -147,7 +147,7 @@ class PartitionProcessor:
             self.last_ts = ev.ts
         if ev.ts > self.newest_ts[1]:
             self.newest_ts[1] = ev.ts
-        if mp.batch_summary is not None:  # label drift at model scope takes every label as it arrives
+        if mp.batch_summary is not None and mp.spec.data_drift.enabled:  # label drift at model scope: every label
             mp.batch_summary.label(ev.ts, r.offset, ev.label)
             mp.summary_items += 1
         # the raw bytes are decoded only if the label has to wait (see LabelJoin.join_label)
