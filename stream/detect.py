@@ -264,8 +264,8 @@ class ModelMonitor:
         #: what the online model raised while learning (the pipeline reports it and clears it)
         self.online_failure: BaseException | None = None
         #: the micro-batch's online-model operations in arrival order, while :attr:`batches_online`: a
-        #: prediction ``(pending, features, origin)`` or a learn ``(joined, index in the batch)``
-        self._online_ops: list[tuple[Any, Any, Any]] = []
+        #: prediction ``(pending, features, origin, seq)`` or a learn ``(joined, index in the batch, None, seq)``
+        self._online_ops: list[tuple[Any, Any, Any, int]] = []
         self._batch_start: tuple[list[float], list[float], int] = ([], [], 0)
 
     # -- per event --------------------------------------------------------------------------------
@@ -287,7 +287,7 @@ class ModelMonitor:
         self.served_errors_total += err
         self.recent_served.append(err)
         if self.online is not None and self.batches_online:
-            self._online_ops.append((j, len(self._batch), None))  # learnt, with its online error, in settle_online
+            self._online_ops.append((j, len(self._batch), None, j.seq))  # learnt in settle_online
         elif self.online is not None:
             try:
                 op = j.prediction.online_prediction
@@ -317,9 +317,10 @@ class ModelMonitor:
     def batches_online(self) -> bool:
         return self.batch_online and type(self.online) is OnlineLinearModel
 
-    def queue_prediction(self, pending: Any, features: dict[str, Any], origin: Any) -> None:
-        """An inference event's prediction, made in :meth:`settle_online` (into ``pending.online_prediction``)."""
-        self._online_ops.append((pending, features, origin))
+    def queue_prediction(self, pending: Any, features: dict[str, Any], origin: Any, seq: int) -> None:
+        """An inference event's prediction (its record's sequence number ``seq``), made in
+        :meth:`settle_online` (into ``pending.online_prediction``)."""
+        self._online_ops.append((pending, features, origin, seq))
 
     def settle_online(self) -> tuple[list[tuple[Any, Any, int]], list[Swap]]:
         """The micro-batch's queued predictions and learns, replayed by the compiled model in arrival order:
@@ -347,7 +348,7 @@ class ModelMonitor:
                     [op[0].prediction.features if lf else op[1] for op, lf in zip(rest, learn)], learn,
                     [op[0].label for op, lf in zip(rest, learn) if lf]).predictions
                 p = 0
-            pending, second, origin = ops[i]
+            pending, second, origin, _ = ops[i]
             i += 1
             if origin is not None:  # a prediction
                 value = predicted[p]
@@ -377,7 +378,7 @@ class ModelMonitor:
         self._background_learns(ops[bg_from:])
         return predictions, swaps
 
-    def _background_learns(self, ops: list[tuple[Any, Any, Any]]) -> None:
+    def _background_learns(self, ops: list[tuple[Any, Any, Any, int]]) -> None:
         bg = self.background
         if bg is None:
             return
@@ -397,8 +398,9 @@ class ModelMonitor:
     @property
     def defers_joins(self) -> bool:
         """Joins may be handed over once per micro-batch (:meth:`on_joined_many`): no online model learns
-        from them between records and a classification error cannot be invalid input."""
-        return self.online is None and self.spec.task == "classification"
+        from them between records (none, or the compiled one that replays the batch) and a classification
+        error cannot be invalid input."""
+        return (self.online is None or self.batches_online) and self.spec.task == "classification"
 
     def on_joined_many(self, js: list[Joined]) -> None:
         """:meth:`on_joined` for each of ``js`` in order, for a monitor that :attr:`defers_joins` (the same
@@ -416,6 +418,11 @@ class ModelMonitor:
             batch.append((err, None, j))
         self.served_errors_total = total
         self.joined += len(js)
+        if self.batches_online:  # their learns, between the batch's predictions in record order
+            base = len(batch) - len(js)
+            learns = [(j, base + k, None, j.seq) for k, j in enumerate(js)]
+            # a record's prediction comes before the join it completes (same seq); sort is stable
+            self._online_ops = sorted(self._online_ops + learns, key=lambda op: (op[3], op[2] is None))
 
     def _adapt(self, oerr: float, j: Joined) -> Swap | None:
         """Warn -> start a background model; drift -> the background model replaces the foreground."""

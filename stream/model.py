@@ -93,7 +93,7 @@ class ModelPipeline:
         if mon.online is None:
             return None
         if pending is not None and mon.batches_online:
-            mon.queue_prediction(pending, ev.features, (r, ev))
+            mon.queue_prediction(pending, ev.features, (r, ev), seq)
             return None
         try:
             return mon.predict_online(ev.features)
@@ -162,11 +162,11 @@ class ModelPipeline:
     # -- per micro-batch ----------------------------------------------------------------------------
     def settle_joins(self) -> None:
         """The batch's deferred joins in order: exactly what :meth:`on_joined` does one by one, in a few passes.
-        First the compiled online model's replay of the batch (:meth:`ModelMonitor.settle_online`)."""
-        if self.monitor.batches_online:
-            self._settle_online()
+        Then the compiled online model's replay of the batch (:meth:`ModelMonitor.settle_online`)."""
         js = self.deferred_joins
         if not js:
+            if self.monitor.batches_online:
+                self._settle_online()
             return
         self.deferred_joins = []
         dd = self.data_drift
@@ -181,6 +181,8 @@ class ModelPipeline:
             except Exception as exc:
                 self.disable("data_drift", exc, self._origin(j), j.label_ts)
         self.monitor.on_joined_many(js)
+        if self.monitor.batches_online:
+            self._settle_online()
         delays = [j.label_ts - j.prediction.ts for j in js]
         self.ctx.metrics.joined_many(self.name, delays)
         if self.spec.data_quality.enabled and "data_quality" not in self.disabled:

@@ -232,3 +232,5 @@ def test_the_service_replays_the_compiled_model_per_batch(monkeypatch) -> None:
     proc.process(_records("classification", n=200), 0.0)
     assert calls == []
     assert sum(e["type"] == "online-prediction" for _, e in pub.sent) == 200
+    # and the joins are handed over once per batch with the model on (classification)
+    assert proc.models["m"].monitor.defers_joins
