@@ -132,6 +132,9 @@ class Service:
         everything allocated so far out of the garbage collector's way and raise its threshold (see
         ``processing.gc_threshold``)."""
         detectors.warm_up()
+        from stream.learner import warm_up as warm_learner
+
+        warm_learner()  # the compiled online model's kernel
         gc.collect()
         gc.freeze()
         if self.cfg.processing.gc_threshold:

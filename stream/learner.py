@@ -973,6 +973,17 @@ def _std_of(variances, half):  # pragma: no cover - compiled
 
 
 # -- the service's models ---------------------------------------------------------------------------------
+def warm_up() -> None:
+    """Load (or compile) the replay kernel now rather than in the first micro-batch: numba loads its on-disk
+    cache once per process, which takes up to seconds (the service calls this at start-up)."""
+    for task, labels in (("classification", ("a", "b", "c")), ("regression", (1.0, 2.0, 3.0))):
+        m = OnlineLinearModel(task, 0.01)  # type: ignore[arg-type]
+        for i, y in enumerate(labels * 2):
+            x = {"n": float(i), "k": "u" if i % 2 else "v", "b": "True"}
+            m.predict_one(x)
+            m.learn_one(x, y)
+
+
 def river_pipeline(task: Task, learning_rate: float) -> Any:
     """River's pipeline that :class:`OnlineLinearModel` computes with ``head="ovr"`` (what
     ``stream.detect.build_online_model`` builds for ``kind`` "logistic" / "linear"): the reference, and the

@@ -45,7 +45,7 @@ setup() {
   fi
   # numba compiles the detectors' kernels on their first use, ~10 s, and caches them next to the sources: do
   # it here, so that the first demo or `driftstream run` starts in about a second instead (~0.5 s once cached)
-  "$VENV/bin/python" -c 'import detectors; detectors.warm_up()' \
+  "$VENV/bin/python" -c 'import detectors, stream.learner; detectors.warm_up(); stream.learner.warm_up()' \
     || prereq_fail "compiling the detector kernels failed (output above)"
   PYTHON="$VENV/bin/python" bash "$HERE/stack.sh" install
   say "set-up done in $((SECONDS - t0)) s"
