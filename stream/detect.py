@@ -328,53 +328,79 @@ class ModelMonitor:
         computes. Returns the predictions ``(origin, prediction, model version)`` and the swaps, in order.
 
         The foreground replays the batch once, and again from a swap on (the swapped-in model predicts
-        what follows it); the background model, which only learns, replays each stretch between a
-        warning and the next swap. The online errors and the detector are walked in order in Python, so a
-        warning or a drift takes effect at its join exactly as on the per-event path. If the model raises,
+        what follows it); the online detector takes the segment's errors with ``update_many`` (restored and
+        fed again up to the drift when one ends the segment early: what follows it belongs to the next
+        model); the background model, which only learns, replays its stretch from the warning that started
+        it to the swap. A warning or a drift takes effect at its join exactly as on the per-event path. If the model raises,
         the pipeline turns it off for the whole batch (the per-event path does at the failing event)."""
         ops, self._online_ops = self._online_ops, []
         predictions: list[tuple[Any, Any, int]] = []
         swaps: list[Swap] = []
-        task, det = self.spec.task, self.online_detector
-        predicted: list[Any] | None = None
-        p = 0
+        task = self.spec.task
+        warns_too = self.online_detector_name in BINARY
         i, n = 0, len(ops)
         bg_from = 0  # the background model has learnt the learns of ops[:bg_from]
-        while i < n:
-            if predicted is None:  # the foreground's predictions for ops[i:]
-                rest = ops[i:]
-                learn = [op[2] is None for op in rest]
-                predicted = self.online.replay_ops(
-                    [op[0].prediction.features if lf else op[1] for op, lf in zip(rest, learn)], learn,
-                    [op[0].label for op, lf in zip(rest, learn) if lf]).predictions
-                p = 0
-            pending, second, origin, _ = ops[i]
-            i += 1
-            if origin is not None:  # a prediction
-                value = predicted[p]
-                p += 1
-                pending.online_prediction = value
-                predictions.append((origin, value, self.model_version))
-                continue
-            j = pending
-            o = j.prediction.online_prediction
-            oerr = 1.0 if o is None else served_error(task, o, j.label) if task == "classification" \
-                else abs(float(o) - float(j.label))
-            self.online_errors_total += oerr
-            self.recent_online.append(oerr)
-            self._batch[second] = (self._batch[second][0], oerr, j)
-            if det is None:
-                continue
-            det.update(oerr)  # what _adapt does, with the background's learning caught up before a swap
-            if getattr(det, "warning_detected", False) and self.background is None:
-                self.background = build_online_model(self.spec.online_model, self.spec.task)
-                self.background_trained_on = 0
-                bg_from = i
-            if det.drift_detected:
-                self._background_learns(ops[bg_from:i])
-                swaps.append(self._swap(j))
-                bg_from = i
-                predicted = None
+        while i < n:  # one segment: from the batch's start or a swap, to the next swap or the batch's end
+            rest = ops[i:]
+            learn = [op[2] is None for op in rest]
+            predicted = self.online.replay_ops(
+                [op[0].prediction.features if lf else op[1] for op, lf in zip(rest, learn)], learn,
+                [op[0].label for op, lf in zip(rest, learn) if lf]).predictions
+            # 1. the online errors of the segment's joins, as the foreground predicted them
+            made: dict[int, Any] = {}
+            oerrs: list[float] = []
+            p = 0
+            for op, lf in zip(rest, learn):
+                if not lf:
+                    made[id(op[0])] = predicted[p]
+                    p += 1
+                    continue
+                j = op[0]
+                o = made.get(id(j.prediction), j.prediction.online_prediction) if made else j.prediction.online_prediction
+                oerrs.append(1.0 if o is None else served_error(task, o, j.label) if task == "classification"
+                             else abs(float(o) - float(j.label)))
+            # 2. the detector on them: a drift ends the segment (what follows is predicted by the new model)
+            det, taken, warn_at = self.online_detector, len(oerrs), -1
+            drift = False
+            if det is not None and oerrs:
+                before = det.to_state()
+                if warns_too:
+                    drifts, warns = det.update_many(oerrs, warnings=True)
+                else:
+                    drifts, warns = det.update_many(oerrs), ()
+                if len(drifts):
+                    drift, taken = True, int(drifts[0]) + 1
+                    if taken < len(oerrs):  # the detector as it was at the drift
+                        det = self.online_detector = detector_from_state(before)
+                        det.update_many(oerrs[:taken], warnings=True) if warns_too else det.update_many(oerrs[:taken])
+                if self.background is None:
+                    warn_at = next((int(w) for w in warns if w < taken), -1)
+            # 3. the segment's predictions, errors, background and swap, in order
+            p = li = 0
+            while i < n:
+                op = ops[i]
+                i += 1
+                if op[2] is not None:
+                    value = predicted[p]
+                    p += 1
+                    op[0].online_prediction = value
+                    predictions.append((op[2], value, self.model_version))
+                    continue
+                j, second = op[0], op[1]
+                oerr = oerrs[li]
+                li += 1
+                self.online_errors_total += oerr
+                self.recent_online.append(oerr)
+                self._batch[second] = (self._batch[second][0], oerr, j)
+                if li - 1 == warn_at:  # a warning starts the background model: it learns from the next join on
+                    self.background = build_online_model(self.spec.online_model, self.spec.task)
+                    self.background_trained_on = 0
+                    bg_from = i
+                if drift and li == taken:
+                    self._background_learns(ops[bg_from:i])
+                    swaps.append(self._swap(j))
+                    bg_from = i
+                    break
         self._background_learns(ops[bg_from:])
         return predictions, swaps
 
