@@ -30,7 +30,7 @@ from stream.clients import consumer_config, producer_config
 from stream.checkpoint import CheckpointStore
 from stream.config import AppConfig
 from stream.detect import model_x, served_error
-from stream.learner import build_online_model
+from stream.learner import OnlineLinearModel, build_online_model
 from stream.publish import Publisher
 from stream.state import online_model
 
@@ -153,8 +153,11 @@ def evaluate_retrain_event(cfg: AppConfig, ev: dict[str, Any], store: Checkpoint
     n_hold = max(1, int(len(rows) * holdout_fraction)) if rows else 0
     train, hold = rows[: len(rows) - n_hold], rows[len(rows) - n_hold:]
     candidate = build_online_model(spec.online_model, spec.task)
-    for _, _, x, _, y in train:
-        candidate.learn_one(model_x(candidate, x), y)
+    if type(candidate) is OnlineLinearModel:  # the training set in one replay (what learn_one per row gives)
+        candidate.replay_ops([x for _, _, x, _, _ in train], [True] * len(train), [y for *_, y in train])
+    else:
+        for _, _, x, _, y in train:
+            candidate.learn_one(model_x(candidate, x), y)
     result: dict[str, Any] = {
         "id": f"{ev['id']}:retrain-result",
         "type": "retrain-result",

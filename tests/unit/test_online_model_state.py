@@ -202,6 +202,17 @@ def test_the_retrain_worker_reads_the_compiled_model_and_trains_the_configured_k
                   ({**i, "label": lab["label"]} for i, lab in zip(inference, labels)))[-result["evaluated_on"]:]
     want = sum(0.0 if stored.predict_one(x) == y else 1.0 for _, x, y in hold) / len(hold)
     assert result["online_error"] == want
+    # the candidate (trained in one replay) is what learn_one row by row trains
+    rows = sorted((e["ts"], e["features"], e["label"]) for e in
+                  ({**i, "label": lab["label"]} for i, lab in zip(inference, labels)))
+    one_by_one = OnlineLinearModel("classification", cfg.default_model.online_model.learning_rate)
+    for _, x, y in rows[: len(rows) - result["evaluated_on"]]:
+        one_by_one.learn_one(x, y)
+    assert built[0].to_state().keys() == one_by_one.to_state().keys()
+    assert orjson.dumps(built[0].to_state(), option=orjson.OPT_SERIALIZE_NUMPY) == \
+        orjson.dumps(one_by_one.to_state(), option=orjson.OPT_SERIALIZE_NUMPY)
+    want = sum(0.0 if one_by_one.predict_one(x) == y else 1.0 for _, x, y in hold) / len(hold)
+    assert result["candidate_error"] == want
 
 
 @pytest.mark.parametrize("task", ["classification", "regression"])
