@@ -24,7 +24,8 @@ def messages_done(registry: CollectorRegistry) -> float:
     return sum(s.value for m in registry.collect() for s in m.samples if s.name == "driftstream_messages_total")
 
 
-def run_until(cfg: AppConfig, expected_messages: int, timeout: float = 90.0, settle: float = 0.0):
+def run_until(cfg: AppConfig, expected_messages: int, timeout: float = 90.0, settle: float = 0.0,
+              before_stop: Any = None):
     """Run the service in a thread until it has processed ``expected_messages`` inputs (and ``settle``
     seconds more: the model stage reads the last summaries); return (service, registry) after a clean
     stop (which checkpoints)."""
@@ -36,6 +37,8 @@ def run_until(cfg: AppConfig, expected_messages: int, timeout: float = 90.0, set
     while messages_done(registry) < expected_messages and time.monotonic() < deadline:
         time.sleep(0.2)
     time.sleep(settle)
+    if before_stop is not None:  # e.g. look at the running service's in-memory state
+        before_stop(svc)
     svc.stop()
     th.join(60)
     assert not th.is_alive(), "service did not stop"

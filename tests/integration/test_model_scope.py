@@ -5,34 +5,21 @@ partitions' own signals as evidence only."""
 from __future__ import annotations
 
 import dataclasses
-import threading
-import time
 
-from prometheus_client import CollectorRegistry
-
-from stream.app import build_service
-from stream.metrics import Metrics
 from stream.tools.workload import Workload, events, produce
 from stream.topics import admin_client, ensure_topics
 from tests.integration.conftest import fresh_config
-from tests.integration.helpers import messages_done, producer, read_topic
+from tests.integration.helpers import producer, read_topic, run_until
 
 PARTITIONS = 4
 
 
-def _run(cfg, total: int, settle: float = 6.0, timeout: float = 120.0):
-    registry = CollectorRegistry()
-    svc = build_service(cfg, Metrics(registry))
-    th = threading.Thread(target=svc.run, daemon=True)
-    th.start()
-    deadline = time.monotonic() + timeout
-    while messages_done(registry) < total and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(settle)  # the stage reads the last summaries
+def _late_items(svc) -> None:
     svc.late_items = [st.merge.late for own in list(svc.scope.owned.values()) for st in list(own.stages.values())]
-    svc.stop()
-    th.join(60)
-    assert not th.is_alive()
+
+
+def _run(cfg, total: int):
+    svc, registry = run_until(cfg, total, timeout=120, settle=6.0, before_stop=_late_items)
     svc.registry = registry
     return svc
 
