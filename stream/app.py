@@ -83,7 +83,8 @@ class Service:
                 spec_of=cfg.model_spec, outputs=ScopeService.output_topics(t), scope=cfg.scope,
                 input_topics=(t.inference, t.labels),
                 checkpoint_every_messages=max(1, cfg.processing.checkpoint_every_messages // 50),
-                checkpoint_every_seconds=cfg.processing.checkpoint_every_seconds, clock=clock, metrics=metrics)
+                checkpoint_every_seconds=cfg.processing.checkpoint_every_seconds, clock=clock, metrics=metrics,
+                dead_letter_topic=t.dead_letter)
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def stop(self, *_: Any) -> None:

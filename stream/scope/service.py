@@ -64,7 +64,7 @@ class ScopeService:
                  spec_of: Callable[[str], Any], outputs: Mapping[str, str], scope: ScopeConfig = ScopeConfig(),
                  input_topics: tuple[str, str] = ("inference", "labels"), checkpoint_every_messages: int = 1000,
                  checkpoint_every_seconds: float = 5.0, clock: Callable[[], float] = time.monotonic,
-                 metrics: Any = None) -> None:
+                 metrics: Any = None, dead_letter_topic: str | None = None) -> None:
         self.consumer = consumer
         self.publisher = publisher
         self.store = store
@@ -79,6 +79,8 @@ class ScopeService:
         self.clock = clock
         #: a stream.metrics.Metrics (None: not counted)
         self.metrics = metrics
+        #: where an undecodable summary goes, with its reason (None: logged and counted only)
+        self.dead_letter_topic = dead_letter_topic
         self.owned: dict[int, _Owned] = {}
         #: summaries that could not be decoded (counted and skipped: the partition pipeline wrote them)
         self.invalid = 0
@@ -138,6 +140,14 @@ class ScopeService:
                     self.metrics.scope_invalid.inc()
                 log.error("scope: undecodable summary at %s:%d:%d skipped: %s", m.topic(), m.partition(),
                           m.offset(), exc)
+                if self.dead_letter_topic is not None:
+                    from stream.events import Record
+
+                    ts = m.timestamp()[1] if m.timestamp() else 0
+                    self.publisher.dead_letter(
+                        self.dead_letter_topic,
+                        Record(m.topic(), m.partition(), m.offset(), ts, m.key(), m.value()),
+                        "invalid_summary", f"undecodable model-stage summary: {exc}"[:500])
             else:
                 stage = own.stages.get(s.model)
                 if stage is None:

@@ -65,3 +65,51 @@ def test_scope_gauges_of_a_model_are_dropped_when_its_stage_moves_away():
     svc.on_lost(None, [type("TP", (), {"partition": 0})()])
     assert reg.get_sample_value("driftstream_scope_partitions_skipped", {"model": "m"}) is None
     assert reg.get_sample_value("driftstream_scope_late_items", {"model": "m"}) is None
+
+
+def test_an_undecodable_summary_goes_to_the_dead_letter_topic_with_its_reason():
+    from prometheus_client import CollectorRegistry
+
+    from stream.metrics import Metrics
+    from stream.scope.service import ScopeService, _Owned
+
+    class Msg:
+        def error(self):
+            return None
+
+        def partition(self):
+            return 0
+
+        def topic(self):
+            return "summaries"
+
+        def offset(self):
+            return 7
+
+        def key(self):
+            return b"m"
+
+        def value(self):
+            return b"\x93not a summary"
+
+        def timestamp(self):
+            return (1, 1234)
+
+    class Pub:
+        def __init__(self):
+            self.dead = []
+
+        def dead_letter(self, topic, record, reason, detail):
+            self.dead.append((topic, record.offset, reason, detail))
+
+    reg = CollectorRegistry()
+    pub = Pub()
+    svc = ScopeService(None, pub, None, topic="summaries", partitions=2, spec_of=lambda m: None, outputs={},
+                       metrics=Metrics(reg), dead_letter_topic="dead-letter")
+    svc.owned[0] = _Owned(0, 1)
+    svc.checkpoint_every_messages = 10**9
+    svc.checkpoint_every_seconds = 1e9
+    svc.process([Msg()])
+    assert pub.dead == [("dead-letter", 7, "invalid_summary", pub.dead[0][3])] and "undecodable" in pub.dead[0][3]
+    assert svc.invalid == 1 and svc.owned[0].next_offset == 8
+    assert reg.get_sample_value("driftstream_scope_invalid_summaries_total") == 1
