@@ -182,7 +182,7 @@ def run(bootstrap: str, group: str, inference: str, labels: str, drift_topic: st
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--bootstrap", default="127.0.0.1:39092")
+    ap.add_argument("--bootstrap", default="127.0.0.1:31092")
     ap.add_argument("--group", required=True)
     ap.add_argument("--inference", required=True)
     ap.add_argument("--labels", required=True)

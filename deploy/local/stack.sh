@@ -9,8 +9,12 @@
 #   deploy/local/stack.sh env       print the environment variables that point driftstream at the stack
 #
 # Settings (environment): DRIFTSTREAM_CACHE (jar cache, default ~/.cache/driftstream),
-# DRIFTSTREAM_RUN_DIR (data, logs, pid files; default <repo>/.run), DRIFTSTREAM_KAFKA_PORT (39092),
-# DRIFTSTREAM_KAFKA_CONTROLLER_PORT (39093), DRIFTSTREAM_REDIS_PORT (36379), DRIFTSTREAM_STACK_TIMEOUT (90 s).
+# DRIFTSTREAM_RUN_DIR (data, logs, pid files; default <repo>/.run), DRIFTSTREAM_KAFKA_PORT (31092),
+# DRIFTSTREAM_KAFKA_CONTROLLER_PORT (31093), DRIFTSTREAM_REDIS_PORT (31379), DRIFTSTREAM_STACK_TIMEOUT (90 s).
+# The default ports lie below Linux's ephemeral range (32768-60999), where a loopback client connection can
+# hold a port the broker is about to bind. A port set in the environment is used as it is (start fails with a
+# clear error when it is taken); a default port that is taken is replaced by the next free one below 32768,
+# recorded in <run dir>/ports, which `env` and `status` read until `stop`.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,9 +25,11 @@ KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$HER
 CACHE="${DRIFTSTREAM_CACHE:-$HOME/.cache/driftstream}"
 LIBS="$CACHE/kafka-$KAFKA_VERSION/libs"
 RUN_DIR="${DRIFTSTREAM_RUN_DIR:-$REPO/.run}"
-KAFKA_PORT="${DRIFTSTREAM_KAFKA_PORT:-39092}"
-CTL_PORT="${DRIFTSTREAM_KAFKA_CONTROLLER_PORT:-39093}"
-REDIS_PORT="${DRIFTSTREAM_REDIS_PORT:-36379}"
+PORTS_FILE="$RUN_DIR/ports"
+saved_port() { [ -f "$PORTS_FILE" ] && sed -n "s/^$1=//p" "$PORTS_FILE" || true; }
+KAFKA_PORT="${DRIFTSTREAM_KAFKA_PORT:-$(saved_port KAFKA_PORT)}"; KAFKA_PORT="${KAFKA_PORT:-31092}"
+CTL_PORT="${DRIFTSTREAM_KAFKA_CONTROLLER_PORT:-$(saved_port CTL_PORT)}"; CTL_PORT="${CTL_PORT:-31093}"
+REDIS_PORT="${DRIFTSTREAM_REDIS_PORT:-$(saved_port REDIS_PORT)}"; REDIS_PORT="${REDIS_PORT:-31379}"
 TIMEOUT="${DRIFTSTREAM_STACK_TIMEOUT:-90}"
 KAFKA_DIR="$RUN_DIR/kafka"
 REDIS_DIR="$RUN_DIR/redis"
@@ -32,6 +38,41 @@ say() { echo "[stack] $*" >&2; }
 die() { echo "[stack] ERROR: $*" >&2; exit 1; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# A port is taken when a listening socket can not bind it (with SO_REUSEADDR, as the broker and Redis bind):
+# a listener, or a connection's local end (a loopback client); accepting connections alone misses the latter.
+port_taken() {
+  if command -v python3 >/dev/null 2>&1; then
+    ! python3 -c 'import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
+  else
+    port_open "$1"
+  fi
+}
+
+who_holds() { command -v ss >/dev/null 2>&1 && ss -tanp 2>/dev/null | grep -E "[:.]$1 " | head -n 3 >&2 || true; }
+
+# pick_port VAR ENVNAME: keep $VAR when it is free; when it is taken, fail if the user set it, else move to the
+# next free port (steps of 10, below 32768) and record it in $PORTS_FILE
+pick_port() {
+  local var="$1" envname="$2" port="${!1}" tries=0
+  port_taken "$port" || return 0
+  if [ -n "${!envname:-}" ]; then
+    who_holds "$port"
+    die "port $port is taken by another process; set $envname to a free port"
+  fi
+  while port_taken "$port"; do
+    tries=$((tries + 1)); port=$((port + 10))
+    { [ $tries -lt 100 ] && [ "$port" -lt 32768 ]; } || die "no free port found near ${!var} for $envname; set it"
+  done
+  say "port ${!var} is taken; using $port instead (recorded in $PORTS_FILE)"
+  printf -v "$var" '%s' "$port"
+  mkdir -p "$RUN_DIR"
+  { grep -v "^$var=" "$PORTS_FILE" 2>/dev/null || true; echo "$var=$port"; } > "$PORTS_FILE.tmp"
+  mv "$PORTS_FILE.tmp" "$PORTS_FILE"
+}
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
@@ -115,8 +156,8 @@ start_kafka() {
   fi
   need_java
   [ -f "$LIBS/.complete" ] || die "Kafka jars not installed; run: $0 install"
-  port_open "$KAFKA_PORT" && die "port $KAFKA_PORT is taken by another process; set DRIFTSTREAM_KAFKA_PORT"
-  port_open "$CTL_PORT" && die "port $CTL_PORT is taken by another process; set DRIFTSTREAM_KAFKA_CONTROLLER_PORT"
+  pick_port KAFKA_PORT DRIFTSTREAM_KAFKA_PORT
+  pick_port CTL_PORT DRIFTSTREAM_KAFKA_CONTROLLER_PORT
   write_kafka_config
   if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then
     local cid
@@ -140,7 +181,7 @@ start_redis() {
     return
   fi
   command -v redis-server >/dev/null 2>&1 || die "redis-server not installed; run: $0 install"
-  port_open "$REDIS_PORT" && die "port $REDIS_PORT is taken by another process; set DRIFTSTREAM_REDIS_PORT"
+  pick_port REDIS_PORT DRIFTSTREAM_REDIS_PORT
   mkdir -p "$REDIS_DIR"
   say "starting redis-server on 127.0.0.1:$REDIS_PORT (AOF, appendfsync everysec)"
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$REDIS_DIR" \
@@ -171,6 +212,10 @@ EOF
   do
     if ! pid_alive "$KAFKA_DIR/kafka.pid"; then
       tail -n 30 "$KAFKA_DIR/stdout.log" "$KAFKA_DIR/server.log" >&2 2>/dev/null || true
+      if grep -q "BindException" "$KAFKA_DIR/server.log" 2>/dev/null; then
+        who_holds "$KAFKA_PORT"; who_holds "$CTL_PORT"
+        die "the Kafka broker could not bind 127.0.0.1:$KAFKA_PORT or :$CTL_PORT (taken after the check; holders above, if any)"
+      fi
       die "the Kafka broker exited during start-up (log tail above)"
     fi
     if [ $SECONDS -ge $deadline ]; then
@@ -215,8 +260,8 @@ case "$cmd" in
   install) install_prereqs; install_kafka; show_redis ;;
   prereqs) install_prereqs ;;
   start) start_redis; start_kafka; wait_ready ;;
-  stop) stop_pid kafka "$KAFKA_DIR/kafka.pid"; stop_pid redis "$REDIS_DIR/redis.pid" ;;
-  clean) stop_pid kafka "$KAFKA_DIR/kafka.pid"; stop_pid redis "$REDIS_DIR/redis.pid"; rm -rf "$KAFKA_DIR" "$REDIS_DIR" ;;
+  stop) stop_pid kafka "$KAFKA_DIR/kafka.pid"; stop_pid redis "$REDIS_DIR/redis.pid"; rm -f "$PORTS_FILE" ;;
+  clean) stop_pid kafka "$KAFKA_DIR/kafka.pid"; stop_pid redis "$REDIS_DIR/redis.pid"; rm -rf "$KAFKA_DIR" "$REDIS_DIR" "$PORTS_FILE" ;;
   status)
     pid_alive "$KAFKA_DIR/kafka.pid" && echo "kafka: running pid $(cat "$KAFKA_DIR/kafka.pid") 127.0.0.1:$KAFKA_PORT" || echo "kafka: stopped"
     pid_alive "$REDIS_DIR/redis.pid" && echo "redis: running pid $(cat "$REDIS_DIR/redis.pid") 127.0.0.1:$REDIS_PORT" || echo "redis: stopped" ;;

@@ -391,11 +391,11 @@ class LoggingConfig:
 
 
 def _default_kafka() -> Mapping[str, Any]:
-    return {"bootstrap.servers": "127.0.0.1:39092"}
+    return {"bootstrap.servers": "127.0.0.1:31092"}
 
 
 def _default_redis() -> Mapping[str, Any]:
-    return {"url": "redis://127.0.0.1:36379/0"}
+    return {"url": "redis://127.0.0.1:31379/0"}
 
 
 @dataclass(frozen=True)

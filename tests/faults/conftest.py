@@ -8,10 +8,10 @@ import pytest
 from tests.faults.harness import PrivateStack, Services
 from tests.integration.conftest import cfg, redis_client, stack  # noqa: F401  (fixtures re-used as they are
 
-# Ports of the private instance; the shared stack uses 39092/39093/36379.
-PRIVATE_KAFKA_PORT = 39192
-PRIVATE_CONTROLLER_PORT = 39193
-PRIVATE_REDIS_PORT = 36479
+# Ports of the private instance; the shared stack uses 31092/31093/31379.
+PRIVATE_KAFKA_PORT = 31192
+PRIVATE_CONTROLLER_PORT = 31193
+PRIVATE_REDIS_PORT = 31479
 
 
 @pytest.fixture

@@ -39,6 +39,11 @@ def stack():
     if not _reachable():
         subprocess.run(["bash", str(STACK), "install"], check=True)
         subprocess.run(["bash", str(STACK), "start"], check=True)
+        # a taken default port moves the stack elsewhere: take its addresses from `stack.sh env`
+        out = subprocess.run(["bash", str(STACK), "env"], check=True, capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            key, _, value = line.removeprefix("export ").partition("=")
+            os.environ[key] = value
         started = True
     assert _reachable(), "the local Kafka/Redis stack did not come up"
     yield load_config(None)

@@ -7,8 +7,8 @@ from stream.config import ConfigError, env_overrides, load_config, redacted
 
 def test_defaults_point_at_local_stack():
     cfg = load_config(None, {})
-    assert cfg.kafka["bootstrap.servers"] == "127.0.0.1:39092"
-    assert cfg.redis["url"] == "redis://127.0.0.1:36379/0"
+    assert cfg.kafka["bootstrap.servers"] == "127.0.0.1:31092"
+    assert cfg.redis["url"] == "redis://127.0.0.1:31379/0"
     assert cfg.topics.inference == "inference" and cfg.topics.dead_letter == "dead-letter"
 
 
