@@ -157,6 +157,11 @@ class Service:
             if proc is None:  # a message for a partition revoked in this very call
                 continue
             topic, offset = m.topic(), m.offset()
+            if offset < proc.merge.expected(topic, proc.next_offsets):
+                # at or before what this partition already buffered or processed: a fetch from before a
+                # reassignment or a seek, delivered late; processing it again would change the outputs
+                self.metrics.message(topic, p, "stale_skipped")
+                continue
             first.setdefault((topic, p), offset)
             proc.merge.add(Record(topic, p, offset, m.timestamp()[1], m.key(), m.value()))
         if msgs:  # the next position of every input that received messages: after its newest buffered record

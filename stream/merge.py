@@ -35,6 +35,14 @@ class InputMerge:
     def buffered(self, topic: str) -> int:
         return len(self.buffers[topic])
 
+    def expected(self, topic: str, next_offsets: dict[str, int]) -> int:
+        """The lowest offset of ``topic`` not yet seen: after the newest buffered record, else the partition's
+        next offset to process (-1 when unknown)."""
+        buf = self.buffers[topic]
+        if buf:
+            return buf[-1].offset + 1
+        return next_offsets.get(topic, -1)
+
     def next_fetch_offsets(self) -> list[tuple[str, int]]:
         """(topic, offset after its newest buffered record) for every input with buffered records: a buffer only
         grows at its end, so that is the consumer's position."""
