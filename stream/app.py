@@ -29,7 +29,7 @@ from stream.metrics import Metrics
 from stream.outputs import offset_reset_event
 from stream.partition import PartitionProcessor
 from stream.publish import OutputLimits, Publisher
-from stream.scope.service import ScopeService, summary_message
+from stream.scope.service import ScopeService, summary_messages
 
 log = logging.getLogger("driftstream")
 
@@ -84,7 +84,7 @@ class Service:
                 input_topics=(t.inference, t.labels),
                 checkpoint_every_messages=max(1, cfg.processing.checkpoint_every_messages // 50),
                 checkpoint_every_seconds=cfg.processing.checkpoint_every_seconds, clock=clock, metrics=metrics,
-                dead_letter_topic=t.dead_letter)
+                dead_letter_topic=t.dead_letter, redis_retry=self._redis_retry)
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def stop(self, *_: Any) -> None:
@@ -291,8 +291,13 @@ class Service:
         return n or self.cfg.topics.partitions
 
     def _send_summary(self, s: Any) -> None:
-        key, value = summary_message(s)
-        self.publisher.send_raw(self.cfg.topics.summaries, key, value)
+        # a summary too large for one message goes as ordered parts, each within what the producer and the
+        # summaries topic accept (as the dead-letter path sizes its events) and the stage's input limit
+        topic = self.cfg.topics.summaries
+        budget = min(self.publisher.limits.max_record(topic) - len(s.model.encode()),
+                     self.cfg.processing.max_message_bytes)
+        for key, value in summary_messages(s, budget):
+            self.publisher.send_raw(topic, key, value)
 
     def checkpoint(self, partitions: list[int]) -> None:
         if not partitions:

@@ -46,6 +46,9 @@ class Metrics:
                                       "beats the served one", ["model"], registry=registry)
         self.scope_late = Gauge(f"{NS}_scope_late_items", "Items the model stage took after it had decided "
                                 "without their partition (lag bound), per model", ["model"], registry=registry)
+        self.scope_late_total = Counter(f"{NS}_scope_late_partition_items", "Items the model stage took after it "
+                                        "had decided without their partition (lag bound), per model and input "
+                                        "partition", ["model", "partition"], registry=registry)
         self.scope_forced = Gauge(f"{NS}_scope_partitions_skipped", "Input partitions the model stage decides "
                                   "without now (idle past the lag bound)", ["model"], registry=registry)
         self.scope_invalid = Counter(f"{NS}_scope_invalid_summaries", "Undecodable summaries skipped by the "
@@ -169,6 +172,9 @@ class Metrics:
     def scope_status(self, model: str, late: int, forced: int) -> None:
         self.scope_late.labels(model).set(late)
         self.scope_forced.labels(model).set(forced)
+
+    def scope_late_items(self, model: str, partition: int, n: int) -> None:
+        self.scope_late_total.labels(model, str(partition)).inc(n)
 
     def scope_forget(self, model: str) -> None:
         """This instance no longer decides for ``model`` (its stage moved): drop its gauges, else a stale

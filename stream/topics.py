@@ -41,8 +41,9 @@ def output_limits(admin: Any, cfg: AppConfig, timeout: float = 15.0) -> OutputLi
     then still caught by the delivery report and replaced (see :mod:`stream.publish`)."""
     conf = producer_config(cfg)
     limits: dict[str, int] = {}
-    futures = admin.describe_configs([ConfigResource("topic", t) for t in output_topics(cfg)],
-                                     request_timeout=timeout)
+    # the summaries topic too: a summary is split to fit it, and batch.size must fit it
+    described = output_topics(cfg) + ([cfg.topics.summaries] if cfg.scope.enabled else [])
+    futures = admin.describe_configs([ConfigResource("topic", t) for t in described], request_timeout=timeout)
     for res, fut in futures.items():
         try:
             entry = fut.result(timeout).get("max.message.bytes")

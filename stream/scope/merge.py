@@ -14,8 +14,12 @@ until the model's watermark passes them, then leave in key order:
 * **bounded lag**: an idle or slow partition holds the model back by at most ``max_lag_seconds`` of event
   time behind the most advanced partition; past that its watermark is taken as ``max - max_lag_seconds``
   (``forced``, reported). Its items that then come in at or below what was already released are *late*:
-  they are given the released watermark as event time (so they leave with the next release, in key
-  order) and counted. ``max_lag_seconds = 0`` waits for every partition forever (fully deterministic).
+  they are given the released watermark as event time (so they leave with the next release, after
+  everything already decided, in key order: by partition, topic, offset) and counted. A partition's late
+  items form an **episode** (:attr:`SummaryMerge.late_episodes`, state) from its first late item until its
+  watermark reaches what was released; each episode is reported once (:attr:`SummaryMerge.opened`, the
+  episodes the last :meth:`add` opened). ``max_lag_seconds = 0`` waits for every partition forever (fully
+  deterministic).
 * an item whose event time breaks its own partition's earlier watermark promise is clamped to it (a
   property of that partition's data, so still deterministic) and counted.
 
@@ -74,6 +78,11 @@ class SummaryMerge:
         self.late = 0
         self.out_of_order = 0
         self.summaries = 0
+        #: per partition, its open late episode: [topic, offset, event time] of its oldest late item, the
+        #: watermark already released when it came, late items so far (None: no episode)
+        self.late_episodes: list[list[Any] | None] = [None] * self.partitions
+        #: (partition, episode) opened by the last add(): reported once, by the stage (not state)
+        self.opened: list[tuple[int, list[Any]]] = []
 
     # -- in -----------------------------------------------------------------------------------------
     def add(self, s: Summary, now: float | None = None) -> int:
@@ -93,14 +102,21 @@ class SummaryMerge:
         new = 0
         push = heapq.heappush
         heap = self.heap
+        self.opened = []
+        #: this summary's late items: count, and the oldest one's (ts, topic, offset)
+        late: list[Any] = [0, None]
 
-        def clamp(ts: float) -> float:
+        def clamp(ts: float, topic: int, offset: int) -> float:
+            at = ts
             if wm_prev is not None and ts <= wm_prev:
                 self.out_of_order += 1
                 ts = wm_prev
             if released is not None and ts <= released:
                 if wm_prev is None or wm_prev < released:  # forced past this partition by the lag bound
                     self.late += 1
+                    late[0] += 1
+                    if late[1] is None or (at, topic, offset) < late[1]:
+                        late[1] = (at, topic, offset)
                 ts = released
             return ts
 
@@ -112,7 +128,7 @@ class SummaryMerge:
 
         for o in s.outcomes:
             if fresh(o.topic, o.offset):
-                push(heap, (clamp(o.ts), p, o.topic, o.offset, OUTCOME, "",
+                push(heap, (clamp(o.ts, o.topic, o.offset), p, o.topic, o.offset, OUTCOME, "",
                             (o.served, o.online, o.event_id, o.inference_offset, o.labels_offset, o.prediction_ts)))
                 new += 1
         r = s.rows
@@ -124,22 +140,33 @@ class SummaryMerge:
                 if not fresh(INFERENCE, off):
                     continue
                 feats = {name: col[i] for name, col in cols if col[i] is not None}
-                push(heap, (clamp(r.ts[i]), p, INFERENCE, off, ROW, "",
+                push(heap, (clamp(r.ts[i], INFERENCE, off), p, INFERENCE, off, ROW, "",
                             (feats, r.types, r.valid[i], r.prediction[i], None if scores is None else scores[i])))
                 new += 1
         lab = s.labels
         if lab.ts:
             for ts, off, v in zip(lab.ts, undelta(lab.offsets), lab.values):
                 if fresh(LABELS, off):
-                    push(heap, (clamp(ts), p, LABELS, off, LABEL, "", (v,)))
+                    push(heap, (clamp(ts, LABELS, off), p, LABELS, off, LABEL, "", (v,)))
                     new += 1
         for e in s.evidence:
             if fresh(e.topic, e.offset):
-                push(heap, (clamp(e.ts), p, e.topic, e.offset, EVIDENCE, e.id, (e.kind, e.signal, e.detector)))
+                push(heap, (clamp(e.ts, e.topic, e.offset), p, e.topic, e.offset, EVIDENCE, e.id,
+                            (e.kind, e.signal, e.detector)))
                 new += 1
         self.end[p] = list(s.end) if end is None else [max(a, b) for a, b in zip(end, s.end)]
         if s.watermark is not None and (wm_prev is None or s.watermark > wm_prev):
             self.watermarks[p] = s.watermark
+        episode = self.late_episodes[p]
+        if late[0]:
+            if episode is None:
+                ts, topic, offset = late[1]
+                episode = self.late_episodes[p] = [topic, offset, ts, released, 0]
+                self.opened.append((p, episode))
+            episode[4] += late[0]
+        if episode is not None and self.watermarks[p] is not None and released is not None \
+                and self.watermarks[p] >= released:
+            self.late_episodes[p] = None  # caught up: its later items cannot be late
         return new
 
     # -- out ----------------------------------------------------------------------------------------
@@ -185,7 +212,8 @@ class SummaryMerge:
                 # sorted: a sorted list is a heap, and the state does not depend on the order items came in
                 "heap": [[*i[:6], list(i[6])] for i in sorted(self.heap, key=lambda i: i[:6])],
                 "released": self.released, "duplicates": self.duplicates, "late": self.late,
-                "out_of_order": self.out_of_order, "summaries": self.summaries}
+                "out_of_order": self.out_of_order, "summaries": self.summaries,
+                "late_episodes": [None if e is None else list(e) for e in self.late_episodes]}
 
     def load_state(self, s: dict[str, Any]) -> None:
         if s["partitions"] != self.partitions:
@@ -199,3 +227,7 @@ class SummaryMerge:
         self.late = s["late"]
         self.out_of_order = s["out_of_order"]
         self.summaries = s["summaries"]
+        episodes = s.get("late_episodes")  # absent in states written before late episodes were kept
+        self.late_episodes = [None] * self.partitions if episodes is None else \
+            [None if e is None else list(e) for e in episodes]
+        self.opened = []

@@ -10,6 +10,10 @@ Because a stage's outputs depend only on the order of the summaries in its parti
 topic (which a replay reads again) and on its state, a restart from a checkpoint re-publishes exactly the
 events published since (same ids, same content) and nothing is lost.
 
+A summary larger than one message arrives in parts (:mod:`stream.scope.parts`): they are reassembled per
+owned partition (the parts received so far are checkpointed with the stages) and the stage gets the whole
+summary, as if it had not been split.
+
 The lead wires it into ``stream/app.py`` / the CLI as::
 
     store = CheckpointStore(redis, f"{cfg.state.key_prefix}-scope", f"{cfg.processing.group_id}-scope", key)
@@ -29,10 +33,11 @@ import msgspec
 import orjson
 
 from stream.checkpoint import CheckpointStore
+from stream.scope.parts import Assembler, Part, decode_message, split
 from stream.scope.stage import ModelStage, ScopeConfig
-from stream.scope.summary import Summary, decode, encode
+from stream.scope.summary import Summary, encode
 
-__all__ = ["ScopeService", "summary_message"]
+__all__ = ["ScopeService", "summary_message", "summary_messages"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +48,13 @@ OFFSET_KEY = "summaries"
 def summary_message(s: Summary) -> tuple[bytes, bytes]:
     """Key and value of a summary on the internal topic (keyed by model: one stage sees all of a model)."""
     return s.model.encode(), encode(s)
+
+
+def summary_messages(s: Summary, max_bytes: int) -> list[tuple[bytes, bytes]]:
+    """Key and value of each message that carries ``s`` on the internal topic, each value at most
+    ``max_bytes``: one message when it fits, else its ordered parts, all with the model as key."""
+    key = s.model.encode()
+    return [(key, value) for value in split(s, max_bytes)]
 
 
 @dataclass
@@ -57,6 +69,8 @@ class _Owned:
     saved_at: float = 0.0
     #: per model, the input partitions the lag bound overrides now (reported on change)
     forced: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    #: parts of split summaries received so far (state: the offset moves past them)
+    parts: Assembler = field(default_factory=Assembler)
 
 
 class ScopeService:
@@ -88,7 +102,7 @@ class ScopeService:
     @staticmethod
     def output_topics(topics: Any) -> dict[str, str]:
         return {"drift_events": topics.drift_events, "retrain_events": topics.retrain_events,
-                "model_updates": topics.model_updates}
+                "model_updates": topics.model_updates, "data_quality": topics.data_quality}
 
     # -- rebalance ----------------------------------------------------------------------------------
     def on_assign(self, consumer: Any, tps: list[Any]) -> None:
@@ -133,7 +147,14 @@ class ScopeService:
             if own is None:
                 continue
             try:
-                s = decode(m.value())
+                s = decode_message(m.value())
+                if isinstance(s, Part):
+                    dropped = own.parts.dropped
+                    s = own.parts.add(s)  # None until its last part
+                    if own.parts.dropped > dropped:
+                        log.warning("scope: summary part at %s:%d:%d does not continue an assembly; %d part(s) "
+                                    "dropped (the sending partition replays that input)", m.topic(), m.partition(),
+                                    m.offset(), own.parts.dropped - dropped)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 self.invalid += 1
                 if self.metrics is not None:
@@ -149,18 +170,8 @@ class ScopeService:
                         Record(m.topic(), m.partition(), m.offset(), ts, m.key(), m.value()),
                         "invalid_summary", f"undecodable model-stage summary: {exc}"[:500])
             else:
-                stage = own.stages.get(s.model)
-                if stage is None:
-                    stage = own.stages[s.model] = self._stage(s.model)
-                metrics = self.metrics
-                for out in stage.add(s, self.clock()):
-                    self.publisher.send(self.outputs[out.topic], out.key, out.event)
-                    if metrics is not None:
-                        metrics.scope_output(out.topic, s.model, out.event)
-                if metrics is not None:
-                    r = stage.last_release
-                    metrics.scope_status(s.model, stage.merge.late, len(r.forced) if r is not None else 0)
-                self._report_lag(own, stage)
+                if s is not None:
+                    self._add(own, s)
             own.next_offset = m.offset() + 1
             own.unsaved += 1
         now = self.clock()
@@ -168,6 +179,28 @@ class ScopeService:
             if own.unsaved and (own.unsaved >= self.checkpoint_every_messages
                                 or now - own.saved_at >= self.checkpoint_every_seconds):
                 self._checkpoint_or_drop(p)
+
+    def _add(self, own: _Owned, s: Summary) -> None:
+        stage = own.stages.get(s.model)
+        if stage is None:
+            stage = own.stages[s.model] = self._stage(s.model)
+        metrics = self.metrics
+        late = stage.merge.late
+        for out in stage.add(s, self.clock()):
+            self.publisher.send(self.outputs[out.topic], out.key, out.event)
+            if metrics is not None:
+                metrics.scope_output(out.topic, s.model, out.event)
+        if stage.merge.opened:
+            for p, (_, _, ts, released, _) in stage.merge.opened:
+                log.warning("scope: model %s got items of input partition %d up to %.1f s of event time behind "
+                            "what it had decided without them; they are taken now, after what was decided",
+                            s.model, p, released - ts)
+        if metrics is not None:
+            if stage.merge.late > late:  # every late item of an add is of the summary's partition
+                metrics.scope_late_items(s.model, s.partition, stage.merge.late - late)
+            r = stage.last_release
+            metrics.scope_status(s.model, stage.merge.late, len(r.forced) if r is not None else 0)
+        self._report_lag(own, stage)
 
     def _checkpoint_or_drop(self, p: int) -> None:
         from stream.errors import Fenced
@@ -247,7 +280,8 @@ class ScopeService:
 
     def _payload(self, own: _Owned) -> bytes:
         return orjson.dumps({"format": PAYLOAD_FORMAT, "partition": own.partition,
-                             "stages": {name: st.to_state() for name, st in sorted(own.stages.items())}},
+                             "stages": {name: st.to_state() for name, st in sorted(own.stages.items())},
+                             "parts": own.parts.to_state()},
                             option=orjson.OPT_SERIALIZE_NUMPY)
 
     def _load(self, own: _Owned, payload: bytes) -> None:
@@ -259,3 +293,4 @@ class ScopeService:
             stage = self._stage(name)
             stage.load_state(s)
             own.stages[name] = stage
+        own.parts.load_state(state.get("parts", []))  # absent in checkpoints written before summaries were split

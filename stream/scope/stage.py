@@ -142,19 +142,35 @@ class ModelStage:
         if summary.model != self.model:
             raise ValueError(f"summary of model {summary.model!r} given to the stage of {self.model!r}")
         self.merge.add(summary, now)
-        return self.flush(now)
+        late = self._late_reports()
+        return late + self.flush(now)
 
     def add_many(self, summaries: Iterable[Summary]) -> list[Output]:
+        late: list[Output] = []
         for s in summaries:
             if s.model != self.model:
                 raise ValueError(f"summary of model {s.model!r} given to the stage of {self.model!r}")
             self.merge.add(s)
-        return self.flush()
+            late += self._late_reports()
+        return late + self.flush()
 
     def flush(self, now: float | None = None) -> list[Output]:
         release = self.merge.release(now)
         self.last_release = release
         return self._process(release.items)
+
+    def _late_reports(self) -> list[Output]:
+        """One data-quality event per late episode the last merged summary opened: its partition's oldest late
+        item and how far behind what was already decided it came (``late_seconds``)."""
+        out = []
+        for p, (topic, offset, ts, released, n) in self.merge.opened:
+            out.append(Output("data_quality", self.model, {
+                "id": self._id((ts, p, topic, offset), "late"), "type": "data-quality", "scope": "model",
+                "check": "late_partition", "feature": "*", "severity": "warning", "model": self.model,
+                "partition": p, "topic": self.topics[topic], "offset": offset, "ts": ts,
+                "evidence": {"late_seconds": released - ts, "decided_until": released, "late_items": n,
+                             "max_watermark_lag_seconds": self.cfg.max_watermark_lag_seconds}}))
+        return out
 
     def request(self, reason: str = "on_demand") -> None:
         """An on-demand retrain (control topic), decided at the next merged outcome."""
