@@ -151,3 +151,70 @@ def test_undecodable_summary_is_skipped_and_counted(cfg, scope_topic, redis_clie
     c.close()
     assert svc.invalid == 1
     assert list(stages) == [good.model] and stages[good.model].merge.summaries == 1
+
+
+SMALL_TOPIC_MAX = 4_000
+
+
+def test_summaries_larger_than_the_topic_accepts_go_in_parts_and_decide_as_if_whole(cfg, redis_client):
+    """A summaries topic with a small max.message.bytes: the sending side reads the limit at start-up (as
+    build_service does), splits what does not fit, the broker takes every part, and the stage decides
+    exactly as on the unsplit summaries."""
+    import dataclasses
+    import types
+
+    from confluent_kafka import Producer
+
+    from stream.app import Service
+    from stream.clients import producer_config
+    from stream.scope.parts import Part, decode_message
+    from stream.topics import admin_client, output_limits
+
+    name = f"{cfg.topics.drift_events}.small-summaries"
+    admin = admin_client(cfg)
+    fs = admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1,
+                                       config={"max.message.bytes": str(SMALL_TOPIC_MAX)})])
+    for f in fs.values():
+        f.result(30)
+    cfg2 = dataclasses.replace(cfg, topics=dataclasses.replace(cfg.topics, summaries=name),
+                               scope=dataclasses.replace(cfg.scope, enabled=True))
+    limits = output_limits(admin, cfg2)
+    deadline = time.monotonic() + 30
+    while name not in limits.topic_max and time.monotonic() < deadline:  # the new topic's metadata can lag
+        time.sleep(0.5)
+        limits = output_limits(admin, cfg2)
+    assert limits.topic_max[name] == SMALL_TOPIC_MAX
+    pub = Publisher(Producer({**producer_config(cfg2), **limits.producer_settings()}), limits=limits,
+                    dead_letter_topic=cfg2.topics.dead_letter)
+    sums = _summaries()
+    for s in sums:
+        Service._send_summary(types.SimpleNamespace(cfg=cfg2, publisher=pub), s)
+    pub.flush()
+    assert pub.rejected == 0 and read_topic(cfg2, cfg2.topics.dead_letter, idle=1.0) == []
+
+    raw = Consumer({"bootstrap.servers": cfg.kafka["bootstrap.servers"], "group.id": f"raw-{time.time_ns()}",
+                    "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    raw.subscribe([name])
+    values: list[bytes] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        got = [m for m in raw.consume(500, 0.5) if m.error() is None]
+        values += [m.value() for m in got]
+        if not got and len(values) > len(sums):
+            break
+    raw.close()
+    parts = [v for v in values if isinstance(decode_message(v), Part)]
+    assert len(parts) > len(sums)  # most summaries did not fit one message
+    assert max(len(v) for v in values) <= SMALL_TOPIC_MAX
+
+    svc, consumer = _service(cfg2, name, redis_client)
+    _drive(svc, consumer, lambda: len(svc.owned) == 2 and sum(o.next_offset or 0 for o in svc.owned.values())
+           >= len(values))
+    for part in list(svc.owned):
+        svc.checkpoint(part)
+    consumer.close()
+    assert all(not o.parts.pending for o in svc.owned.values())
+    got = _outputs(cfg2)
+    expected = _reference(sums)
+    assert set(got) == set(expected)
+    assert all(copies == [expected[eid]] for eid, copies in got.items())

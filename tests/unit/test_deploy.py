@@ -156,6 +156,7 @@ def exercised_registry() -> CollectorRegistry:
     m.scope_output("retrain_events", "fraud", {"reasons": ["concept_drift"]})
     m.scope_output("model_updates", "fraud", {"type": "challenger-better"})
     m.scope_status("fraud", late=0, forced=0)
+    m.scope_late_items("fraud", 1, 3)
     m.scope_invalid.inc()
     m.flush()  # per-message counts are published per micro-batch
     return registry
