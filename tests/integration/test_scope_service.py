@@ -194,22 +194,23 @@ def test_summaries_larger_than_the_topic_accepts_go_in_parts_and_decide_as_if_wh
 
     raw = Consumer({"bootstrap.servers": cfg.kafka["bootstrap.servers"], "group.id": f"raw-{time.time_ns()}",
                     "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    from confluent_kafka import TopicPartition
+
+    total = sum(raw.get_watermark_offsets(TopicPartition(name, p), timeout=10)[1] for p in range(2))
     raw.subscribe([name])
     values: list[bytes] = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        got = [m for m in raw.consume(500, 0.5) if m.error() is None]
-        values += [m.value() for m in got]
-        if not got and len(values) > len(sums):
-            break
+    deadline = time.monotonic() + 90
+    while len(values) < total and time.monotonic() < deadline:
+        values += [m.value() for m in raw.consume(500, 0.5) if m.error() is None]
     raw.close()
+    assert len(values) == total
     parts = [v for v in values if isinstance(decode_message(v), Part)]
     assert len(parts) > len(sums)  # most summaries did not fit one message
     assert max(len(v) for v in values) <= SMALL_TOPIC_MAX
 
     svc, consumer = _service(cfg2, name, redis_client)
     _drive(svc, consumer, lambda: len(svc.owned) == 2 and sum(o.next_offset or 0 for o in svc.owned.values())
-           >= len(values))
+           >= total, timeout=150)
     for part in list(svc.owned):
         svc.checkpoint(part)
     consumer.close()
