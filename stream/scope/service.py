@@ -78,7 +78,8 @@ class ScopeService:
                  spec_of: Callable[[str], Any], outputs: Mapping[str, str], scope: ScopeConfig = ScopeConfig(),
                  input_topics: tuple[str, str] = ("inference", "labels"), checkpoint_every_messages: int = 1000,
                  checkpoint_every_seconds: float = 5.0, clock: Callable[[], float] = time.monotonic,
-                 metrics: Any = None, dead_letter_topic: str | None = None) -> None:
+                 metrics: Any = None, dead_letter_topic: str | None = None,
+                 redis_retry: Callable[[str, Callable[[], Any]], Any] | None = None) -> None:
         self.consumer = consumer
         self.publisher = publisher
         self.store = store
@@ -95,6 +96,9 @@ class ScopeService:
         self.metrics = metrics
         #: where an undecodable summary goes, with its reason (None: logged and counted only)
         self.dead_letter_topic = dead_letter_topic
+        #: runs a Redis call of the store, waiting out an outage (stream.app.Service._redis_retry); None: not
+        #: retried. Without it a Redis restart crashed the service with a ConnectionError (fault test)
+        self.redis_retry = redis_retry
         self.owned: dict[int, _Owned] = {}
         #: summaries that could not be decoded (counted and skipped: the partition pipeline wrote them)
         self.invalid = 0
@@ -111,9 +115,9 @@ class ScopeService:
         for tp in tps:
             p = tp.partition
             # 1. fence older owners  2. load state and offset  3. seek there
-            epoch = self.store.bump_epoch(p)
+            epoch = self._redis(f"scope assignment of partition {p}", lambda: self.store.bump_epoch(p))
             own = _Owned(p, epoch, saved_at=self.clock())
-            cp = self.store.load(p)
+            cp = self._redis(f"loading scope partition {p}", lambda: self.store.load(p))
             if cp is not None and cp.payload is not None:
                 self._load(own, cp.payload)
                 own.next_offset = cp.offsets[OFFSET_KEY]
@@ -225,6 +229,9 @@ class ScopeService:
             else:
                 log.info("scope: model %s has every input partition within the lag bound again", stage.model)
 
+    def _redis(self, what: str, fn: Callable[[], Any]) -> Any:
+        return fn() if self.redis_retry is None else self.redis_retry(what, fn)
+
     def request(self, model: str | None, reason: str = "on_demand") -> int:
         """An on-demand retrain for a model (None: every model here) owned by this instance."""
         n = 0
@@ -242,7 +249,8 @@ class ScopeService:
         # 1. outputs produced and acknowledged
         self.publisher.flush()
         # 2. stages + next offset in one atomic write, if our epoch is still the newest (else Fenced)
-        self.store.save(p, own.epoch, self._payload(own), {OFFSET_KEY: own.next_offset})
+        payload, offsets = self._payload(own), {OFFSET_KEY: own.next_offset}
+        self._redis(f"scope checkpoint of partition {p}", lambda: self.store.save(p, own.epoch, payload, offsets))
         own.unsaved = 0
         own.saved_at = self.clock()
         # 3. commit to Kafka for lag monitoring only (Redis owns the read position)
