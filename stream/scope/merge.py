@@ -59,7 +59,9 @@ class SummaryMerge:
         self.max_lag_seconds = max_lag_seconds
         #: the lag bound overrides only a partition that sent no summary for this long (wall clock, when
         #: ``release`` is given the time): a partition catching up on a backlog is behind in event time but
-        #: busy, and is waited for
+        #: busy, and is waited for. The wall-clock verdict is kept in the state (``idle``, see
+        #: :meth:`declare_idle`) until the partition's next summary, so a replay from a checkpoint taken
+        #: after it decides the same
         self.idle_seconds = idle_seconds
         #: wall-clock time of each partition's last summary (not state: a restart counts from its start)
         self.last_seen: list[float | None] = [None] * partitions
@@ -74,6 +76,9 @@ class SummaryMerge:
         self.heap: list[tuple[Any, ...]] = []
         #: event time up to which items have left
         self.released: float | None = None
+        #: per partition: declared idle by the wall clock (below the lag bound, silent for idle_seconds) and
+        #: not heard from since
+        self.idle: list[bool] = [False] * self.partitions
         self.duplicates = 0
         self.late = 0
         self.out_of_order = 0
@@ -96,6 +101,7 @@ class SummaryMerge:
             if self.created is None:
                 self.created = now
         self.summaries += 1
+        self.idle[p] = False
         end = self.end[p]
         wm_prev = self.watermarks[p]
         released = self.released
@@ -192,10 +198,38 @@ class SummaryMerge:
     def _idle(self, p: int, now: float | None) -> bool:
         if now is None or self.idle_seconds <= 0:
             return True
-        seen = self.last_seen[p] if self.last_seen[p] is not None else self.created
-        return seen is None or now - seen >= self.idle_seconds
+        return self.idle[p]
+
+    def declare_idle(self, now: float | None, incoming: Summary | None = None) -> list[int]:
+        """The partitions the wall clock declares idle now (newly): below the lag bound and silent for
+        ``idle_seconds`` (since start-up for one not heard from since). ``incoming``: the summary about to be
+        added (its partition is not idle; the bound is the one after it). The only wall-clock decision of
+        the merge: the service checkpoints right after a declaration, before anything depends on it."""
+        if now is None or self.idle_seconds <= 0 or self.max_lag_seconds <= 0:
+            return []
+        wms = list(self.watermarks)
+        skip = None
+        if incoming is not None:
+            skip = incoming.partition
+            w = incoming.watermark
+            if w is not None and (wms[skip] is None or w > wms[skip]):
+                wms[skip] = w
+        known = [w for w in wms if w is not None]
+        if not known:
+            return []
+        bound = max(known) - self.max_lag_seconds
+        new = []
+        for p, w in enumerate(wms):
+            if p == skip or self.idle[p] or not (w is None or w < bound):
+                continue
+            seen = self.last_seen[p] if self.last_seen[p] is not None else self.created
+            if seen is not None and now - seen >= self.idle_seconds:
+                self.idle[p] = True
+                new.append(p)
+        return new
 
     def release(self, now: float | None = None) -> Release:
+        self.declare_idle(now)
         wm, holding, forced = self.watermark(now)
         items: list[tuple[Any, ...]] = []
         if wm is not None and (self.released is None or wm >= self.released):
@@ -213,7 +247,8 @@ class SummaryMerge:
                 "heap": [[*i[:6], list(i[6])] for i in sorted(self.heap, key=lambda i: i[:6])],
                 "released": self.released, "duplicates": self.duplicates, "late": self.late,
                 "out_of_order": self.out_of_order, "summaries": self.summaries,
-                "late_episodes": [None if e is None else list(e) for e in self.late_episodes]}
+                "late_episodes": [None if e is None else list(e) for e in self.late_episodes],
+                "idle": list(self.idle)}
 
     def load_state(self, s: dict[str, Any]) -> None:
         if s["partitions"] != self.partitions:
@@ -231,3 +266,4 @@ class SummaryMerge:
         self.late_episodes = [None] * self.partitions if episodes is None else \
             [None if e is None else list(e) for e in episodes]
         self.opened = []
+        self.idle = list(s.get("idle", [False] * self.partitions))

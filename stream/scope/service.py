@@ -188,9 +188,16 @@ class ScopeService:
         stage = own.stages.get(s.model)
         if stage is None:
             stage = own.stages[s.model] = self._stage(s.model)
+        now = self.clock()
+        if stage.merge.declare_idle(now, s):
+            # a wall-clock decision (a partition is idle: the model goes ahead without it) is saved before
+            # anything depends on it, so a replay from the checkpoint makes it again, whatever its own clock
+            self._checkpoint_or_drop(own.partition)
+            if self.owned.get(own.partition) is not own:  # fenced: another owner has it
+                return
         metrics = self.metrics
         late = stage.merge.late
-        for out in stage.add(s, self.clock()):
+        for out in stage.add(s, now):
             self.publisher.send(self.outputs[out.topic], out.key, out.event)
             if metrics is not None:
                 metrics.scope_output(out.topic, s.model, out.event)

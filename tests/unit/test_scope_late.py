@@ -165,3 +165,57 @@ def test_a_replay_from_any_checkpoint_gives_the_same_outputs():
         again = ModelStage("fraud", SPEC, 2, SCOPE)
         again.load_state(state)
         assert _run(arrivals[cut:], again) == full[cut:], cut
+
+
+class _Publisher(fakes.MemoryPublisher):
+    def flush(self) -> None:
+        pass
+
+
+class _Store:
+    """Records each checkpoint: (next offset, payload, outputs published before it)."""
+
+    def __init__(self, pub: _Publisher) -> None:
+        self.pub = pub
+        self.saved: list[tuple[int, bytes, int]] = []
+
+    def save(self, p, epoch, payload, offsets) -> None:
+        self.saved.append((offsets["summaries"], payload, len(self.pub.sent)))
+
+
+def _wall_clock_service(clock) -> tuple[ScopeService, _Publisher, _Store]:
+    pub = _Publisher()
+    store = _Store(pub)
+    svc = ScopeService(None, pub, store, topic="s", partitions=2, spec_of=lambda m: SPEC,
+                       outputs=ScopeService.output_topics(load_config(None, {}).topics),
+                       scope=dataclasses.replace(SCOPE, idle_partition_seconds=3.0),
+                       checkpoint_every_messages=10 ** 9, checkpoint_every_seconds=float("inf"), clock=clock)
+    svc.owned[0] = _Owned(0, 1)
+    return svc, pub, store
+
+
+def test_a_wall_clock_idle_verdict_is_checkpointed_before_it_takes_effect_so_a_replay_decides_the_same():
+    from stream.scope.summary import encode
+
+    msgs = [fakes.FakeMessage("s", 0, off, 0, b"fraud", encode(s)) for off, s in enumerate(_arrivals(LAPSES))]
+    t = [0.0]
+    svc, pub, store = _wall_clock_service(lambda: t[0])
+    for m in msgs:  # 0.25 s of wall clock per summary: partition 1 is silent for seconds in each lapse
+        svc.process([m])
+        t[0] += 0.25
+    assert len(_late_events([[{"event": e} for _, e in pub.sent]])) == len(LAPSES)
+    # one checkpoint per idle verdict, taken before the release it allows
+    assert len(store.saved) == len(LAPSES)
+    ends = [(off, published) for off, _, published in store.saved[1:]] + [(len(msgs), len(pub.sent))]
+    for (off, payload, published), (until, published_until) in zip(store.saved, ends):
+        assert orjson.loads(payload)["stages"]["fraud"]["merge"]["idle"] == [False, True]
+        # the instance dies before its next checkpoint; the next one replays from this one with a clock that
+        # never moves (it would never find partition 1 idle by itself) and publishes exactly what the first
+        # one did since (a later verdict is checkpointed before anything depends on it)
+        again, pub2, _ = _wall_clock_service(lambda: 5.0)
+        again._load(again.owned[0], payload)
+        again.owned[0].next_offset = off
+        for m in msgs[off:until]:
+            again.process([m])
+        assert pub2.sent == pub.sent[published:published_until]
+        assert any(e.get("check") == "late_partition" for _, e in pub2.sent)  # the lapse's late episode
