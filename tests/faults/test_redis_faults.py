@@ -1,6 +1,8 @@
 """Redis faults with a private redis-server (AOF on): restarted mid-stream, unreachable for a while, and
 unreachable while the consumer group rebalances. Each faulted run must end with outputs and final state
-equal to a clean run; while Redis is away, no offset may be committed past the state Redis holds."""
+equal to a clean run; while Redis is away, no offset may be committed past the state Redis holds. Every test
+runs with the model-level stage off and on (``model-scope``: its events, its checkpoints under
+``<prefix>-scope`` and its consumer group's commits are checked too)."""
 
 from __future__ import annotations
 
@@ -14,30 +16,33 @@ from confluent_kafka import Consumer, TopicPartition
 
 from stream.topics import admin_client, ensure_topics
 from stream.tools.workload import Workload, produce
-from tests.faults.harness import (assert_equivalent, caught_up, end_offsets, final_states, outputs, progress,
-                                  sibling, stop, store, tail, wait_for, with_redis, write_toml)
+from tests.faults.harness import (assert_equivalent, assert_scope_equivalent, caught_up, end_offsets, final_states,
+                                  often, outputs, progress, scope_caught_up, scope_read_all, scope_states, scope_store,
+                                  sibling, stop, store, tail, wait_for, with_redis, with_scope, write_toml)
 from tests.integration.conftest import fresh_config
 from tests.integration.helpers import producer, run_until
 
 OUTAGE_SECONDS = 5.0
 
 
-@pytest.fixture(scope="module")
-def baseline(stack, redis_client):
-    """One workload and its clean run, shared by the tests of this module (they only read its inputs)."""
-    clean = fresh_config(stack, max_idle_wait_seconds=60.0)
+@pytest.fixture(scope="module", params=[False, True], ids=["partition-scope", "model-scope"])
+def baseline(request, stack, redis_client):
+    """One workload and its clean run, shared by the tests of this module (they only read its inputs); with
+    the model-level stage off and on. Returns (config, outputs, partition states, model-stage states or None)."""
+    scope = request.param
+    clean = with_scope(fresh_config(stack, max_idle_wait_seconds=60.0), scope)
     ensure_topics(admin_client(clean), clean)
     w = Workload(n_events=16_000, change_points=(8_000,), seed=41, missing_labels=0.02, label_delay=4.0)
     total = produce(producer(clean), w, clean.topics.inference, clean.topics.labels)
-    run_until(clean, total, timeout=120)
+    run_until(clean, total, timeout=120, settle=1.0 if scope else 0.0, before_stop=scope_read_all(clean))
     expected = outputs(clean)
     assert any(e["type"] == "drift" for e in expected.values())
-    return clean, expected, final_states(clean, redis_client)
+    return (clean, expected, final_states(clean, redis_client),
+            scope_states(clean, redis_client) if scope else None)
 
 
 def _faulted(stack, clean, private_stack):
-    c = sibling(stack, clean, checkpoint_every_messages=40, checkpoint_every_seconds=0.1, batch_size=20,
-                max_idle_wait_seconds=60.0)
+    c = sibling(stack, clean, **often(clean), batch_size=20, max_idle_wait_seconds=60.0)
     return with_redis(c, private_stack.redis_url)
 
 
@@ -51,12 +56,24 @@ def _redis_offsets(cfg, client) -> dict[tuple[str, int], int]:
     return out
 
 
-def _committed(cfg) -> dict[tuple[str, int], int]:
-    c = Consumer({"bootstrap.servers": cfg.kafka["bootstrap.servers"], "group.id": cfg.processing.group_id,
+def _scope_redis_offsets(cfg, client) -> dict[tuple[str, int], int]:
+    st = scope_store(cfg, client)
+    out = {}
+    for p in range(cfg.topics.partitions):
+        raw = st.read_raw(p).get(b"offsets")
+        if raw:
+            out[(cfg.topics.summaries, p)] = orjson.loads(raw)["summaries"]
+    return out
+
+
+def _committed(cfg, scope: bool = False) -> dict[tuple[str, int], int]:
+    """The consumer group's committed offsets (``scope``: the model stage's group, on the summaries topic)."""
+    group = f"{cfg.processing.group_id}-scope" if scope else cfg.processing.group_id
+    c = Consumer({"bootstrap.servers": cfg.kafka["bootstrap.servers"], "group.id": group,
                   "enable.auto.commit": False})
     try:
-        tps = [TopicPartition(t, p) for t in (cfg.topics.inference, cfg.topics.labels)
-               for p in range(cfg.topics.partitions)]
+        topics = (cfg.topics.summaries,) if scope else (cfg.topics.inference, cfg.topics.labels)
+        tps = [TopicPartition(t, p) for t in topics for p in range(cfg.topics.partitions)]
         return {(tp.topic, tp.partition): tp.offset for tp in c.committed(tps, timeout=10) if tp.offset >= 0}
     finally:
         c.close()
@@ -66,20 +83,27 @@ def _private_client(private_stack):
     return redis.Redis.from_url(private_stack.redis_url, socket_timeout=5)
 
 
-def _finish(name, faulted, clean, expected, expected_states, client, procs, logs, started, trials, **extra):
+def _finish(name, faulted, baseline, client, procs, logs, started, trials, **extra):
+    clean, expected, expected_states, expected_scope = baseline
     ends = end_offsets(faulted)
     wait_for(f"{name}: the service catches up after the fault", lambda: caught_up(faulted, client, ends), 120,
              alive=procs, log=logs[0])
+    if faulted.scope.enabled:
+        wait_for(f"{name}: the model stage reads every summary", lambda: scope_caught_up(faulted, client), 60,
+                 alive=procs, log=logs[0])
     for p, log in zip(procs, logs):
         assert stop(p, log) == 0, f"{name}: service exited non-zero\n{tail(log)}"
     got = outputs(faulted)
+    name = f"{name}[{'model' if faulted.scope.enabled else 'partition'}-scope]"
     assert_equivalent(name, expected, got, started, trials, expected_states=expected_states,
                       got_states=final_states(faulted, client), **extra)
+    if faulted.scope.enabled:
+        assert_scope_equivalent(name, expected, got, expected_scope, scope_states(faulted, client))
 
 
 def test_redis_restarted_mid_stream(stack, baseline, private_stack, services, tmp_path):
     started = time.monotonic()
-    clean, expected, expected_states = baseline
+    clean = baseline[0]
     faulted = _faulted(stack, clean, private_stack)
     client = _private_client(private_stack)
     ends = end_offsets(faulted)
@@ -93,14 +117,14 @@ def test_redis_restarted_mid_stream(stack, baseline, private_stack, services, tm
         restarts += 1
     assert progress(faulted, client, ends) < 1.0, "the stream was fully processed before the last restart"
     assert proc.poll() is None, f"the service died when Redis restarted\n{tail(log)}"
-    _finish("redis-restart", faulted, clean, expected, expected_states, client, [proc], [log], started, restarts)
+    _finish("redis-restart", faulted, baseline, client, [proc], [log], started, restarts)
 
 
 def test_redis_unreachable_for_a_while(stack, baseline, private_stack, services, tmp_path):
     """The checkpoint waits and retries (Service._save_with_retry); nothing is committed to Kafka past
     what Redis holds; afterwards the stream resumes without loss."""
     started = time.monotonic()
-    clean, expected, expected_states = baseline
+    clean = baseline[0]
     faulted = _faulted(stack, clean, private_stack)
     client = _private_client(private_stack)
     ends = end_offsets(faulted)
@@ -112,15 +136,19 @@ def test_redis_unreachable_for_a_while(stack, baseline, private_stack, services,
     deadline = time.monotonic() + OUTAGE_SECONDS
     while time.monotonic() < deadline:
         committed_during.append(_committed(faulted))
+        if faulted.scope.enabled:  # the model stage commits its summaries offsets after its own checkpoints
+            committed_during.append(_committed(faulted, scope=True))
         assert proc.poll() is None, f"the service died while Redis was unreachable\n{tail(log)}"
         time.sleep(0.5)
     private_stack.start()
     held = _redis_offsets(faulted, client)   # what survived in Redis (AOF), read before the service writes again
+    held.update(_scope_redis_offsets(faulted, client))
     beyond = [(tp, c[tp], held.get(tp)) for c in committed_during for tp in c if c[tp] > held.get(tp, 0)]
     assert not beyond, f"offsets committed to Kafka past the state held in Redis: {beyond[:5]}"
     assert progress(faulted, client, ends) < 1.0
-    assert "retrying the checkpoint" in log.read_text(), "the service never noticed Redis was unreachable"
-    _finish("redis-unreachable", faulted, clean, expected, expected_states, client, [proc], [log], started, 1,
+    # "Redis unavailable (...); retrying the checkpoint" or, with the model stage on, maybe its checkpoint first
+    assert "Redis unavailable" in log.read_text(), "the service never noticed Redis was unreachable"
+    _finish("redis-unreachable", faulted, baseline, client, [proc], [log], started, 1,
             outage_seconds=OUTAGE_SECONDS, kafka_commit_samples=len(committed_during))
 
 
@@ -128,7 +156,7 @@ def test_redis_unreachable_during_a_rebalance(stack, baseline, private_stack, se
     """A second instance joins while Redis is down: the revoking owner waits (retrying) for Redis to write
     its checkpoint in on_revoke, and the group rebalances after Redis is back; neither may crash."""
     started = time.monotonic()
-    clean, expected, expected_states = baseline
+    clean = baseline[0]
     faulted = _faulted(stack, clean, private_stack)
     client = _private_client(private_stack)
     ends = end_offsets(faulted)
@@ -145,7 +173,7 @@ def test_redis_unreachable_during_a_rebalance(stack, baseline, private_stack, se
                                       f"Redis was unreachable (it should wait and retry)\n{tail(log, 6000)}")
         time.sleep(0.25)
     private_stack.start()
-    _finish("redis-unreachable-rebalance", faulted, clean, expected, expected_states, client, [a, b], logs,
+    _finish("redis-unreachable-rebalance", faulted, baseline, client, [a, b], logs,
             started, 1, outage_seconds=OUTAGE_SECONDS + 3)
 
 
@@ -154,7 +182,7 @@ def test_service_started_while_redis_unreachable(stack, baseline, private_stack,
     the partition epoch and load the checkpoint. The service must wait and retry, not crash, and resume
     from the checkpoint once Redis is back."""
     started = time.monotonic()
-    clean, expected, expected_states = baseline
+    clean = baseline[0]
     faulted = _faulted(stack, clean, private_stack)
     client = _private_client(private_stack)
     ends = end_offsets(faulted)
@@ -174,5 +202,5 @@ def test_service_started_while_redis_unreachable(stack, baseline, private_stack,
     private_stack.start()
     wait_for("assignment after Redis is back", lambda: log.read_text().count("assigned partitions") > assigned_before,
              60, alive=[second], log=log)
-    _finish("redis-unreachable-at-start", faulted, clean, expected, expected_states, client, [second], [log],
+    _finish("redis-unreachable-at-start", faulted, baseline, client, [second], [log],
             started, 1, outage_seconds=OUTAGE_SECONDS)
