@@ -110,6 +110,38 @@ class CalibrationRefused:
     calibration: dict[str, Any]
 
 
+@dataclass(slots=True)
+class Recalibrated:
+    """A detector's re-calibration after a drift alarm (see :class:`ConceptDetectors`)."""
+
+    #: index, in the errors given to :meth:`ConceptDetectors.update_many`, of the new concept's reference's
+    #: last error (the new values take effect from the next one)
+    index: int
+    detector: str
+    #: "recalibrated" (new values), "kept" (the rate had not changed: same values) or "refused" (fallback)
+    outcome: str
+    #: the detector's calibration entry from then on
+    calibration: dict[str, Any]
+
+
+#: two-sided 98% normal quantile: the level of calibration's own reference check
+_Z98 = 2.326
+
+
+def same_error_rate(calibration: dict[str, Any], reference: np.ndarray) -> bool:
+    """Whether a 0/1 ``reference`` has the error rate of the reference ``calibration`` was made on, by the
+    two-sample test of proportions at the 98% level (False for a real-valued reference: no rate to test)."""
+    p1, n1 = calibration.get("reference_rate"), calibration.get("reference_size") or 0
+    n2 = len(reference)
+    if p1 is None or not n1 or not n2 or not np.isin(reference, (0.0, 1.0)).all():
+        return False
+    p2 = float(reference.mean())
+    pooled = (p1 * n1 + p2 * n2) / (n1 + n2)
+    if pooled in (0.0, 1.0):
+        return p1 == p2
+    return abs(p1 - p2) <= _Z98 * float(np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2)))
+
+
 class ConceptDetectors:
     """The error detectors of one model, each calibrated on its first errors when it asks for it.
 
@@ -120,6 +152,23 @@ class ConceptDetectors:
     exceed the cap), the detector falls back as its ``on_calibration_error`` says (its configured
     parameters, or off) and the refusal is left in :attr:`refusals` for the caller to report. Nothing of this
     depends on where batches are cut: the reference is the same first errors whatever the batch sizes.
+
+    **Re-calibration after a change** (``recalibrate_after_change``, on by default): a calibrated detector's
+    drift alarm (not a warning) says the error stream changed, and its threshold was set for the old error
+    rate. From the error after the alarm it collects a fresh reference of the new concept (``calibration_window``
+    errors, extended on :class:`~detectors.calibrate.ReferenceTooShort` up to ``calibration_max_window``, as
+    the first time) while it keeps running on its old values; when the reference is complete the change is
+    *confirmed* if the reference's error rate differs from the calibrated reference's (two-sample test at the
+    98% level, the level of calibration's own reference check; a real-valued reference always counts as
+    changed). A confirmed change is calibrated again (same target, seed, budget and fallback) and a fresh
+    detector with the new values takes over from the next error; an unconfirmed one keeps the detector and
+    its values (a false alarm, or a change that left the rate where it was). Either way the outcome is in the
+    detector's calibration entry (``"recalibration"``: number, outcome, the alarm and swap positions in errors
+    seen, the previous values) and in :attr:`recalibrations`; a refusal falls back as the first time and is in
+    :attr:`refusals`. Alarms during the collection are the old detector's; when it alarmed during it (a second
+    change may lie inside the reference), the errors after its last such alarm start a follow-up reference,
+    tested the same way. A detector whose calibration was refused keeps its fallback. Positions are counted in errors given to :meth:`update_many`, so the swap
+    comes at the same error for any batch sizes and after a restart from :meth:`to_state`.
     """
 
     def __init__(self, configs: tuple[Any, ...]) -> None:
@@ -132,11 +181,23 @@ class ConceptDetectors:
         self.needs: list[int] = [d.calibration_window for d in configs]
         #: refusals since the caller last took them
         self.refusals: list[CalibrationRefused] = []
+        #: per detector, the errors seen at the drift alarm whose new concept it is collecting a reference of
+        #: (it keeps running meanwhile), None when not collecting one
+        self.recalibrating_from: list[int | None] = [None] * len(configs)
+        #: per detector, the position (in errors seen) of its last drift alarm while collecting that reference
+        self.alarm_in_reference: list[int | None] = [None] * len(configs)
+        #: errors given to update_many so far (the positions of re-calibration records)
+        self.seen = 0
+        #: re-calibrations (and kept calibrations) since the caller last took them
+        self.recalibrations: list[Recalibrated] = []
+        #: per detector, the calibration entries in force during the last update_many: (first index, entry)
+        self._in_force: list[list[tuple[int, dict[str, Any] | None]]] = [[(0, None)] for _ in configs]
 
     def update_many(self, errors: np.ndarray) -> list[tuple[int, str, bool, int]]:
         """Feed errors in order; ``(error index, detector name, warning, detector number)`` of every alarm,
-        in that order."""
+        in that order (:meth:`calibration_at` gives the calibration each alarm was raised under)."""
         alarms: list[tuple[int, str, bool, int]] = []
+        self._in_force = [[(0, c)] for c in self.calibrations]
         for k, cfg in enumerate(self.configs):
             base = 0
             if self.detectors[k] is None:
@@ -145,16 +206,126 @@ class ConceptDetectors:
                 base = self._calibrate(k, cfg, errors, 0)
                 if self.detectors[k] is None:
                     continue
-            det = self.detectors[k]
-            xs = errors[base:]
-            if cfg.name in BINARY:
-                drifts, warns = det.update_many(xs, warnings=True)
-                alarms.extend((base + int(i), cfg.name, True, k) for i in warns)
-            else:
-                drifts = det.update_many(xs)
-            alarms.extend((base + int(i), cfg.name, False, k) for i in drifts)
+            self._detect(k, cfg, errors, base, alarms)
         alarms.sort()
+        self.seen += len(errors)
         return alarms
+
+    def calibration_at(self, k: int, index: int) -> dict[str, Any] | None:
+        """Detector ``k``'s calibration entry in force at error ``index`` of the last :meth:`update_many`."""
+        for start, cal in reversed(self._in_force[k]):
+            if start <= index:
+                return cal
+        return self._in_force[k][0][1]
+
+    def _set_calibration(self, k: int, cal: dict[str, Any] | None, start: int) -> None:
+        self.calibrations[k] = cal
+        self._in_force[k].append((start, cal))
+
+    @staticmethod
+    def _feed(det: DriftDetector, binary: bool, xs: np.ndarray, base: int) -> tuple[np.ndarray, np.ndarray]:
+        if binary:
+            drifts, warns = det.update_many(xs, warnings=True)
+        else:
+            drifts, warns = det.update_many(xs), ()
+        return (np.asarray(drifts, dtype=np.int64) + base, np.asarray(warns, dtype=np.int64) + base)
+
+    def _detect(self, k: int, cfg: Any, errors: np.ndarray, pos: int,
+                alarms: list[tuple[int, str, bool, int]]) -> None:
+        """Detector ``k`` on ``errors[pos:]``: its alarms, and the re-calibrations they start."""
+        n, name, binary = len(errors), cfg.name, cfg.name in BINARY
+
+        def emit(lo: int, hi: int) -> None:
+            alarms.extend((int(i), name, True, k) for i in warns[(warns >= lo) & (warns < hi)])
+            alarms.extend((int(i), name, False, k) for i in drifts[(drifts >= lo) & (drifts < hi)])
+
+        # the detector takes the rest of the batch at once; what it does past a swap is dropped with it
+        drifts, warns = self._feed(self.detectors[k], binary, errors[pos:], pos)
+        while True:
+            if self.recalibrating_from[k] is None:
+                later = drifts[drifts >= pos] if self._recalibrates(k, cfg) else drifts[:0]
+                if not later.size:
+                    emit(pos, n)
+                    return
+                alarm = int(later[0])
+                emit(pos, alarm + 1)
+                self.recalibrating_from[k] = self.seen + alarm + 1
+                self.buffers[k] = []
+                self.needs[k] = cfg.calibration_window
+                pos = alarm + 1
+                continue
+            buf = self.buffers[k]
+            swap = pos + self.needs[k] - len(buf)  # the first error after the new concept's reference
+            stop = min(swap, n)
+            buf.extend(float(e) for e in errors[pos:stop])
+            emit(pos, stop)
+            during = drifts[(drifts >= pos) & (drifts < stop)]
+            if during.size:  # another change may have come within the reference: a follow-up reference
+                self.alarm_in_reference[k] = self.seen + int(during[-1])
+            pos = stop
+            if swap > n:
+                return
+            outcome = self._recalibrate(k, cfg, swap)
+            if outcome in ("extend", "kept"):  # the same detector goes on: its alarms from the swap on stand
+                continue
+            if self.detectors[k] is None:
+                return
+            drifts, warns = self._feed(self.detectors[k], binary, errors[swap:], swap)
+
+    def _recalibrates(self, k: int, cfg: Any) -> bool:
+        cal = self.calibrations[k]
+        return bool(cfg.false_alarm_every and cfg.recalibrate_after_change and cal is not None
+                    and "refused" not in cal)
+
+    def _recalibrate(self, k: int, cfg: Any, swap: int) -> str:
+        """Detector ``k``'s new-concept reference is complete before error ``swap``: calibrate again (or keep
+        the values when the rate has not changed). Returns "extend" (the reference must grow first), "kept",
+        "recalibrated" or "refused"."""
+        from detectors.calibrate import CalibrationError, ReferenceTooShort, calibrate
+
+        buf, old = self.buffers[k], self.calibrations[k]
+        ref = np.asarray(buf, dtype=np.float64)
+        previous = old.get("recalibration") or {}
+        record = {"number": previous.get("number", 0) + 1, "alarm_at": self.recalibrating_from[k],
+                  "at": self.seen + swap, "reference_size": len(buf),
+                  "reference_rate": float(ref.mean()) if np.isin(ref, (0.0, 1.0)).all() else None,
+                  "previous": {"params": old.get("params"), "reference_rate": old.get("reference_rate"),
+                               "reference_size": old.get("reference_size")}}
+        if same_error_rate(old, ref):
+            cal: dict[str, Any] = {**old, "recalibration": {**record, "outcome": "kept"}}
+            self._set_calibration(k, cal, swap)
+            return self._recalibrated(k, cfg, swap, "kept")
+        cls = detector_class(cfg.name)
+        fixed = dict(cfg.params)
+        try:
+            new = calibrate(lambda **p: cls(**{**fixed, **p}), ref, cfg.false_alarm_every,
+                            seed=cfg.calibration_seed, max_updates=cfg.calibration_max_updates)
+        except ReferenceTooShort as exc:
+            if len(buf) < exc.needed_reference <= cfg.calibration_max_window:
+                self.needs[k] = exc.needed_reference
+                return "extend"
+            self._refuse(k, cfg, exc, swap - 1, len(buf), {**record, "outcome": "refused"})
+            return self._recalibrated(k, cfg, swap, "refused")
+        except CalibrationError as exc:
+            self._refuse(k, cfg, exc, swap - 1, len(buf), {**record, "outcome": "refused"})
+            return self._recalibrated(k, cfg, swap, "refused")
+        self.detectors[k] = cls(**{**fixed, **new.params})
+        self._set_calibration(k, {**new.as_dict(), "recalibration": {**record, "outcome": "recalibrated"}}, swap)
+        return self._recalibrated(k, cfg, swap, "recalibrated")
+
+    def _recalibrated(self, k: int, cfg: Any, swap: int, outcome: str) -> str:
+        self.recalibrations.append(Recalibrated(swap - 1, cfg.name, outcome, self.calibrations[k]))
+        again, start = self.alarm_in_reference[k], self.recalibrating_from[k]
+        self.alarm_in_reference[k] = None
+        self.needs[k] = cfg.calibration_window
+        if again is None or outcome == "refused":
+            self.recalibrating_from[k] = None
+            self.buffers[k] = []
+        else:  # the detector alarmed while the reference was collected: the errors after that alarm are the
+            # start of a follow-up reference (a change within the reference would otherwise go unnoticed)
+            self.recalibrating_from[k] = again + 1
+            self.buffers[k] = self.buffers[k][again + 1 - start:]
+        return outcome
 
     def calibration(self, name: str) -> dict[str, Any] | None:
         for cfg, cal in zip(self.configs, self.calibrations):
@@ -192,22 +363,24 @@ class ConceptDetectors:
             self._refuse(k, cfg, exc, end - 1, len(buf))
             return end
         self.detectors[k] = cls(**{**fixed, **cal.params})
-        self.calibrations[k] = cal.as_dict()
+        self._set_calibration(k, cal.as_dict(), end)
         self.buffers[k] = []
         return end
 
-    def _refuse(self, k: int, cfg: Any, exc: Exception, index: int, reference_size: int) -> None:
+    def _refuse(self, k: int, cfg: Any, exc: Exception, index: int, reference_size: int,
+                recalibration: dict[str, Any] | None = None) -> None:
         fallback = cfg.on_calibration_error
         suggestion = getattr(exc, "suggestion", None)
         if isinstance(getattr(exc, "needed_reference", None), int) and exc.needed_reference > reference_size:
             suggestion = (f"a reference of {exc.needed_reference} events is needed: raise calibration_max_window "
                           f"(now {cfg.calibration_max_window}), lower false_alarm_every or choose another detector")
-        self.calibrations[k] = {"detector": cfg.name, "refused": str(exc)[:500], "suggestion": suggestion,
-                                "fallback": fallback, "target_ert": cfg.false_alarm_every,
-                                "reference_size": reference_size,
-                                "params": dict(cfg.params) if fallback == "defaults" else None}
-        if fallback == "defaults":
-            self.detectors[k] = detector_class(cfg.name)(**dict(cfg.params))
+        entry = {"detector": cfg.name, "refused": str(exc)[:500], "suggestion": suggestion,
+                 "fallback": fallback, "target_ert": cfg.false_alarm_every, "reference_size": reference_size,
+                 "params": dict(cfg.params) if fallback == "defaults" else None}
+        if recalibration is not None:
+            entry["recalibration"] = recalibration
+        self._set_calibration(k, entry, index + 1)
+        self.detectors[k] = detector_class(cfg.name)(**dict(cfg.params)) if fallback == "defaults" else None
         self.buffers[k] = []
         self.refusals.append(CalibrationRefused(index, cfg.name, exc, fallback, self.calibrations[k]))
 
@@ -215,7 +388,10 @@ class ConceptDetectors:
         return {"detectors": [None if d is None else d.to_state() for d in self.detectors],
                 "calibrations": list(self.calibrations),
                 "calibration_buffers": [list(b) for b in self.buffers],
-                "calibration_needs": list(self.needs)}
+                "calibration_needs": list(self.needs),
+                "recalibrating_from": list(self.recalibrating_from),
+                "alarm_in_reference": list(self.alarm_in_reference),
+                "errors_seen": self.seen}
 
     def compatible(self, state: dict[str, Any]) -> bool:
         """Whether ``state`` was taken with the detectors configured now (else the fresh ones are kept)."""
@@ -232,6 +408,9 @@ class ConceptDetectors:
         self.calibrations = list(state.get("calibrations") or [None] * len(stored))
         self.buffers = [list(b) for b in state.get("calibration_buffers") or [[] for _ in stored]]
         self.needs = list(state.get("calibration_needs") or [d.calibration_window for d in self.configs])
+        self.recalibrating_from = list(state.get("recalibrating_from") or [None] * len(stored))
+        self.alarm_in_reference = list(state.get("alarm_in_reference") or [None] * len(stored))
+        self.seen = int(state.get("errors_seen", 0))
 
 
 class ModelMonitor:
@@ -243,6 +422,7 @@ class ModelMonitor:
         #: the configured error detectors (each None while it collects its calibration reference)
         self.concept = ConceptDetectors(spec.detectors)
         self._refused: list[tuple[Joined, CalibrationRefused]] = []
+        self._recalibrated: list[tuple[Joined, Recalibrated]] = []
         #: per configured detector, the join count at its last (non-warning) alarm (0: none yet)
         self.last_alarm_at: list[int] = [0] * len(spec.detectors)
         om = spec.online_model
@@ -483,10 +663,12 @@ class ModelMonitor:
             return []
         errors = np.fromiter((e for e, _, _ in self._batch), dtype=np.float64, count=len(self._batch))
         concept = self.concept
-        alarms = [self._alarm(name, warning, i, None, concept.calibrations[k], k)
+        alarms = [self._alarm(name, warning, i, None, concept.calibration_at(k, i), k)
                   for i, name, warning, k in concept.update_many(errors)]
         self._refused += [(self._batch[r.index][2], r) for r in concept.refusals]
         concept.refusals.clear()
+        self._recalibrated += [(self._batch[r.index][2], r) for r in concept.recalibrations]
+        concept.recalibrations.clear()
         self._batch.clear()
         return alarms
 
@@ -495,6 +677,12 @@ class ModelMonitor:
         completed the reference it was measured on."""
         refused, self._refused = self._refused, []
         return refused
+
+    def take_recalibrations(self) -> list[tuple[Joined, Recalibrated]]:
+        """Re-calibrations after a change met by :meth:`run_detectors` since the last call, each with the join
+        that completed the new concept's reference."""
+        done, self._recalibrated = self._recalibrated, []
+        return done
 
     @property
     def detectors(self) -> list[DriftDetector | None]:

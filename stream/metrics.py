@@ -81,6 +81,10 @@ class Metrics:
                                       registry=registry)
         self.model_swaps = Counter(f"{NS}_model_swaps", "Online model replaced by its background model",
                                    ["model"], registry=registry)
+        self.recalibrations = Counter(f"{NS}_detector_recalibrations", "Calibrated concept detectors calibrated "
+                                      "again after a drift alarm, by outcome (recalibrated, kept: the error rate "
+                                      "had not changed, refused: fallback)", ["model", "detector", "outcome"],
+                                      registry=registry)
         self.assigned = Gauge(f"{NS}_assigned_partitions", "Partitions owned by this instance", registry=registry)
         self.component_failures = Counter(
             f"{NS}_component_failures", "A model's component (online model, detectors, data drift, data quality, "
@@ -152,6 +156,9 @@ class Metrics:
             self._child(self.served_error, model).set(served)
         if online is not None:
             self._child(self.online_error, model).set(online)
+
+    def recalibration(self, model: str, detector: str, outcome: str) -> None:
+        self.recalibrations.labels(model, detector, outcome).inc()
 
     def quality_issue(self, model: str, check: str) -> None:
         self.data_quality.labels(model, check).inc()

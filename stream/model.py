@@ -265,6 +265,10 @@ class ModelPipeline:
             publisher.send(ctx.topics.data_quality, name, calibration_refused_event(
                 self._origin(j), name, refused.detector, refused.error, refused.fallback, refused.calibration,
                 max(j.label_ts, j.prediction.ts)))
+        for j, done in mon.take_recalibrations():  # the next drift event carries it in "calibration"
+            log.info("model %s partition %d: %s re-calibrated after a change (%s): %s", name, ctx.partition,
+                     done.detector, done.outcome, done.calibration.get("params"))
+            metrics.recalibration(name, done.detector, done.outcome)
         for alarm in alarms:
             metrics.alarm(name, "concept", alarm.detector, alarm.warning)
             seq = alarm.joined.seq

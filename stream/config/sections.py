@@ -144,6 +144,11 @@ class DetectorConfig:
     #: (and once in the model stage); 5e8 is ~5-15 s here. Beyond it the detector falls back as
     #: on_calibration_error says: calibrate large targets offline (detectors.calibrate) and set the params
     calibration_max_updates: int = 500_000_000
+    #: after a calibrated detector's drift alarm, collect a reference of the new concept's errors (the same
+    #: window rules) and calibrate again when its error rate differs (98% two-sample test), swapping the new
+    #: values in after that reference: else the old threshold, set for the old rate, alarms far too often or
+    #: too rarely on the new one (see stream.detect.ConceptDetectors). The same budget and fallback apply
+    recalibrate_after_change: bool = True
 
     def check(self, where: str) -> None:
         if self.false_alarm_every < 0 or (self.false_alarm_every and self.calibration_window < 100):

@@ -100,6 +100,8 @@ class ModelStage:
         c = spec.challenger
         self.challenger = ChampionChallenger(spec.task, c.window, c.alpha, c.min_pairs)
         self.policy = RetrainPolicy(spec.retrain)
+        #: re-calibrations of the concept detectors after a change since start-up (for status; not in state)
+        self.recalibrations = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -183,7 +185,8 @@ class ModelStage:
         return {"model": self.model, "watermark": None if r is None else r.watermark,
                 "holding": {} if r is None else dict(r.holding), "forced": [] if r is None else list(r.forced),
                 "buffered_items": len(self.merge.heap), "duplicates": self.merge.duplicates,
-                "late": self.merge.late, "out_of_order": self.merge.out_of_order, "merged": self.seq}
+                "late": self.merge.late, "out_of_order": self.merge.out_of_order, "merged": self.seq,
+                "recalibrations": self.recalibrations}
 
     # -- the merged stream -------------------------------------------------------------------------
     def _process(self, items: list[tuple[Any, ...]]) -> list[Output]:
@@ -207,8 +210,15 @@ class ModelStage:
         # 2. run them: alarms and findings keyed by the merged index of the item that triggered them
         extras: dict[int, list[tuple[int, str, Any]]] = {}
         if errors:
-            for i, name, warning, _ in self.concept.update_many(np.asarray(errors, dtype=np.float64)):
-                extras.setdefault(outcome_at[i], []).append((2 if warning else 3, name, None))
+            concept = self.concept
+            for i, name, warning, d in concept.update_many(np.asarray(errors, dtype=np.float64)):
+                # the calibration the alarm was raised under (a re-calibration may follow it in this batch)
+                extras.setdefault(outcome_at[i], []).append((2 if warning else 3, name, concept.calibration_at(d, i)))
+            for done in concept.recalibrations:
+                self.recalibrations += 1
+                log.info("model %s: model-scope %s re-calibrated after a change (%s): %s", self.model,
+                         done.detector, done.outcome, done.calibration.get("params"))
+            concept.recalibrations.clear()
             for refused in self.concept.refusals:  # logged; the partitions publish their own refusal events
                 log.warning("model %s: model-scope calibration of %s refused (%s): %s", self.model,
                             refused.detector, refused.fallback, refused.error)
@@ -276,7 +286,7 @@ class ModelStage:
                 elif order == 2:
                     self._warning(item)
                 else:
-                    self._concept_drift(item, name, out)
+                    self._concept_drift(item, name, out, payload)
                 self._decide(item, out)
         self.seq += len(items)
         return out
@@ -307,7 +317,8 @@ class ModelStage:
         self.last_warning_at = self.joined
         self.policy.observe_warning(snap)
 
-    def _concept_drift(self, item: tuple[Any, ...], detector: str, out: list[Output]) -> None:
+    def _concept_drift(self, item: tuple[Any, ...], detector: str, out: list[Output],
+                       calibration: dict[str, Any] | None = None) -> None:
         ts = item[0]
         # which way the served error moved, and where: the change point of the errors since the previous alarm
         # (as in stream.detect.ModelMonitor._alarm), over the merged stream
@@ -367,7 +378,7 @@ class ModelStage:
                                          if self.recent_online else None),
             },
             "joined_count": self.joined,
-            "calibration": self.concept.calibration(detector),
+            "calibration": calibration,
         }
         self.concept_incident = {"id": ev["id"], "last_ts": ts, "alarms": 1, "direction": direction}
         self.warning_start = None
