@@ -119,8 +119,8 @@ def test_joins_leaves_and_a_paused_zombie_equal_clean_run(cfg, redis_client, ser
     assert fenced_lines > 0, (f"in {trials} pause trials (of {MAX_PAUSE_TRIALS}; fewer: the stream ran out) the zombie "
                               f"never logged a fenced checkpoint (it learned of the lost partitions before writing)\n{tail(logs['b'])}\n{tail(logs['c'])}")
 
-    wait_for("the group catches up", lambda: caught_up(multi, redis_client, ends), 180, alive=list(procs.values()),
-             log=logs["b"])
+    wait_for("the group catches up", lambda: caught_up(multi, redis_client, ends), 90, alive=list(procs.values()),
+             log=logs["b"], progress=lambda: progress(multi, redis_client, ends))
     for name, p in procs.items():
         assert stop(p, logs[name]) == 0, tail(logs[name])
     got = outputs(multi)
