@@ -25,6 +25,7 @@ limit (otherwise a run of small valid events to that topic is refused as one bat
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -34,6 +35,8 @@ from confluent_kafka import KafkaError, KafkaException
 from stream.errors import FatalError
 from stream.events import Record
 from stream.outputs import dead_letter_event, rejected_output_event
+
+log = logging.getLogger("driftstream")
 
 #: librdkafka's default ``message.max.bytes`` and ``batch.size``; the broker's default ``max.message.bytes``
 PRODUCER_MAX_DEFAULT = 1_000_000
@@ -187,13 +190,26 @@ class Publisher:
         self.producer.poll(0)
         self._replace_refused()
 
-    def flush(self, timeout: float = 30.0) -> None:
+    def flush(self, timeout: float = 30.0, max_wait: float | None = None) -> None:
         """Wait for every output produced so far (and the notices replacing refused ones); raise if any
-        failed for another reason or did not arrive in time."""
+        failed for another reason.
+
+        While the broker is unreachable librdkafka keeps retrying each message until its
+        ``message.timeout.ms`` and then reports it failed (raised here): the wait goes on as long as that,
+        with a warning every ``timeout`` seconds, instead of giving up after one ``timeout`` (a broker
+        restart of more than 30 s stopped the service). ``max_wait`` bounds it (None: librdkafka's own)."""
+        waited = 0.0
         while True:
             remaining = self.producer.flush(timeout)
             if remaining:
-                raise FatalError(f"{remaining} output events were not delivered within {timeout} s")
+                if self._failures:
+                    break
+                waited += timeout
+                if max_wait is not None and waited >= max_wait:
+                    raise FatalError(f"{remaining} output events were not delivered within {waited:.0f} s")
+                log.warning("%d output events not delivered after %.0f s (broker unreachable?); still waiting "
+                            "(librdkafka retries until message.timeout.ms)", remaining, waited)
+                continue
             if not self._refused:
                 break
             self._replace_refused()
