@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,8 @@ from stream.learner import OnlineLinearModel, build_online_model
 
 #: window over which rolling accuracies / errors are reported
 ROLLING = 1000
+#: an online-model operation's record sequence number
+_SEQ = itemgetter(3)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -447,6 +450,10 @@ class ModelMonitor:
         #: prediction ``(pending, features, origin, seq)`` or a learn ``(joined, index in the batch, None, seq)``
         self._online_ops: list[tuple[Any, Any, Any, int]] = []
         self._batch_start: tuple[list[float], list[float], int] = ([], [], 0)
+        #: the foreground's prediction handles by inference offset, for their learns (the compiled model then
+        #: takes the encoding made at the prediction instead of encoding the features again); a cache, not
+        #: state: a missing or stale handle only costs the encoding
+        self._handles: dict[int, int] = {}
 
     # -- per event --------------------------------------------------------------------------------
     def predict_online(self, features: dict[str, Any]) -> Any:
@@ -516,30 +523,35 @@ class ModelMonitor:
         ops, self._online_ops = self._online_ops, []
         predictions: list[tuple[Any, Any, int]] = []
         swaps: list[Swap] = []
-        task = self.spec.task
+        classification = self.spec.task == "classification"
         warns_too = self.online_detector_name in BINARY
-        i, n = 0, len(ops)
+        same, batch, handles = _same, self._batch, self._handles
+        n = len(ops)
+        # the batch's operations as the model replays them, once (a segment replays a suffix)
+        learn = [op[2] is None for op in ops]
+        rows = [op[0].prediction.features if lf else op[1] for op, lf in zip(ops, learn)]
+        learn_at = [k for k, lf in enumerate(learn) if lf]
+        js = [ops[k][0] for k in learn_at]
+        labels = [j.label for j in js]
+        learn_handles = [handles.pop(j.prediction.offset, -1) for j in js]
+        i = li0 = 0  # the segment's first operation and first learn
         bg_from = 0  # the background model has learnt the learns of ops[:bg_from]
         while i < n:  # one segment: from the batch's start or a swap, to the next swap or the batch's end
-            rest = ops[i:]
-            learn = [op[2] is None for op in rest]
-            predicted = self.online.replay_ops(
-                [op[0].prediction.features if lf else op[1] for op, lf in zip(rest, learn)], learn,
-                [op[0].label for op, lf in zip(rest, learn) if lf]).predictions
-            # 1. the online errors of the segment's joins, as the foreground predicted them
-            made: dict[int, Any] = {}
-            oerrs: list[float] = []
-            p = 0
-            for op, lf in zip(rest, learn):
-                if not lf:
-                    made[id(op[0])] = predicted[p]
-                    p += 1
-                    continue
-                j = op[0]
-                o = made.get(id(j.prediction), j.prediction.online_prediction) if made else j.prediction.online_prediction
-                oerrs.append(1.0 if o is None else served_error(task, o, j.label) if task == "classification"
-                             else abs(float(o) - float(j.label)))
-            # 2. the detector on them: a drift ends the segment (what follows is predicted by the new model)
+            out = self.online.replay_ops(rows[i:], learn[i:], labels[li0:], learn_handles[li0:])
+            # 1. the segment's predictions into their pending predictions (a learn later in the batch reads it)
+            pend = [op[0] for op in ops[i:] if op[2] is not None]
+            for pp, value in zip(pend, out.predictions):
+                pp.online_prediction = value
+            handles.update(zip([pp.offset for pp in pend], out.handles))
+            # 2. the online errors of the segment's joins, as the foreground predicted them
+            seg = js[li0:]
+            if classification:
+                oerrs = [1.0 if o is None else 0.0 if same(o, j.label) else 1.0
+                         for j in seg for o in (j.prediction.online_prediction,)]
+            else:
+                oerrs = [1.0 if o is None else abs(float(o) - float(j.label))
+                         for j in seg for o in (j.prediction.online_prediction,)]
+            # 3. the detector on them: a drift ends the segment (what follows is predicted by the new model)
             det, taken, warn_at = self.online_detector, len(oerrs), -1
             drift = False
             if det is not None and oerrs:
@@ -555,33 +567,31 @@ class ModelMonitor:
                         det.update_many(oerrs[:taken], warnings=True) if warns_too else det.update_many(oerrs[:taken])
                 if self.background is None:
                     warn_at = next((int(w) for w in warns if w < taken), -1)
-            # 3. the segment's predictions, errors, background and swap, in order
-            p = li = 0
-            while i < n:
-                op = ops[i]
-                i += 1
-                if op[2] is not None:
-                    value = predicted[p]
-                    p += 1
-                    op[0].online_prediction = value
-                    predictions.append((op[2], value, self.model_version))
-                    continue
-                j, second = op[0], op[1]
-                oerr = oerrs[li]
-                li += 1
-                self.online_errors_total += oerr
-                self.recent_online.append(oerr)
-                self._batch[second] = (self._batch[second][0], oerr, j)
-                if li - 1 == warn_at:  # a warning starts the background model: it learns from the next join on
-                    self.background = build_online_model(self.spec.online_model, self.spec.task)
-                    self.background_trained_on = 0
-                    bg_from = i
-                if drift and li == taken:
-                    self._background_learns(ops[bg_from:i])
-                    swaps.append(self._swap(j))
-                    bg_from = i
-                    break
+            # 4. the segment's predictions, errors, background and swap, in order, up to the drift's join
+            stop = learn_at[li0 + taken - 1] + 1 if drift else n
+            version = self.model_version
+            predictions += [(op[2], op[0].online_prediction, version) for op in ops[i:stop] if op[2] is not None]
+            total = self.online_errors_total
+            for e in oerrs[:taken]:  # in order: the same float sum as one by one
+                total += e
+            self.online_errors_total = total
+            self.recent_online.extend(oerrs[:taken])
+            for k in range(taken):
+                second = ops[learn_at[li0 + k]][1]
+                batch[second] = (batch[second][0], oerrs[k], seg[k])
+            if warn_at >= 0:  # a warning starts the background model: it learns from the next join on
+                self.background = build_online_model(self.spec.online_model, self.spec.task)
+                self.background_trained_on = 0
+                bg_from = learn_at[li0 + warn_at] + 1
+            i, li0 = stop, li0 + taken
+            if drift:
+                self._background_learns(ops[bg_from:stop])
+                swaps.append(self._swap(seg[taken - 1]))
+                bg_from = stop
         self._background_learns(ops[bg_from:])
+        keep = self.online.recent_rows
+        if len(handles) > 2 * keep:  # older ones have left the model's ring of encodings
+            self._handles = dict(list(handles.items())[-keep:]) if keep else {}
         return predictions, swaps
 
     def _background_learns(self, ops: list[tuple[Any, Any, Any, int]]) -> None:
@@ -596,6 +606,7 @@ class ModelMonitor:
     def disable_online(self) -> None:
         """No online model from here on (it raised)."""
         self._online_ops = []
+        self._handles = {}
         self.online = None
         self.background = None
         self.background_trained_on = 0
@@ -627,8 +638,9 @@ class ModelMonitor:
         if self.batches_online:  # their learns, between the batch's predictions in record order
             base = len(batch) - len(js)
             learns = [(j, base + k, None, j.seq) for k, j in enumerate(js)]
-            # a record's prediction comes before the join it completes (same seq); sort is stable
-            self._online_ops = sorted(self._online_ops + learns, key=lambda op: (op[3], op[2] is None))
+            # a record's prediction comes before the join it completes (same seq): the queued operations are
+            # in arrival order, and a stable sort by seq keeps them before the learns added here
+            self._online_ops = sorted(self._online_ops + learns, key=_SEQ)
 
     def _adapt(self, oerr: float, j: Joined) -> Swap | None:
         """Warn -> start a background model; drift -> the background model replaces the foreground."""
@@ -650,6 +662,7 @@ class ModelMonitor:
             self.spec.online_model, self.spec.task)
         self.background = None
         self.background_trained_on = 0
+        self._handles.clear()  # the old foreground's
         self.model_version += 1
         return Swap(j, self.online_detector_name, self.model_version, trained)
 
@@ -756,6 +769,7 @@ class ModelMonitor:
         if online_model is not None:
             self.online = online_model
         self.background = background
+        self._handles = {}
 
 
 #: fewest errors on either side of an estimated change point

@@ -395,11 +395,11 @@ class OnlineLinearModel:
             fresh_mask = np.ones(n_ops, np.bool_)
             fresh_mask[from_ring] = False
             fresh = np.flatnonzero(fresh_mask)
-            num_idx, xn, mn, cat, complete = self._encode_rows([rows[k] for k in fresh.tolist()],
-                                                               np.flatnonzero(op_learn[fresh]))
+            num_idx, xn, mn, cat, complete = self._encode_unique([rows[k] for k in fresh.tolist()],
+                                                                 np.flatnonzero(op_learn[fresh]))
         else:
             fresh = None
-            num_idx, xn, mn, cat, complete = self._encode_rows(rows, learn_at)
+            num_idx, xn, mn, cat, complete = self._encode_unique(rows, learn_at)
         order = np.array(self._order, np.int64)
         full = num_idx.tolist() == self._order  # the rows have every numeric feature known: columns in order
         if fresh is None and full:  # the usual case without handles: nothing to move
@@ -478,6 +478,22 @@ class OnlineLinearModel:
         self._issued += n
 
     # -- encoding ------------------------------------------------------------------------------------
+    def _encode_unique(self, rows: Sequence[Mapping[str, Any]], learn_rows: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`_encode_rows` with each dict encoded once: a learn of the features dict predicted earlier in
+        the same replay (the service's prediction and the join that completes it, in one micro-batch) takes
+        that row's encoding. The same dict encodes to the same row anywhere in one replay (categories are
+        registered before any row's slots are read), so only the work changes."""
+        index: dict[int, int] = {}
+        setdefault = index.setdefault
+        inv = [setdefault(id(r), len(index)) for r in rows]
+        if len(index) == len(rows):
+            return self._encode_rows(rows, learn_rows)
+        at = np.array(inv, np.int64)
+        first = np.flatnonzero(np.diff(np.concatenate(([-1], np.maximum.accumulate(at)))) > 0)
+        num_idx, xn, mn, cat, complete = self._encode_rows([rows[k] for k in first.tolist()], at[learn_rows])
+        return num_idx, xn[at], mn[at], cat[at], complete[at]
+
     def _encode_labels(self, labels: Sequence[Any]) -> np.ndarray:
         if self.task == "regression":
             return np.asarray(labels, dtype=np.float64)

@@ -23,7 +23,7 @@ from stream.events import Origin, Record
 from stream.join import Joined
 from stream.outputs import (calibration_refused_event, challenger_event, component_failed_event, data_drift_event,
                             drift_event, joined_origin, model_quality_event, online_prediction_event,
-                            quality_issue_event, retrain_event, swap_event)
+                            online_prediction_events, quality_issue_event, retrain_event, swap_event)
 from stream.policy import Position as PolicyPosition
 from stream.policy import RetrainPolicy
 from stream.quality import SEVERITY, DataQualityChecker
@@ -149,8 +149,8 @@ class ModelPipeline:
             self.disable("online_model", exc, at, row[1].ts if row else None)
             return
         topic, send = ctx.topics.online_predictions, ctx.publisher.send
-        for (r, ev), value, version in predictions:
-            send(topic, ev.id, online_prediction_event(Origin(r.topic, r.partition, r.offset), ev, value, version))
+        for key, event in online_prediction_events(predictions):
+            send(topic, key, event)
         for swap in swaps:
             self._swap_seqs.append(swap.joined.seq)
             ctx.metrics.model_swap(self.name)

@@ -16,6 +16,8 @@ import orjson
 from stream.events import InferenceEvent, Origin, Record, output_id
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Iterable
+
     from stream.datadrift import DriftFinding
     from stream.detect import Alarm, Swap
     from stream.join import Joined, PendingPrediction
@@ -152,6 +154,25 @@ def online_prediction_event(at: Origin, ev: InferenceEvent, prediction: Any, ver
         "offset": at.offset,
         "ts": ev.ts,
     }
+
+
+def online_prediction_events(predictions: "Iterable[tuple[tuple[Record, InferenceEvent], Any, int]]"
+                             ) -> list[tuple[str, dict[str, Any]]]:
+    """:func:`online_prediction_event` of each ``((record, event), prediction, model version)`` of a micro-batch,
+    with its key (the event id), in one pass."""
+    kind = "online-prediction"
+    return [(ev.id, {
+        "id": output_id(r.topic, r.partition, r.offset, kind),
+        "type": kind,
+        "event_id": ev.id,
+        "model": ev.model,
+        "prediction": value,
+        "served_prediction": ev.prediction,
+        "model_version": version,
+        "partition": r.partition,
+        "offset": r.offset,
+        "ts": ev.ts,
+    }) for (r, ev), value, version in predictions]
 
 
 def label_missing_event(at: Origin, event_id: str, pred: "PendingPrediction", why: str,
