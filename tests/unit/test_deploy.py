@@ -150,6 +150,7 @@ def exercised_registry() -> CollectorRegistry:
     m.drift_statistic("fraud", "amount", "KS", 0.2)
     m.retrain("fraud", ["concept_drift"])
     m.model_swap("fraud")
+    m.recalibration("fraud", "PageHinkley", "recalibrated")
     m.component_failed("fraud", "online_model")
     m.output_rejected("drift-events", "MSG_SIZE_TOO_LARGE")
     m.scope_output("drift_events", "fraud", {"kind": "concept", "severity": "critical"})
