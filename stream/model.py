@@ -242,11 +242,14 @@ class ModelPipeline:
         outcomes = mon.batch_outcomes()
         inputs += [LabelOutcome(j.seq, err, oerr, j) for err, oerr, j in outcomes]
         sb = self.batch_summary
-        if sb is not None and outcomes:
-            for err, oerr, j in outcomes:
-                pts = j.prediction.ts
-                sb.outcome(max(j.label_ts, pts), err, oerr, LABELS if j.completed_by == "labels" else INFERENCE,
-                           j.completed_offset, j.id, j.prediction.offset, j.label_offset, pts)
+        if sb is not None and outcomes:  # column by column (what the summary carries)
+            served, online, js = zip(*outcomes)
+            preds = [j.prediction for j in js]
+            pts = [pr.ts for pr in preds]
+            sb.outcomes(list(map(max, [j.label_ts for j in js], pts)), list(served), list(online),
+                        [LABELS if j.completed_by == "labels" else INFERENCE for j in js],
+                        [j.completed_offset for j in js], [j.id for j in js], [pr.offset for pr in preds],
+                        [j.label_offset for j in js], pts)
             self.summary_items += len(outcomes)
         alarms: list[Any] = []
         if "concept_detectors" in self.disabled:

@@ -1,8 +1,8 @@
 """Deterministic merge of a model's per-partition summary streams into one stream in event time.
 
 Every summary is cut into *items* (one per outcome, data-drift row, label value and partition-scope
-evidence), each with the key ``(event time, partition, topic, offset, kind, tie)``. Items wait in a heap
-until the model's watermark passes them, then leave in key order:
+evidence), each with the key ``(event time, partition, topic, offset, kind, tie)``. Items wait, per partition
+in key order, until the model's watermark passes them, then leave in key order:
 
 * the **watermark of a partition** is the highest ``Summary.watermark`` it sent (its later items have a
   greater event time); the **model's watermark** is the smallest over all ``partitions`` of the model,
@@ -28,8 +28,9 @@ State is plain data (:meth:`to_state` / :meth:`from_state`), exact round trip.
 
 from __future__ import annotations
 
-import heapq
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 from stream.scope.summary import INFERENCE, LABELS, Summary, undelta
@@ -73,7 +74,10 @@ class SummaryMerge:
         self.end: list[list[int] | None] = [None] * self.partitions
         #: per partition: watermark (None: nothing promised yet)
         self.watermarks: list[float | None] = [None] * self.partitions
-        self.heap: list[tuple[Any, ...]] = []
+        #: per partition: its items waiting for the model's watermark, in key order (sorted lists: a summary's
+        #: items go in with one sort of the few above its partition's previous watermark, a release cuts a
+        #: prefix of each, and those leave in one sort of a few sorted runs: no heap operation per item)
+        self.buffers: list[list[tuple[Any, ...]]] = [[] for _ in range(self.partitions)]
         #: event time up to which items have left
         self.released: float | None = None
         #: per partition: declared idle by the wall clock (below the lag bound, silent for idle_seconds) and
@@ -105,9 +109,8 @@ class SummaryMerge:
         end = self.end[p]
         wm_prev = self.watermarks[p]
         released = self.released
-        new = 0
-        push = heapq.heappush
-        heap = self.heap
+        items: list[tuple[Any, ...]] = []
+        push = items.append
         self.opened = []
         #: this summary's late items: count, and the oldest one's (ts, topic, offset)
         late: list[Any] = [0, None]
@@ -132,11 +135,21 @@ class SummaryMerge:
                 return False
             return True
 
-        for o in s.outcomes:
-            if fresh(o.topic, o.offset):
-                push(heap, (clamp(o.ts, o.topic, o.offset), p, o.topic, o.offset, OUTCOME, "",
-                            (o.served, o.online, o.event_id, o.inference_offset, o.labels_offset, o.prediction_ts)))
-                new += 1
+        o = s.outcomes
+        if o.ts:
+            offsets = undelta(o.offset)
+            payloads = zip(o.served, o.online, o.event_id, undelta(o.inference_offset), undelta(o.labels_offset),
+                           o.prediction_ts)
+            floor = wm_prev if released is None else released if wm_prev is None else max(wm_prev, released)
+            # the usual case, nothing to drop or clamp: the summary starts at or after what was accepted (its
+            # items are at or after its start) and its event times are above the watermarks
+            if (end is None or (s.start[0] >= end[0] and s.start[1] >= end[1])) \
+                    and (floor is None or min(o.ts) > floor):
+                items += zip(o.ts, repeat(p), o.topic, offsets, repeat(OUTCOME), repeat(""), payloads)
+            else:
+                for ts, topic, off, pl in zip(o.ts, o.topic, offsets, payloads):
+                    if fresh(topic, off):
+                        push((clamp(ts, topic, off), p, topic, off, OUTCOME, "", pl))
         r = s.rows
         if r.ts:
             offsets = undelta(r.offsets)
@@ -146,20 +159,25 @@ class SummaryMerge:
                 if not fresh(INFERENCE, off):
                     continue
                 feats = {name: col[i] for name, col in cols if col[i] is not None}
-                push(heap, (clamp(r.ts[i], INFERENCE, off), p, INFERENCE, off, ROW, "",
-                            (feats, r.types, r.valid[i], r.prediction[i], None if scores is None else scores[i])))
-                new += 1
+                push((clamp(r.ts[i], INFERENCE, off), p, INFERENCE, off, ROW, "",
+                      (feats, r.types, r.valid[i], r.prediction[i], None if scores is None else scores[i])))
         lab = s.labels
         if lab.ts:
             for ts, off, v in zip(lab.ts, undelta(lab.offsets), lab.values):
                 if fresh(LABELS, off):
-                    push(heap, (clamp(ts, LABELS, off), p, LABELS, off, LABEL, "", (v,)))
-                    new += 1
+                    push((clamp(ts, LABELS, off), p, LABELS, off, LABEL, "", (v,)))
         for e in s.evidence:
             if fresh(e.topic, e.offset):
-                push(heap, (clamp(e.ts, e.topic, e.offset), p, e.topic, e.offset, EVIDENCE, e.id,
-                            (e.kind, e.signal, e.detector)))
-                new += 1
+                push((clamp(e.ts, e.topic, e.offset), p, e.topic, e.offset, EVIDENCE, e.id,
+                      (e.kind, e.signal, e.detector)))
+        if items:
+            items.sort()
+            buf = self.buffers[p]
+            if buf and items[0] < buf[-1]:  # overlaps what the partition sent before (above its old watermark)
+                i = bisect_left(buf, items[0])
+                items = sorted(buf[i:] + items)
+                del buf[i:]
+            buf += items
         self.end[p] = list(s.end) if end is None else [max(a, b) for a, b in zip(end, s.end)]
         if s.watermark is not None and (wm_prev is None or s.watermark > wm_prev):
             self.watermarks[p] = s.watermark
@@ -173,7 +191,7 @@ class SummaryMerge:
         if episode is not None and self.watermarks[p] is not None and released is not None \
                 and self.watermarks[p] >= released:
             self.late_episodes[p] = None  # caught up: its later items cannot be late
-        return new
+        return len(items)
 
     # -- out ----------------------------------------------------------------------------------------
     def watermark(self, now: float | None = None) -> tuple[float | None, dict[int, float], list[int]]:
@@ -233,18 +251,31 @@ class SummaryMerge:
         wm, holding, forced = self.watermark(now)
         items: list[tuple[Any, ...]] = []
         if wm is not None and (self.released is None or wm >= self.released):
-            heap, pop = self.heap, heapq.heappop
-            while heap and heap[0][0] <= wm:
-                items.append(pop(heap))
+            cut = (wm, float("inf"))  # after every item at event time wm (partitions are ints)
+            runs = 0
+            for buf in self.buffers:
+                if buf and buf[0][0] <= wm:
+                    i = bisect_right(buf, cut)
+                    items += buf[:i]
+                    del buf[:i]
+                    runs += 1
+            if runs > 1:
+                items.sort()  # a merge of sorted runs
             self.released = wm
         return Release(items, wm, holding, forced)
+
+    @property
+    def buffered(self) -> list[tuple[Any, ...]]:
+        """The items waiting for the model's watermark, in key order."""
+        return sorted(i for buf in self.buffers for i in buf)
 
     # -- state --------------------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
         return {"partitions": self.partitions, "end": [None if e is None else list(e) for e in self.end],
                 "watermarks": list(self.watermarks),
-                # sorted: a sorted list is a heap, and the state does not depend on the order items came in
-                "heap": [[*i[:6], list(i[6])] for i in sorted(self.heap, key=lambda i: i[:6])],
+                # in key order: the state does not depend on the order items came in
+                "heap": [[*i[:6], list(i[6])] for i in sorted((i for b in self.buffers for i in b),
+                                                              key=lambda i: i[:6])],
                 "released": self.released, "duplicates": self.duplicates, "late": self.late,
                 "out_of_order": self.out_of_order, "summaries": self.summaries,
                 "late_episodes": [None if e is None else list(e) for e in self.late_episodes],
@@ -255,8 +286,10 @@ class SummaryMerge:
             raise ValueError(f"merge state of {s['partitions']} partitions, the model has {self.partitions}")
         self.end = [None if e is None else list(e) for e in s["end"]]
         self.watermarks = list(s["watermarks"])
-        # stored sorted, which is a heap; items are (ts, p, topic, offset, kind, tie, payload)
-        self.heap = [(*i[:6], tuple(i[6])) for i in s["heap"]]
+        # stored in key order; items are (ts, p, topic, offset, kind, tie, payload)
+        self.buffers = [[] for _ in range(self.partitions)]
+        for i in s["heap"]:
+            self.buffers[i[1]].append((*i[:6], tuple(i[6])))
         self.released = s["released"]
         self.duplicates = s["duplicates"]
         self.late = s["late"]

@@ -31,6 +31,9 @@ from __future__ import annotations
 import logging
 from collections import Counter, deque
 from dataclasses import dataclass
+from functools import partial
+from itertools import islice
+from operator import gt, itemgetter, lt
 from typing import Any, Iterable
 
 import numpy as np
@@ -50,6 +53,13 @@ __all__ = ["ModelStage", "Output", "ScopeConfig", "STATE_FORMAT"]
 STATE_FORMAT = 2  # 2: the concept detectors' state as stream.detect.ConceptDetectors
 #: window over which rolling errors are reported (as stream.detect.ROLLING)
 ROLLING = 1000
+#: an item's partition and payload (items: see SummaryMerge)
+_first, _second, _payload = itemgetter(0), itemgetter(1), itemgetter(6)
+_positive = partial(lt, 0)  # error > 0
+#: the RetrainPolicyConfig fields that let RetrainPolicy.decide_at decide at an outcome that brought it no other
+#: input (a clock, a count or a running error rate) and make observe_label more than counting: with any of
+#: them on, every outcome goes through the policy one by one (see ModelStage._outcomes)
+PER_OUTCOME_TRIGGERS = ("every_seconds", "every_labels", "performance_threshold", "data_drift_sustained_seconds")
 
 
 @dataclass(slots=True)
@@ -83,6 +93,33 @@ class _Snapshot:
         return self.data
 
 
+class _Challenger(ChampionChallenger):
+    """:class:`ChampionChallenger` with :meth:`add_many`."""
+
+    def add_many(self, champion: list[float], challenger: list[float]) -> None:
+        """:meth:`add` of each pair in turn (classification: the window's counts move by whole numbers, so the
+        pairs leaving and entering the window can be counted together)."""
+        pairs = self._pairs
+        if self.task == "classification":
+            drop = len(pairs) + len(champion) - self.window
+            if drop > 0:
+                old = min(drop, len(pairs))
+                leaving = list(islice(pairs, old))
+                self._count_many([*map(_first, leaving), *champion[:drop - old]],
+                                 [*map(_second, leaving), *challenger[:drop - old]], -1)
+            self._count_many(champion, challenger, 1)
+        pairs.extend(zip(champion, challenger))
+        self.added += len(champion)
+
+    def _count_many(self, e0: list[float], e1: list[float], k: int) -> None:
+        w0 = list(map(_positive, e0))  # as ChampionChallenger._count: wrong = error > 0
+        w1 = list(map(_positive, e1))
+        self._s0 += k * w0.count(True)
+        self._s1 += k * w1.count(True)
+        self._b += k * sum(map(gt, w0, w1))  # champion wrong, challenger right
+        self._c += k * sum(map(lt, w0, w1))
+
+
 class ModelStage:
     """Everything decided for one model across all its partitions (see the module docstring)."""
 
@@ -98,8 +135,10 @@ class ModelStage:
         self.concept = ConceptDetectors(spec.detectors)
         self.data_drift = DataDriftMonitor(model, spec.task, spec.data_drift)
         c = spec.challenger
-        self.challenger = ChampionChallenger(spec.task, c.window, c.alpha, c.min_pairs)
+        self.challenger = _Challenger(spec.task, c.window, c.alpha, c.min_pairs)
         self.policy = RetrainPolicy(spec.retrain)
+        #: outcomes between other items can go through in bulk (see _outcomes)
+        self._bulk_outcomes = not any(getattr(spec.retrain, f) > 0 for f in PER_OUTCOME_TRIGGERS)
         #: re-calibrations of the concept detectors after a change since start-up (for status; not in state)
         self.recalibrations = 0
         self._reset()
@@ -184,7 +223,7 @@ class ModelStage:
         r = self.last_release
         return {"model": self.model, "watermark": None if r is None else r.watermark,
                 "holding": {} if r is None else dict(r.holding), "forced": [] if r is None else list(r.forced),
-                "buffered_items": len(self.merge.heap), "duplicates": self.merge.duplicates,
+                "buffered_items": sum(map(len, self.merge.buffers)), "duplicates": self.merge.duplicates,
                 "late": self.merge.late, "out_of_order": self.merge.out_of_order, "merged": self.seq,
                 "recalibrations": self.recalibrations}
 
@@ -197,13 +236,14 @@ class ModelStage:
         topics = self.topics
         dd = self.data_drift
         # 1. buffer the batch for the detectors and the data-drift tests, in merged order
-        errors: list[float] = []
-        outcome_at: list[int] = []
-        for k, (ts, p, topic, off, kind, _, pl) in enumerate(items):
-            if kind == OUTCOME:
-                errors.append(pl[0])
-                outcome_at.append(k)
-            elif kind == ROW:
+        kinds = [item[4] for item in items]
+        outcome_at = [k for k, kind in enumerate(kinds) if kind == OUTCOME]
+        errors = [items[k][6][0] for k in outcome_at]
+        #: merged indexes of the other items (rows, labels, evidence)
+        others = [k for k, kind in enumerate(kinds) if kind != OUTCOME] if len(outcome_at) < len(items) else []
+        for k in others:
+            ts, p, topic, off, kind, _, pl = items[k]
+            if kind == ROW:
                 dd.add_inference(pl[0], pl[1], pl[2], pl[3], pl[4], _At(topics[topic], off, ts, p, seq0 + k))
             elif kind == LABEL:
                 dd.add_label(pl[0], _At(topics[topic], off, ts, p, seq0 + k))
@@ -236,7 +276,24 @@ class ModelStage:
         recent_served, recent_online = self.recent_served, self.recent_online
         recent_outcomes = self.recent_outcomes
         recent_rows, recent_labels = self.recent_rows, self.recent_labels
-        for k, item in enumerate(items):
+        # runs of outcomes with nothing else to decide on go through in bulk (_outcomes); the items between
+        # them (rows, labels, evidence, alarms and findings) one by one, below
+        n = len(items)
+        bulk = self._bulk_outcomes
+        stops = iter(sorted({*others, *extras}))
+        stop = next(stops, n)
+        k = 0
+        while k < n:
+            if stop < k:
+                stop = next(stops, n)
+            if bulk and stop > k and not self.requests and not policy.pending_reasons:
+                self._outcomes(items, k, stop, out)
+                k = stop
+                if k == n:
+                    break
+            item = items[k]
+            i = k
+            k += 1
             ts, p, topic, off, kind, tie, pl = item
             if kind == OUTCOME:
                 served, online, _, ioff, loff, _ = pl
@@ -277,7 +334,7 @@ class ModelStage:
                 recent_labels.append((p, ts, off))
             else:  # EVIDENCE
                 self.evidence.append((tie, pl[0], pl[1], ts, p))
-            ex = extras.get(k)
+            ex = extras.get(i)
             if ex is None:
                 continue
             for order, name, payload in sorted(ex, key=lambda e: (e[0], e[1])):
@@ -290,6 +347,59 @@ class ModelStage:
                 self._decide(item, out)
         self.seq += len(items)
         return out
+
+    def _outcomes(self, items: list[tuple[Any, ...]], a: int, b: int, out: list[Output]) -> None:
+        """What the one-by-one path of :meth:`_process` does for each outcome of ``items[a:b]``, in bulk: none
+        of them has an alarm, a finding or a request at it, and the policy has no per-outcome trigger
+        (``PER_OUTCOME_TRIGGERS``), so it only counts them and cannot decide at them. The per-partition sums
+        add in merged order, as one by one; the challenger is tested at the same outcomes."""
+        run = items[a:b]
+        m = len(run)
+        ps = list(map(_second, run))
+        pls = list(map(_payload, run))
+        served, online, ioffs, loffs, pts = (list(map(itemgetter(f), pls)) for f in (0, 1, 3, 4, 5))
+        counts = self.counts
+        top: dict[int, list[int]] = {}  # per partition, the highest inference and labels offsets
+        for p, e, io, lo in zip(ps, served, ioffs, loffs):
+            c = counts[p]
+            c[0] += 1
+            c[1] += e
+            t = top.get(p)
+            if t is None:
+                top[p] = [io, lo]
+            else:
+                if io > t[0]:
+                    t[0] = io
+                if lo > t[1]:
+                    t[1] = lo
+        for p, (io, lo) in top.items():
+            io += 1
+            lo += 1
+            for pos in (self.join_pos[p], self.seen_pos[p]):
+                if pos[0] is None or io > pos[0]:
+                    pos[0] = io
+                if pos[1] is None or lo > pos[1]:
+                    pos[1] = lo
+        self.joined += m
+        self.recent_served.extend(served)
+        t = max(0, m - ROLLING)
+        self.recent_outcomes.extend(zip(pts[t:], ps[t:], ioffs[t:], loffs[t:], served[t:]))
+        if None in online:  # the outcomes with an online error (all of them, once the online model runs)
+            at = [k for k, o in enumerate(online) if o is not None]
+            champion, challenger = [served[k] for k in at], [online[k] for k in at]
+        else:
+            at, champion, challenger = range(m), served, online
+        self.recent_online.extend(challenger)
+        _observe_labels(self.policy, run[0][0], m)
+        if at and self.spec.challenger.enabled:
+            cc, every = self.challenger, self.spec.challenger.every
+            done = 0
+            while done < len(at):  # up to the next test (every `every` pairs), then the test
+                upto = done + every - cc.added % every
+                cc.add_many(champion[done:upto], challenger[done:upto])
+                done = min(upto, len(at))
+                if cc.added % every == 0:
+                    self._challenge(run[at[done - 1]], out)
 
     def _offsets(self, which: list[list[int | None]]) -> dict[str, dict[str, int | None]]:
         return {str(p): {"inference_offset": i, "labels_offset": lab} for p, (i, lab) in enumerate(which)}
@@ -560,6 +670,15 @@ class ModelStage:
         self.recent_rows.extend(tuple(r) for r in s["recent_rows"])
         self.recent_labels.extend(tuple(r) for r in s["recent_labels"])
         self.requests = list(s["requests"])
+
+
+def _observe_labels(policy: RetrainPolicy, ts: float, n: int) -> None:
+    """``n`` calls of ``policy.observe_label`` from event time ``ts`` on, for a policy without a performance
+    trigger (which is all observe_label does then: counting)."""
+    if policy.first_seen_ts is None:
+        policy.first_seen_ts = ts
+    policy.labels_since += n
+    policy.labels_total += n
 
 
 def _comparison(c: Any) -> dict[str, Any]:

@@ -192,7 +192,7 @@ def test_an_idle_partition_holds_the_model_back_by_at_most_the_lag_bound(lag):
     assert 3 in status["forced"] and status["holding"] == {3: pytest.approx(top - stage.merge.watermarks[3])}
     assert stage.merge.late == 0  # the idle partition sent nothing late
     # everything older than top - lag was decided
-    assert all(item[0] > top - lag for item in stage.merge.heap)
+    assert all(item[0] > top - lag for item in stage.merge.buffered)
 
 
 def test_items_of_a_partition_that_comes_back_after_the_bound_are_late_and_counted():
