@@ -51,6 +51,10 @@ class InputMerge:
     def release(self, caught_up: Callable[[str], bool], now: float,
                 backlog: Callable[[str], int | None] | None = None) -> list[Record]:
         a, b = self.buffers[self.inference_topic], self.buffers[self.labels_topic]
+        empty_since = self._empty_since
+        for topic, buf in self.buffers.items():
+            if buf:  # records arrived since the last release: the input is not silent (even if all go now)
+                empty_since[topic] = None
         out: list[Record] = []
         may_drain: dict[str, bool] = {}  # caught-up answers do not change within one release
         while a or b:
@@ -70,10 +74,8 @@ class InputMerge:
             out.extend(a if a else b)
             (a if a else b).clear()
         for topic, buf in self.buffers.items():
-            if buf:
-                self._empty_since[topic] = None
-            elif self._empty_since[topic] is None:
-                self._empty_since[topic] = now
+            if not buf and empty_since[topic] is None:
+                empty_since[topic] = now
         return out
 
     @staticmethod
