@@ -484,12 +484,13 @@ class OnlineLinearModel:
         the same replay (the service's prediction and the join that completes it, in one micro-batch) takes
         that row's encoding. The same dict encodes to the same row anywhere in one replay (categories are
         registered before any row's slots are read), so only the work changes."""
-        index: dict[int, int] = {}
-        setdefault = index.setdefault
-        inv = [setdefault(id(r), len(index)) for r in rows]
+        ids = list(map(id, rows))
+        index = dict.fromkeys(ids, 0)
         if len(index) == len(rows):
             return self._encode_rows(rows, learn_rows)
-        at = np.array(inv, np.int64)
+        for k, key in enumerate(index):  # distinct dicts numbered in order of first appearance
+            index[key] = k
+        at = np.array(list(map(index.__getitem__, ids)), np.int64)
         first = np.flatnonzero(np.diff(np.concatenate(([-1], np.maximum.accumulate(at)))) > 0)
         num_idx, xn, mn, cat, complete = self._encode_rows([rows[k] for k in first.tolist()], at[learn_rows])
         return num_idx, xn[at], mn[at], cat[at], complete[at]
