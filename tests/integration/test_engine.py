@@ -50,16 +50,6 @@ def _sibling(cfg, base, **processing):
     return c
 
 
-def _rounded(v):
-    if isinstance(v, float):
-        return float(f"{v:.9g}")
-    if isinstance(v, list):
-        return [_rounded(x) for x in v]
-    if isinstance(v, dict):
-        return {k: _rounded(x) for k, x in v.items()}
-    return v
-
-
 def _final_states(cfg, redis_client) -> dict[int, dict]:
     store = CheckpointStore(redis_client, cfg.state.key_prefix, cfg.processing.group_id, cfg.state.hmac_key.encode())
     states = {}
@@ -73,9 +63,10 @@ def _final_states(cfg, redis_client) -> dict[int, dict]:
                  for a in (10.0, 80.0, 150.0, 400.0) for g in (20, 50, 70) for c in ("DE", "NL", "ES")]
         for part in ("models", "backgrounds"):
             stored = st.pop(part, {})
-            # the compiled model's state is plain data: compared field by field, floats to 9 significant digits
-            # (River-exact means within 1e-9); River's pickles by what they predict
-            st[part] = {k: _rounded(v) for k, v in stored.items() if not isinstance(v, str)}
+            # the compiled model's state is plain data, compared exactly (a replay computes the same floats in
+            # the same order; the 9-significant-digit tolerance once here hid the merge's silence-timer bug);
+            # River's pickles by what they predict
+            st[part] = {k: v for k, v in stored.items() if not isinstance(v, str)}
             models = {k: pickle.loads(__import__("base64").b64decode(v)) for k, v in stored.items() if isinstance(v, str)}
             st[f"probe_{part}"] = {k: [m.predict_one(x) for x in probe] for k, m in models.items()}
         states[p] = {"offsets": cp.offsets, "state": st}
