@@ -53,6 +53,14 @@ class Metrics:
                                   "without now (idle past the lag bound)", ["model"], registry=registry)
         self.scope_invalid = Counter(f"{NS}_scope_invalid_summaries", "Undecodable summaries skipped by the "
                                      "model stage", registry=registry)
+        self.scope_parts_dropped = Counter(
+            f"{NS}_scope_summary_parts_dropped", "Parts of split summaries the model stage dropped: superseded (a "
+            "replay sent that summary again from its first part), out_of_sequence (continued no assembly: "
+            "dead-lettered)", ["reason"], registry=registry)
+        self.scope_recalibrations = Counter(
+            f"{NS}_scope_detector_recalibrations", "Model-scope concept detectors calibrated again after a "
+            "confirmed change, by outcome (recalibrated, kept, refused)", ["model", "detector", "outcome"],
+            registry=registry)
         #: per-message counts and label delays are collected per micro-batch and published by :meth:`flush`
         self._message_counts: dict[tuple[str, int, str], int] = {}
         self._delays: dict[str, list[float]] = {}

@@ -12,7 +12,8 @@ them per ``(model, input partition)`` and gives back the original summary when i
 stage only ever sees whole summaries, so its outputs are those of the unsplit case. Parts of different input
 partitions interleave freely. A new first part replaces an unfinished assembly (the sending partition
 restarted from its checkpoint and sends that input again, perhaps cut differently); a part that does not
-continue the assembly it names is dropped and counted. The parts received so far are plain data
+continue the assembly it names is dropped and counted apart (``out_of_sequence``: the service sends it
+to the dead-letter topic, as it does an undecodable summary). The parts received so far are plain data
 (:meth:`Assembler.to_state`), checkpointed with the stage, because the summaries topic's offset moves past
 them.
 
@@ -80,8 +81,17 @@ class Assembler:
     def __init__(self) -> None:
         #: (model, input partition) -> the parts received so far, in order
         self.pending: dict[tuple[str, int], list[Part]] = {}
-        #: parts dropped: they did not continue an assembly, or a new first part replaced theirs
-        self.dropped = 0
+        #: parts of an unfinished assembly that a new first part replaced (a replay of that input: the summary
+        #: comes again, whole)
+        self.superseded = 0
+        #: parts that did not continue the assembly they name (no first part before them, a gap, another
+        #: summary's parts): not a replay, bad input on the internal topic (the service dead-letters them)
+        self.out_of_sequence = 0
+
+    @property
+    def dropped(self) -> int:
+        """Parts dropped, for either reason."""
+        return self.superseded + self.out_of_sequence
 
     def add(self, part: Part) -> Summary | None:
         """Take one part; the whole summary when this was its last part (``msgspec`` errors if the joined
@@ -90,13 +100,13 @@ class Assembler:
         if part.index == 0:
             old = self.pending.pop(key, None)
             if old is not None:
-                self.dropped += len(old)
+                self.superseded += len(old)
             have = self.pending[key] = [part]
         else:
             have = self.pending.get(key)
             if have is None or len(have) != part.index or have[0].start != part.start \
                     or have[0].count != part.count:
-                self.dropped += 1
+                self.out_of_sequence += 1
                 return None
             have.append(part)
         if len(have) < part.count:

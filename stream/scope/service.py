@@ -153,26 +153,14 @@ class ScopeService:
             try:
                 s = decode_message(m.value())
                 if isinstance(s, Part):
-                    dropped = own.parts.dropped
-                    s = own.parts.add(s)  # None until its last part
-                    if own.parts.dropped > dropped:
-                        log.warning("scope: summary part at %s:%d:%d does not continue an assembly; %d part(s) "
-                                    "dropped (the sending partition replays that input)", m.topic(), m.partition(),
-                                    m.offset(), own.parts.dropped - dropped)
+                    s = self._part(own, m, s)  # None until its last part
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 self.invalid += 1
                 if self.metrics is not None:
                     self.metrics.scope_invalid.inc()
                 log.error("scope: undecodable summary at %s:%d:%d skipped: %s", m.topic(), m.partition(),
                           m.offset(), exc)
-                if self.dead_letter_topic is not None:
-                    from stream.events import Record
-
-                    ts = m.timestamp()[1] if m.timestamp() else 0
-                    self.publisher.dead_letter(
-                        self.dead_letter_topic,
-                        Record(m.topic(), m.partition(), m.offset(), ts, m.key(), m.value()),
-                        "invalid_summary", f"undecodable model-stage summary: {exc}"[:500])
+                self._dead_letter(m, "invalid_summary", f"undecodable model-stage summary: {exc}")
             else:
                 if s is not None:
                     self._add(own, s)
@@ -183,6 +171,43 @@ class ScopeService:
             if own.unsaved and (own.unsaved >= self.checkpoint_every_messages
                                 or now - own.saved_at >= self.checkpoint_every_seconds):
                 self._checkpoint_or_drop(p)
+
+    def _part(self, own: _Owned, m: Any, part: Part) -> Summary | None:
+        """One part of a split summary into its assembly: the whole summary at its last part. Parts a new first
+        part replaced (the sending partition replays that input, the summary comes again whole) are counted;
+        a part that continues no assembly is bad input: dead-lettered and counted."""
+        asm = own.parts
+        superseded, stray = asm.superseded, asm.out_of_sequence
+        s = asm.add(part)
+        if asm.superseded > superseded:
+            log.info("scope: summary parts of model %s, input partition %d replaced by a new first part at "
+                     "%s:%d:%d (%d dropped: that input is sent again)", part.model, part.partition, m.topic(),
+                     m.partition(), m.offset(), asm.superseded - superseded)
+            if self.metrics is not None:
+                self.metrics.scope_parts_dropped.labels("superseded").inc(asm.superseded - superseded)
+        if asm.out_of_sequence > stray:
+            log.error("scope: summary part %d/%d of model %s, input partition %d, summary start %s at %s:%d:%d "
+                      "continues no assembly; dead-lettered", part.index + 1, part.count, part.model,
+                      part.partition, part.start, m.topic(), m.partition(), m.offset())
+            if self.metrics is not None:
+                self.metrics.scope_parts_dropped.labels("out_of_sequence").inc()
+            self._dead_letter(m, "summary_part_out_of_sequence",
+                              f"part {part.index + 1} of {part.count} of the summary of model {part.model!r}, input "
+                              f"partition {part.partition}, start {part.start}, continues no assembly (no first part "
+                              "before it, a gap, or another summary's parts)")
+        return s
+
+    def _dead_letter(self, m: Any, reason: str, detail: str) -> None:
+        if self.metrics is not None:
+            self.metrics.dead_letters.labels(m.topic(), reason).inc()
+        if self.dead_letter_topic is None:
+            return
+        from stream.events import Record
+
+        ts = m.timestamp()[1] if m.timestamp() else 0
+        self.publisher.dead_letter(self.dead_letter_topic,
+                                   Record(m.topic(), m.partition(), m.offset(), ts, m.key(), m.value()), reason,
+                                   detail[:500])
 
     def _add(self, own: _Owned, s: Summary) -> None:
         stage = own.stages.get(s.model)
@@ -207,6 +232,8 @@ class ScopeService:
                             "what it had decided without them; they are taken now, after what was decided",
                             s.model, p, released - ts)
         if metrics is not None:
+            for detector, outcome in stage.recalibrated:
+                metrics.scope_recalibrations.labels(s.model, detector, outcome).inc()
             if stage.merge.late > late:  # every late item of an add is of the summary's partition
                 metrics.scope_late_items(s.model, s.partition, stage.merge.late - late)
             r = stage.last_release

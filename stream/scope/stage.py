@@ -141,6 +141,8 @@ class ModelStage:
         self._bulk_outcomes = not any(getattr(spec.retrain, f) > 0 for f in PER_OUTCOME_TRIGGERS)
         #: re-calibrations of the concept detectors after a change since start-up (for status; not in state)
         self.recalibrations = 0
+        #: (detector, outcome) of the re-calibrations of the last add(), for the service's metric (not state)
+        self.recalibrated: list[tuple[str, str]] = []
         self._reset()
 
     def _reset(self) -> None:
@@ -196,6 +198,7 @@ class ModelStage:
         return late + self.flush()
 
     def flush(self, now: float | None = None) -> list[Output]:
+        self.recalibrated = []
         release = self.merge.release(now)
         self.last_release = release
         return self._process(release.items)
@@ -256,6 +259,7 @@ class ModelStage:
                 extras.setdefault(outcome_at[i], []).append((2 if warning else 3, name, concept.calibration_at(d, i)))
             for done in concept.recalibrations:
                 self.recalibrations += 1
+                self.recalibrated.append((done.detector, done.outcome))
                 log.info("model %s: model-scope %s re-calibrated after a change (%s): %s", self.model,
                          done.detector, done.outcome, done.calibration.get("params"))
             concept.recalibrations.clear()

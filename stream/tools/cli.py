@@ -223,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--summary-json", default=None, metavar="PATH",
                       help="write the model-scope figures (detection delays, incidents, retrain events, false "
                            "alarms) as JSON to PATH")
+    demo.add_argument("--seed", type=int, default=42,
+                      help="seed of the demo's workload (same changes, other draws: the figures' spread)")
 
     worker = add("retrain-worker", "consume retrain-events, retrain on the recommended window, publish the "
                                    "evaluation to model-updates (the reference downstream consumer)", cmd_retrain_worker)

@@ -106,8 +106,8 @@ def _demo(cfg: AppConfig, args: argparse.Namespace, console: Console, started: f
     n = args.events
     # concept changes at 1/3 (the served model becomes wrong) and 2/3 (the old concept recurs); at 5/6 the
     # `amount` feature shifts while the concept stays: feature drift without concept drift
-    w = Workload(n_events=n, change_points=(n // 3, 2 * n // 3), seed=42, spacing=0.01, label_delay=3.0, concepts=2,
-                 feature_shift_at=(5 * n // 6,))
+    w = Workload(n_events=n, change_points=(n // 3, 2 * n // 3), seed=getattr(args, "seed", 42), spacing=0.01,
+                 label_delay=3.0, concepts=2, feature_shift_at=(5 * n // 6,))
     ensure_topics(admin_client(cfg), cfg)
     console.rule("[bold]driftstream demo")
     console.print(f"topics demo-{run_id}.* with {partitions} partitions  ·  {n} inference events + labels  ·  "

@@ -116,25 +116,35 @@ def report(test: str, trials: int, cmp: Comparison, started: float, states_equal
     return line
 
 
-def first_difference(a: Any, b: Any, path: str = "") -> str | None:
-    """Where two plain-data trees first differ (for assertion messages)."""
+def differences(a: Any, b: Any, limit: int = 12) -> str:
+    """Up to ``limit`` places where two plain-data trees differ, ``; ``-joined (for assertion messages: the
+    first alone can hide what the others say, e.g. a counter before the list that explains it)."""
+    found: list[str] = []
+    _differences(a, b, "", found, limit)
+    return "; ".join(found) if found else "none"
+
+
+def _differences(a: Any, b: Any, path: str, found: list[str], limit: int) -> None:
+    if len(found) >= limit:
+        return
     if isinstance(a, dict) and isinstance(b, dict):
         for k in sorted(set(a) | set(b), key=str):
             if k not in a or k not in b:
-                return f"{path}/{k}: only in {'expected' if k in a else 'got'}"
-            d = first_difference(a[k], b[k], f"{path}/{k}")
-            if d:
-                return d
-        return None
-    if isinstance(a, list) and isinstance(b, list):
-        if len(a) != len(b):
-            return f"{path}: length {len(a)} != {len(b)}"
+                found.append(f"{path}/{k}: only in {'expected' if k in a else 'got'}")
+            else:
+                _differences(a[k], b[k], f"{path}/{k}", found, limit)
+            if len(found) >= limit:
+                return
+    elif isinstance(a, list) and isinstance(b, list) and len(a) != len(b):
+        found.append(f"{path}: length {len(a)} != {len(b)}")
+    elif isinstance(a, list) and isinstance(b, list):
         for i, (x, y) in enumerate(zip(a, b)):
-            d = first_difference(x, y, f"{path}[{i}]")
-            if d:
-                return d
-        return None
-    return None if a == b else f"{path}: {str(a)[:200]} != {str(b)[:200]}"
+            before = len(found)
+            _differences(x, y, f"{path}[{i}]", found, limit)
+            if len(found) > before:  # one element is enough: the rest of a shifted list differs too
+                return
+    elif a != b:
+        found.append(f"{path}: {str(a)[:200]} != {str(b)[:200]}")
 
 
 def assert_equivalent(test: str, expected: dict, got: dict, started: float, trials: int,
@@ -146,8 +156,8 @@ def assert_equivalent(test: str, expected: dict, got: dict, started: float, tria
     assert cmp.ok, line
     if expected_states is not None:
         diff = [p for p in expected_states if expected_states[p] != (got_states or {}).get(p)]
-        where = first_difference(expected_states[diff[0]], (got_states or {}).get(diff[0])) if diff else None
-        assert states_equal, f"{line}\n  final state differs for partitions {diff}; first difference: {where}"
+        where = differences(expected_states[diff[0]], (got_states or {}).get(diff[0])) if diff else None
+        assert states_equal, f"{line}\n  final state differs for partitions {diff}; in the first: {where}"
     return line
 
 
@@ -163,7 +173,7 @@ def assert_scope_equivalent(test: str, expected: dict, got: dict, expected_scope
             f"model_scope_got={sum(1 for e in got.values() if e.get('scope') == 'model')} scope_state_equal={same}")
     print(line, flush=True)
     assert model, f"{line}: the clean run published no model-scope event"
-    assert same, f"{line}; first difference: {first_difference(expected_scope, got_scope)}"
+    assert same, f"{line}; differences: {differences(expected_scope, got_scope)}"
     return line
 
 

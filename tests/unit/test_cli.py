@@ -47,6 +47,11 @@ def test_state_commands_parse():
     assert args.all
 
 
+def test_demo_takes_a_seed():
+    assert build_parser().parse_args(["demo"]).seed == 42
+    assert build_parser().parse_args(["demo", "--seed", "7"]).seed == 7
+
+
 def test_json_logs_carry_partition_context(capsys):
     import logging
 

@@ -159,6 +159,8 @@ def exercised_registry() -> CollectorRegistry:
     m.scope_status("fraud", late=0, forced=0)
     m.scope_late_items("fraud", 1, 3)
     m.scope_invalid.inc()
+    m.scope_parts_dropped.labels("out_of_sequence").inc()
+    m.scope_recalibrations.labels("fraud", "PageHinkley", "recalibrated").inc()
     m.flush()  # per-message counts are published per micro-batch
     return registry
 

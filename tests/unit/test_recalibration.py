@@ -224,3 +224,35 @@ def test_the_model_stage_recalibrates_on_the_merged_stream_as_a_partition_does()
     # the same detectors on the merged errors, in merged order, recalibrate at the same errors with the same values
     again, _ = _stage_outputs(3, 1, det)
     assert [e["calibration"] for e in again] == [e["calibration"] for e in incidents]
+
+
+def test_the_model_stage_service_counts_its_recalibrations_in_a_metric():
+    """The model stage's re-calibrations were only logged and in its status: now counted per model, detector
+    and outcome (``driftstream_scope_detector_recalibrations_total``), as the partitions' are."""
+    from stream.scope.service import ScopeService, _Owned, summary_message
+    from tests import fakes
+
+    ev = workload_events(30_000, change_points=(12_000,), seed=5)
+    spec = ModelSpec(error_detectors=(_ph(),))
+    metrics = Metrics(CollectorRegistry())
+    svc = ScopeService(None, MemoryPublisher(), None, topic="summaries", partitions=2, spec_of=lambda m: spec,
+                       outputs=ScopeService.output_topics(load_config(None, {}).topics),
+                       scope=ScopeConfig(max_watermark_lag_seconds=0.0, incident_quiet_seconds=1.0),
+                       checkpoint_every_messages=10 ** 9, checkpoint_every_seconds=float("inf"), clock=lambda: 0.0,
+                       metrics=metrics)
+    svc.owned[0] = _Owned(0, 1)
+    streams = [summaries("fraud", p, items, seed=0, max_batch=300)
+               for p, items in enumerate(partition_items(ev, 2))]
+    off = 0
+    for k in range(max(len(s) for s in streams)):
+        for s in streams:
+            if k < len(s):
+                key, value = summary_message(s[k])
+                svc.process([fakes.FakeMessage("summaries", 0, off, 0, key, value)])
+                off += 1
+    stage = svc.owned[0].stages["fraud"]
+    def count(outcome: str) -> float:
+        return metrics.registry.get_sample_value("driftstream_scope_detector_recalibrations_total",
+                                                 {"model": "fraud", "detector": "PageHinkley", "outcome": outcome}) or 0
+    assert count("recalibrated") >= 1
+    assert sum(map(count, ("recalibrated", "kept", "refused"))) == stage.recalibrations

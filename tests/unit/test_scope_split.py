@@ -180,12 +180,13 @@ def test_a_new_first_part_replaces_an_unfinished_summary_and_orphan_parts_are_dr
     assert len(a) > 2 and len(b) > 2
     asm = Assembler()
     assert asm.add(decode_message(a[0])) is None
-    assert asm.add(decode_message(a[2])) is None and asm.dropped == 1  # not the next part
+    assert asm.add(decode_message(a[2])) is None and asm.out_of_sequence == 1  # not the next part
     assert asm.add(decode_message(a[1])) is None
     # the sending partition restarted from its checkpoint: the same input comes again, from its first part
     got = [asm.add(decode_message(v)) for v in a]
-    assert asm.dropped == 3 and got[-1] == s0
-    assert asm.add(decode_message(b[1])) is None and asm.dropped == 4  # no first part: dropped
+    assert asm.superseded == 2 and asm.out_of_sequence == 1 and got[-1] == s0
+    assert asm.add(decode_message(b[1])) is None and asm.out_of_sequence == 2  # no first part: dropped
+    assert asm.dropped == 4
     assert asm.pending == {}
 
 
@@ -211,3 +212,29 @@ def test_reassembled_bytes_that_are_no_summary_are_an_invalid_summary():
     assert svc.invalid == 1
     assert [(t, e["reason"], e["offset"]) for t, e in pub.sent] == [("dlq", "invalid_summary", 1)]
     assert orjson.loads(svc._payload(svc.owned[0]))["parts"] == []
+
+
+def test_an_out_of_sequence_part_is_dead_lettered_and_counted_a_superseded_one_only_counted():
+    """A part that continues no assembly was only logged before: now it goes to the dead-letter topic with its
+    reason and is counted; parts replaced by a replay's new first part are counted apart (not bad input)."""
+    from prometheus_client import CollectorRegistry
+
+    from stream.metrics import Metrics
+
+    s0, s1 = _streams()[0][:2]
+    a, b = split(s0, 400), split(s1, 400)
+    svc, pub = _service()
+    svc.dead_letter_topic = "dlq"
+    svc.metrics = Metrics(CollectorRegistry())
+    # a[0], a[1], then a replay from the first part (2 superseded), a stray part of another summary, the rest
+    values = [a[0], a[1], *a, b[2]]
+    for off, v in enumerate(values):
+        svc.process([fakes.FakeMessage(TOPIC, 0, off, 0, b"fraud", v)])
+    reg = svc.metrics.registry
+    assert reg.get_sample_value("driftstream_scope_summary_parts_dropped_total", {"reason": "superseded"}) == 2
+    assert reg.get_sample_value("driftstream_scope_summary_parts_dropped_total", {"reason": "out_of_sequence"}) == 1
+    assert reg.get_sample_value("driftstream_dead_letter_total",
+                                {"topic": TOPIC, "reason": "summary_part_out_of_sequence"}) == 1
+    dead = [(t, e["reason"], e["offset"]) for t, e in pub.sent if t == "dlq"]
+    assert dead == [("dlq", "summary_part_out_of_sequence", len(values) - 1)]
+    assert svc.owned[0].stages["fraud"].merge.summaries == 1  # the replayed summary reached the stage once
