@@ -170,8 +170,12 @@ class ConceptDetectors:
     seen, the previous values) and in :attr:`recalibrations`; a refusal falls back as the first time and is in
     :attr:`refusals`. Alarms during the collection are the old detector's; when it alarmed during it (a second
     change may lie inside the reference), the errors after its last such alarm start a follow-up reference,
-    tested the same way. A detector whose calibration was refused keeps its fallback. Positions are counted in errors given to :meth:`update_many`, so the swap
-    comes at the same error for any batch sizes and after a restart from :meth:`to_state`.
+    tested the same way. A detector whose calibration was refused runs its fallback: with ``"defaults"`` the
+    fallback's drift alarms start a re-calibration the same way (confirmed against the refused reference's
+    rate), so a change that brings the error rate within calibration's reach gets a calibrated detector; with
+    ``"off"`` there is no detector to alarm and it stays off. Positions are counted in errors given to
+    :meth:`update_many`, so the swap comes at the same error for any batch sizes and after a restart from
+    :meth:`to_state`.
     """
 
     def __init__(self, configs: tuple[Any, ...]) -> None:
@@ -276,9 +280,12 @@ class ConceptDetectors:
             drifts, warns = self._feed(self.detectors[k], binary, errors[swap:], swap)
 
     def _recalibrates(self, k: int, cfg: Any) -> bool:
+        """Whether detector ``k``'s drift alarms start a re-calibration: calibrated, or refused with the
+        ``"defaults"`` fallback (a change can bring the error rate where calibration reaches: the fallback's
+        alarm starts a reference of the new concept like a calibrated detector's)."""
         cal = self.calibrations[k]
         return bool(cfg.false_alarm_every and cfg.recalibrate_after_change and cal is not None
-                    and "refused" not in cal)
+                    and ("refused" not in cal or cal.get("fallback") == "defaults"))
 
     def _recalibrate(self, k: int, cfg: Any, swap: int) -> str:
         """Detector ``k``'s new-concept reference is complete before error ``swap``: calibrate again (or keep
@@ -373,12 +380,15 @@ class ConceptDetectors:
     def _refuse(self, k: int, cfg: Any, exc: Exception, index: int, reference_size: int,
                 recalibration: dict[str, Any] | None = None) -> None:
         fallback = cfg.on_calibration_error
+        ref = np.asarray(self.buffers[k], dtype=np.float64)
         suggestion = getattr(exc, "suggestion", None)
         if isinstance(getattr(exc, "needed_reference", None), int) and exc.needed_reference > reference_size:
             suggestion = (f"a reference of {exc.needed_reference} events is needed: raise calibration_max_window "
                           f"(now {cfg.calibration_max_window}), lower false_alarm_every or choose another detector")
         entry = {"detector": cfg.name, "refused": str(exc)[:500], "suggestion": suggestion,
                  "fallback": fallback, "target_ert": cfg.false_alarm_every, "reference_size": reference_size,
+                 # the refused reference's error rate: a later change is confirmed against it (re-calibration)
+                 "reference_rate": float(ref.mean()) if ref.size and np.isin(ref, (0.0, 1.0)).all() else None,
                  "params": dict(cfg.params) if fallback == "defaults" else None}
         if recalibration is not None:
             entry["recalibration"] = recalibration

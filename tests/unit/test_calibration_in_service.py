@@ -82,17 +82,22 @@ def test_a_reference_beyond_the_cap_falls_back_to_the_configured_parameters_and_
                          calibration_max_window=1000)
     proc, pub = _run(det, _records())
     mon = proc.models["m"].monitor
-    cal = mon.calibrations[0]
+    (ev,) = _refusals(pub)
+    cal = ev["calibration"]
     assert cal["fallback"] == "defaults" and "refused" in cal and cal["reference_size"] == 300
     assert "calibration_max_window" in cal["suggestion"]
-    (ev,) = _refusals(pub)
     assert ev["severity"] == "critical" and ev["detector"] == "PageHinkley" and ev["fallback"] == "defaults"
-    assert ev["calibration"] == cal and ev["topic"] == "labels" and ev["offset"] == 299
-    # the detector runs on River's defaults (nothing configured) and still catches the change
-    from detectors import PageHinkley
-
-    assert mon.detectors[0].threshold == PageHinkley().threshold
-    assert any(int(e["event_id"][1:]) >= CHANGE for e in _concept(pub))
+    assert ev["topic"] == "labels" and ev["offset"] == 299
+    # the detector runs on River's defaults (nothing configured, its alarms carry the refusal) and still
+    # catches the change; the change (0.05 -> 0.6) brings the rate where 300 events pin it: the fallback's
+    # alarm starts a re-calibration, which succeeds (before, a refused detector kept its fallback for good)
+    concept = _concept(pub)
+    first = min(concept, key=lambda e: int(e["event_id"][1:]))
+    assert int(first["event_id"][1:]) >= CHANGE and first["calibration"] == cal
+    now = mon.calibrations[0]
+    assert "refused" not in now and now["recalibration"]["outcome"] == "recalibrated"
+    assert now["recalibration"]["previous"]["reference_rate"] == cal["reference_rate"]
+    assert mon.detectors[0].threshold == now["value"]
     assert proc.metrics.registry.get_sample_value(
         "driftstream_data_quality_issues_total", {"model": "m", "check": "calibration_refused"}) == 1
 

@@ -256,3 +256,33 @@ def test_the_model_stage_service_counts_its_recalibrations_in_a_metric():
                                                  {"model": "fraud", "detector": "PageHinkley", "outcome": outcome}) or 0
     assert count("recalibrated") >= 1
     assert sum(map(count, ("recalibrated", "kept", "refused"))) == stage.recalibrations
+
+
+def _refused_then_change(batch: int, fallback: str = "defaults") -> ConceptDetectors:
+    # ADWIN cannot reach one false alarm every 5,000 events at an error rate of 0.02 (too few alarms even at
+    # its loosest threshold) but can at 0.2: the change at error 6,000 brings the rate within reach
+    cfg = DetectorConfig("ADWIN", {}, false_alarm_every=5000, calibration_window=2000, on_calibration_error=fallback)
+    cd = ConceptDetectors((cfg,))
+    rng = np.random.default_rng(1)
+    errors = np.concatenate([rng.random(6000) < 0.02, rng.random(12_000) < 0.2]).astype(np.float64)
+    for i in range(0, len(errors), batch):
+        cd.update_many(errors[i:i + batch])
+    return cd
+
+
+def test_a_refused_detector_with_the_defaults_fallback_recalibrates_after_a_change():
+    """A detector whose first calibration was refused kept its fallback for good, even after a change that
+    brought the error rate where calibration reaches: now the fallback's alarm starts a reference of the new
+    concept, confirmed against the refused reference's rate, and calibration gets a second chance."""
+    cd = _refused_then_change(500)
+    assert [r.detector for r in cd.refusals] == ["ADWIN"]  # the first calibration, at rate 0.02
+    first = cd.refusals[0].calibration
+    assert first["fallback"] == "defaults" and first["reference_rate"] == pytest.approx(0.02, abs=0.01)
+    assert cd.recalibrations and cd.recalibrations[0].outcome == "recalibrated"
+    cal = cd.calibrations[0]
+    assert "refused" not in cal and cal["params"]["delta"] != 0.002  # a calibrated ADWIN, not River's default
+    assert cal["reference_rate"] == pytest.approx(0.2, abs=0.03)
+    # batch cuts do not matter; with the "off" fallback there is nothing to alarm: it stays off
+    assert _refused_then_change(137).calibrations == cd.calibrations
+    off = _refused_then_change(500, fallback="off")
+    assert off.detectors == [None] and not off.recalibrations and off.calibrations[0]["fallback"] == "off"
