@@ -156,21 +156,21 @@ def test_undecodable_summary_is_skipped_and_counted(cfg, scope_topic, redis_clie
 SMALL_TOPIC_MAX = 4_000
 
 
-def test_summaries_larger_than_the_topic_accepts_go_in_parts_and_decide_as_if_whole(cfg, redis_client):
-    """A summaries topic with a small max.message.bytes: the sending side reads the limit at start-up (as
-    build_service does), splits what does not fit, the broker takes every part, and the stage decides
-    exactly as on the unsplit summaries."""
+def _split_on_small_topic(cfg, suffix: str):
+    """A summaries topic with a small max.message.bytes, filled as the partitions would (the sending side reads
+    the limit at start-up, as build_service does, and splits what does not fit): ``(config, topic, messages)``
+    after checking the broker took every part and nothing was dead-lettered."""
     import dataclasses
     import types
 
-    from confluent_kafka import Producer
+    from confluent_kafka import Producer, TopicPartition
 
     from stream.app import Service
     from stream.clients import producer_config
     from stream.scope.parts import Part, decode_message
     from stream.topics import admin_client, output_limits
 
-    name = f"{cfg.topics.drift_events}.small-summaries"
+    name = f"{cfg.topics.drift_events}.{suffix}"
     admin = admin_client(cfg)
     fs = admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1,
                                        config={"max.message.bytes": str(SMALL_TOPIC_MAX)})])
@@ -194,8 +194,6 @@ def test_summaries_larger_than_the_topic_accepts_go_in_parts_and_decide_as_if_wh
 
     raw = Consumer({"bootstrap.servers": cfg.kafka["bootstrap.servers"], "group.id": f"raw-{time.time_ns()}",
                     "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    from confluent_kafka import TopicPartition
-
     total = sum(raw.get_watermark_offsets(TopicPartition(name, p), timeout=10)[1] for p in range(2))
     raw.subscribe([name])
     values: list[bytes] = []
@@ -207,7 +205,13 @@ def test_summaries_larger_than_the_topic_accepts_go_in_parts_and_decide_as_if_wh
     parts = [v for v in values if isinstance(decode_message(v), Part)]
     assert len(parts) > len(sums)  # most summaries did not fit one message
     assert max(len(v) for v in values) <= SMALL_TOPIC_MAX
+    return cfg2, name, total
 
+
+def test_summaries_larger_than_the_topic_accepts_go_in_parts_and_decide_as_if_whole(cfg, redis_client):
+    """A summaries topic with a small max.message.bytes: the broker takes every part, and the stage decides
+    exactly as on the unsplit summaries."""
+    cfg2, name, total = _split_on_small_topic(cfg, "small-summaries")
     svc, consumer = _service(cfg2, name, redis_client)
     _drive(svc, consumer, lambda: len(svc.owned) == 2 and sum(o.next_offset or 0 for o in svc.owned.values())
            >= total, timeout=150)
@@ -216,6 +220,46 @@ def test_summaries_larger_than_the_topic_accepts_go_in_parts_and_decide_as_if_wh
     consumer.close()
     assert all(not o.parts.pending for o in svc.owned.values())
     got = _outputs(cfg2)
-    expected = _reference(sums)
+    expected = _reference(_summaries())
     assert set(got) == set(expected)
     assert all(copies == [expected[eid]] for eid, copies in got.items())
+
+
+def test_a_crash_between_the_parts_of_a_summary_resumes_to_the_uninterrupted_events(cfg, redis_client):
+    """Split summaries and a crash: instance A checkpoints while assemblies are unfinished (their parts are
+    in the checkpoint: the offset has moved past them), dies without a final checkpoint, and B resumes from
+    A's checkpoints: exactly the events of an uninterrupted run on the whole summaries, none lost, replays
+    identical."""
+    cfg2, name, total = _split_on_small_topic(cfg, "small-summaries-crash")
+    a, ca = _service(cfg2, name, redis_client, every=60)  # checkpoints every 2nd poll of 50
+    pending_at_checkpoint = []
+    checkpoint = a.checkpoint
+
+    def recording(p):
+        pending_at_checkpoint.append(bool(a.owned[p].parts.pending))
+        checkpoint(p)
+    a.checkpoint = recording
+    _drive(a, ca, lambda: sum(o.next_offset or 0 for o in a.owned.values()) >= 2 * total // 3
+           and all((o.unsaved or 0) > 0 for o in a.owned.values() if o.next_offset), timeout=150)
+    assert a.owned, "instance A was never assigned"
+    assert any(pending_at_checkpoint), "no checkpoint of A fell between the parts of a summary"
+    a.publisher.flush()
+    owned_by_a = a.owned
+    a.owned = {}  # dies: nothing written on the way out (as with kill -9)
+    ca.close()
+    saved = {p: (cp.offsets["summaries"] if (cp := a.store.load(p)) is not None else 0) for p in owned_by_a}
+    assert any(saved[p] < (o.next_offset or 0) for p, o in owned_by_a.items())  # B replays A's unsaved part
+
+    b, cb = _service(cfg2, name, redis_client)
+    _drive(b, cb, lambda: len(b.owned) == 2 and sum(o.next_offset or 0 for o in b.owned.values()) >= total,
+           timeout=150)
+    for part in list(b.owned):
+        b.checkpoint(part)
+    cb.close()
+    assert all(not o.parts.pending for o in b.owned.values())
+    got = _outputs(cfg2)
+    expected = _reference(_summaries())
+    assert set(got) == set(expected)
+    for eid, copies in got.items():
+        for copy in copies:  # replays are duplicates with identical content
+            assert copy == expected[eid]
