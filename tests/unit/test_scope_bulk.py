@@ -126,3 +126,25 @@ def test_every_retrain_policy_setting_is_known_to_the_bulk_path():
                     "retrain_on_improvement", "one_retrain_per_episode", "performance_window"}
     fields = {f.name for f in dataclasses.fields(RetrainPolicyConfig)}
     assert fields == input_driven | set(PER_OUTCOME_TRIGGERS)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_counting_a_long_run_column_by_column_is_counting_it_one_by_one(seed, monkeypatch):
+    """The per-partition sums of a run long enough for numpy (``COLUMNAR_RUN``) are bit for bit those of the
+    one-by-one loop: fractional errors (regression) whose float sum depends on the order of addition."""
+    from stream.scope import stage as stage_mod
+
+    rng = random.Random(seed)
+    P = rng.choice([1, 3, 8, 32])
+    m = rng.randint(stage_mod.COLUMNAR_RUN, 3000)
+    ps = [rng.randrange(P) for _ in range(m)]
+    served = [rng.random() * 10 ** rng.randint(-3, 3) for _ in range(m)]
+    ioffs = [rng.randrange(10 ** 6) for _ in range(m)]
+    loffs = [rng.randrange(10 ** 6) for _ in range(m)]
+    start = [[rng.randrange(100), rng.random() * 100] for _ in range(P)]
+    columnar = [list(c) for c in start]
+    top = stage_mod._count_per_partition(columnar, ps, served, ioffs, loffs)
+    monkeypatch.setattr(stage_mod, "COLUMNAR_RUN", 10 ** 9)
+    one = [list(c) for c in start]
+    assert stage_mod._count_per_partition(one, ps, served, ioffs, loffs) == top
+    assert columnar == one and all(type(a) is type(b) for x, y in zip(columnar, one) for a, b in zip(x, y))
