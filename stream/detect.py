@@ -788,18 +788,42 @@ MIN_SEGMENT = 5
 MIN_SINCE_ALARM = 50
 
 
-def change_point(errors: list[float]) -> tuple[int, float, float]:
+#: a second change inside an open concept incident: the standardised difference of the error means before and
+#: after the best split (each side at least MIN_SINCE_ALARM errors) at least this many standard deviations (the
+#: maximum over splits of a standardised two-sample difference under no change is ~3 at the 99% level for a few
+#: thousand errors: a Brownian bridge's maximum; 4 keeps another detector's later alarm on the same change,
+#: whose errors since the change point are one level, from opening an incident of its own)
+NEW_CHANGE_Z = 4.0
+
+
+def change_within(errors: list[float]) -> tuple[bool, int, float, float]:
+    """Whether ``errors`` (oldest first) hold a change in mean of their own: the best split with each side at
+    least ``MIN_SINCE_ALARM`` long, its standardised difference at least ``NEW_CHANGE_Z``; with the split and
+    the means before and after it."""
+    n = len(errors)
+    if n < 2 * MIN_SINCE_ALARM:
+        return False, 0, 0.0, 0.0
+    k, before, after = change_point(errors, MIN_SINCE_ALARM)
+    sd = float(np.std(np.asarray(errors, dtype=np.float64)))
+    if sd == 0.0 or k == 0:
+        return False, k, before, after
+    z = abs(after - before) * float(np.sqrt(k * (n - k) / n)) / sd
+    return z >= NEW_CHANGE_Z, k, before, after
+
+
+def change_point(errors: list[float], min_segment: int = MIN_SEGMENT) -> tuple[int, float, float]:
     """The most likely single change in mean of ``errors`` (the errors up to an alarm, oldest first): the split
     ``k`` maximising the standardised difference of the two segments' means (the CUSUM / likelihood-ratio
-    estimate for a shift in mean), with the mean before and after it. It is computed from the errors
-    themselves, so it is the same whatever the detector and wherever micro-batches were cut."""
+    estimate for a shift in mean), with the mean before and after it; each segment at least ``min_segment``
+    long. It is computed from the errors themselves, so it is the same whatever the detector and wherever
+    micro-batches were cut."""
     n = len(errors)
-    if n < 2 * MIN_SEGMENT:
+    if n < 2 * min_segment:
         m = sum(errors) / n if n else 0.0
         return 0, m, m
     x = np.asarray(errors, dtype=np.float64)
     s = np.cumsum(x)
-    k = np.arange(MIN_SEGMENT, n - MIN_SEGMENT + 1)
+    k = np.arange(min_segment, n - min_segment + 1)
     left = s[k - 1] / k
     right = (s[-1] - s[k - 1]) / (n - k)
     score = np.abs(left - right) * np.sqrt(k * (n - k) / n)

@@ -41,7 +41,7 @@ import numpy as np
 from stream.champion import ChampionChallenger
 from stream.config import ModelSpec, ScopeConfig
 from stream.datadrift import DataDriftMonitor
-from stream.detect import MIN_SINCE_ALARM, ConceptDetectors, change_point
+from stream.detect import MIN_SINCE_ALARM, ConceptDetectors, change_point, change_within
 from stream.policy import RetrainPolicy
 from stream.scope.merge import LABEL, OUTCOME, ROW, Release, SummaryMerge
 from stream.scope.summary import Summary
@@ -487,11 +487,15 @@ class ModelStage:
             counts0[p] = [counts0[p][0] - 1, counts0[p][1] - item[6][0]]
         inc = self.concept_incident
         if inc is not None and ts - inc["last_ts"] <= self.cfg.incident_quiet_seconds \
-                and inc.get("direction", "degradation") == direction:
+                and (inc.get("direction", "degradation") == direction or not self._changed_since(inc)):
+            # the open incident's change, seen again (another detector, or the same one): one incident. An
+            # alarm whose direction differs is a change of its own only when the errors since the incident's
+            # change point show one; else its direction is noise of a short segment (the errors since the
+            # previous alarm: another detector's alarm a few dozen outcomes earlier on the same change)
             inc["last_ts"] = ts
             inc["alarms"] += 1
-            self.policy.observe_concept_drift(inc["id"], _Snapshot(cp), direction=direction, error_before=before,
-                                              error_after=after)
+            self.policy.observe_concept_drift(inc["id"], _Snapshot(cp), direction=inc.get("direction", direction),
+                                              error_before=before, error_after=after)
             return
         served, online, event_id, ioff, loff, pts = item[6]
         contributing = {}
@@ -524,12 +528,24 @@ class ModelStage:
             "joined_count": self.joined,
             "calibration": calibration,
         }
-        self.concept_incident = {"id": ev["id"], "last_ts": ts, "alarms": 1, "direction": direction}
+        self.concept_incident = {"id": ev["id"], "last_ts": ts, "alarms": 1, "direction": direction,
+                                 # the merged outcome count at its change point (where _changed_since looks from)
+                                 "change_joined": self.joined - len(segment) + k if k else self.joined - 1}
         self.warning_start = None
         self.last_warning_at = None
         out.append(Output("drift_events", self.model, ev))
         self.policy.observe_concept_drift(ev["id"], _Snapshot(cp), direction=direction, error_before=before,
                                           error_after=after)
+
+    def _changed_since(self, inc: dict[str, Any]) -> bool:
+        """Whether the served errors since the open incident's change point (the recent ones) hold a change of
+        their own (:func:`stream.detect.change_within`). An incident from a state written before the change
+        point was kept: True (as before, a differing direction opens an incident)."""
+        start = inc.get("change_joined")
+        if start is None:
+            return True
+        n = min(self.joined - start, len(self.recent_served))
+        return n > 0 and change_within(list(self.recent_served)[-n:])[0]
 
     # -- data drift ---------------------------------------------------------------------------------
     def _estimated_change(self, start: int) -> tuple[dict[str, Any], list[list[float]]]:
