@@ -193,8 +193,10 @@ class ModelStage:
         #: merged items processed so far (the merged position)
         self.seq = 0
         self.joined = 0
-        #: the merged join count at the last concept alarm (the change point is estimated since it)
-        self.last_alarm_joined = 0
+        #: per detector, the merged join count at its last concept alarm (its change point is estimated on the
+        #: errors since: a detector resets when it alarms, what came before belongs to the concept it reported;
+        #: another detector's alarm on the same change must not cut its segment short)
+        self.last_alarm_joined: dict[str, int] = {}
         #: per partition, next [inference, labels] offsets of the join frontier (last outcome merged)
         self.join_pos: list[list[int | None]] = [[None, None] for _ in range(P)]
         #: per partition, next [inference, labels] offsets of everything merged
@@ -464,14 +466,15 @@ class ModelStage:
     def _concept_drift(self, item: tuple[Any, ...], detector: str, out: list[Output],
                        calibration: dict[str, Any] | None = None) -> None:
         ts = item[0]
-        # which way the served error moved, and where: the change point of the errors since the previous alarm
-        # (as in stream.detect.ModelMonitor._alarm), over the merged stream
+        # which way the served error moved, and where: the change point of the errors since this detector's
+        # previous alarm (as in stream.detect.ModelMonitor._alarm), over the merged stream
         served_all = list(self.recent_served)
-        since = max(self.joined - self.last_alarm_joined, MIN_SINCE_ALARM)
-        segment = served_all[-since:] if self.last_alarm_joined and since < len(served_all) else served_all
+        last = self.last_alarm_joined.get(detector, 0)
+        since = max(self.joined - last, MIN_SINCE_ALARM)
+        segment = served_all[-since:] if last and since < len(served_all) else served_all
         k, before, after = change_point(segment)
         direction = "improvement" if after < before else "degradation"
-        self.last_alarm_joined = self.joined
+        self.last_alarm_joined[detector] = self.joined
         estimated = None
         if len(self.recent_outcomes) == len(served_all) and 0 < k < len(segment):
             estimated = self._estimated_change(len(served_all) - len(segment) + k)
@@ -705,7 +708,10 @@ class ModelStage:
         self.policy.load_state(s["policy"])
         self.seq = s["seq"]
         self.joined = s["joined"]
-        self.last_alarm_joined = s.get("last_alarm_joined", 0)
+        last = s.get("last_alarm_joined", 0)
+        # a state written when one count served every detector: that count for each
+        self.last_alarm_joined = dict(last) if isinstance(last, dict) else \
+            ({d.name: last for d in self.spec.detectors} if last else {})
         self.join_pos = [list(x) for x in s["join_pos"]]
         self.seen_pos = [list(x) for x in s["seen_pos"]]
         self.counts = [list(x) for x in s["counts"]]

@@ -87,3 +87,21 @@ def test_a_change_within_needs_both_sides_and_a_clear_difference():
     found, k, before, after = change_within(two_levels)
     assert found and abs(k - 500) < 20 and before > 0.6 and after < 0.1
     assert not change_within([1.0] * 300)[0]  # no spread: nothing to test
+
+
+def test_each_detector_estimates_its_change_point_since_its_own_last_alarm_and_old_states_load():
+    """The stage kept one "last alarm" for all detectors, so a second detector's alarm on the same change
+    estimated its direction on the few errors since the first one's (the cause of the wrong incident above;
+    partition scope kept one per detector). A state with the single count gives it to every detector."""
+    cfg = load_config(None, {})
+    spec = cfg.model_spec("fraud")
+    stage = ModelStage("fraud", spec, 2, cfg.scope)
+    state = orjson.loads(orjson.dumps(stage.to_state(), option=orjson.OPT_SERIALIZE_NUMPY))
+    state["last_alarm_joined"] = 1234
+    again = ModelStage("fraud", spec, 2, cfg.scope)
+    again.load_state(state)
+    assert again.last_alarm_joined == {d.name: 1234 for d in spec.detectors} and len(spec.detectors) >= 2
+    state["last_alarm_joined"] = {"ADWIN": 7}
+    again.load_state(state)
+    assert again.last_alarm_joined == {"ADWIN": 7}
+    assert _incidents(30_000, 1, seed=3)[1][2] == 20_064  # the recurrence's alarm, not a repeat of the first
