@@ -55,7 +55,8 @@ class Release:
 
 
 class SummaryMerge:
-    def __init__(self, partitions: int, max_lag_seconds: float = 60.0, idle_seconds: float = 0.0) -> None:
+    def __init__(self, partitions: int, max_lag_seconds: float = 60.0, idle_seconds: float = 0.0,
+                 stalled_seconds: float = 0.0) -> None:
         self.partitions = partitions
         self.max_lag_seconds = max_lag_seconds
         #: the lag bound overrides only a partition that sent no summary for this long (wall clock, when
@@ -64,6 +65,12 @@ class SummaryMerge:
         #: :meth:`declare_idle`) until the partition's next summary, so a replay from a checkpoint taken
         #: after it decides the same
         self.idle_seconds = idle_seconds
+        #: per partition: its input backlog (records not yet processed) as last told by the caller
+        #: (:meth:`set_backlog`, from the broker); None: unknown (the plain wall-clock rule). A partition
+        #: with a backlog is waiting its turn, not idle: it is not declared idle unless silent for
+        #: ``stalled_seconds`` (0: wait forever). Not state: an input like the wall clock
+        self.backlog: list[int | None] = [None] * partitions
+        self.stalled_seconds = stalled_seconds
         #: wall-clock time of each partition's last summary (not state: a restart counts from its start)
         self.last_seen: list[float | None] = [None] * partitions
         self.created: float | None = None
@@ -218,6 +225,13 @@ class SummaryMerge:
             return True
         return self.idle[p]
 
+    def set_backlog(self, backlog: dict[int, int | None]) -> None:
+        """The caller's latest answer about each partition's unprocessed input (high watermark minus
+        processed end, summed over the input topics); partitions left out keep their last answer."""
+        for p, n in backlog.items():
+            if 0 <= p < self.partitions:
+                self.backlog[p] = n
+
     def declare_idle(self, now: float | None, incoming: Summary | None = None) -> list[int]:
         """The partitions the wall clock declares idle now (newly): below the lag bound and silent for
         ``idle_seconds`` (since start-up for one not heard from since). ``incoming``: the summary about to be
@@ -241,7 +255,11 @@ class SummaryMerge:
             if p == skip or self.idle[p] or not (w is None or w < bound):
                 continue
             seen = self.last_seen[p] if self.last_seen[p] is not None else self.created
-            if seen is not None and now - seen >= self.idle_seconds:
+            if seen is None or now - seen < self.idle_seconds:
+                continue
+            if self.backlog[p] and (self.stalled_seconds <= 0 or now - seen < self.stalled_seconds):
+                continue  # behind: waiting its turn, not idle
+            if seen is not None:
                 self.idle[p] = True
                 new.append(p)
         return new

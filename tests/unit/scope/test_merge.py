@@ -62,3 +62,52 @@ def test_an_item_breaking_its_partitions_watermark_is_clamped_and_counted():
     m.add(_summary(0, [1, 1], 1, 3.0, 6.0))  # promised > 5.0, sent 3.0
     assert m.out_of_order == 3
     assert [i[0] for i in m.release().items] == [1.0] * 3 + [5.0] * 3
+
+
+def _lagging_merge(stalled: float = 0.0) -> SummaryMerge:
+    """Partition 1 far behind partition 0 in event time (beyond the lag bound), both last heard at t=0."""
+    m = SummaryMerge(2, max_lag_seconds=10.0, idle_seconds=30.0, stalled_seconds=stalled)
+    m.add(_summary(0, [0, 0], 2, 1000.0, 1000.0), now=0.0)
+    m.add(_summary(1, [0, 0], 2, 100.0, 100.0), now=0.0)
+    return m
+
+
+def test_silent_caught_up_partition_is_declared_idle():
+    m = _lagging_merge()
+    m.set_backlog({0: 0, 1: 0})
+    assert m.declare_idle(29.0) == []
+    assert m.declare_idle(30.0) == [1]
+
+
+def test_partition_with_a_backlog_is_never_idle_however_long_silent():
+    m = _lagging_merge()
+    m.set_backlog({1: 500})
+    assert m.declare_idle(10_000_000.0) == []
+    assert m.idle == [False, False]
+    m.set_backlog({1: 0})  # caught up (and still silent): now it is idle
+    assert m.declare_idle(10_000_001.0) == [1]
+
+
+def test_unknown_backlog_falls_back_to_the_wall_clock_rule():
+    m = _lagging_merge()
+    m.set_backlog({1: None})
+    assert m.declare_idle(30.0) == [1]
+
+
+def test_behind_partition_silent_past_the_stalled_bound_is_declared_idle():
+    m = _lagging_merge(stalled=600.0)
+    m.set_backlog({1: 500})
+    assert m.declare_idle(599.0) == []
+    assert m.declare_idle(600.0) == [1]
+
+
+def test_idle_verdict_survives_the_state_round_trip_and_the_replay_decides_the_same():
+    m = _lagging_merge()
+    m.set_backlog({1: 500})
+    m.declare_idle(100.0)
+    m.set_backlog({1: 0})
+    m.declare_idle(101.0)
+    r = SummaryMerge(2, max_lag_seconds=10.0, idle_seconds=30.0)
+    r.load_state(m.to_state())
+    assert r.idle == m.idle == [False, True]
+    assert r.watermark(200.0) == m.watermark(200.0)
