@@ -259,9 +259,8 @@ class SummaryMerge:
                 continue
             if self.backlog[p] and (self.stalled_seconds <= 0 or now - seen < self.stalled_seconds):
                 continue  # behind: waiting its turn, not idle
-            if seen is not None:
-                self.idle[p] = True
-                new.append(p)
+            self.idle[p] = True
+            new.append(p)
         return new
 
     def release(self, now: float | None = None) -> Release:

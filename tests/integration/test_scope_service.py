@@ -84,6 +84,16 @@ def _drive(svc, consumer, until, timeout=60.0):
         svc.publisher.poll()
 
 
+def _run_to_end(svc, consumer, total, timeout=60.0):
+    """Drive an instance until it owns both partitions and has read ``total`` messages, checkpoint every
+    owned partition and leave the group."""
+    _drive(svc, consumer, lambda: len(svc.owned) == 2 and sum(o.next_offset or 0 for o in svc.owned.values())
+           >= total, timeout=timeout)
+    for part in list(svc.owned):
+        svc.checkpoint(part)
+    consumer.close()
+
+
 def _outputs(cfg):
     got: dict[str, list] = {}
     for name, topic in ScopeService.output_topics(cfg.topics).items():
@@ -120,10 +130,7 @@ def test_crash_and_restart_publish_exactly_the_uninterrupted_events(cfg, scope_t
 
     # instance B takes over from the checkpoints and finishes
     b, cb = _service(cfg, scope_topic, redis_client)
-    _drive(b, cb, lambda: len(b.owned) == 2 and sum(o.next_offset or 0 for o in b.owned.values()) >= len(sums))
-    for part in list(b.owned):
-        b.checkpoint(part)
-    cb.close()
+    _run_to_end(b, cb, len(sums))
 
     # the zombie A cannot overwrite B's checkpoints
     for part, epoch in epochs.items():
@@ -213,11 +220,7 @@ def test_summaries_larger_than_the_topic_accepts_go_in_parts_and_decide_as_if_wh
     exactly as on the unsplit summaries."""
     cfg2, name, total = _split_on_small_topic(cfg, "small-summaries")
     svc, consumer = _service(cfg2, name, redis_client)
-    _drive(svc, consumer, lambda: len(svc.owned) == 2 and sum(o.next_offset or 0 for o in svc.owned.values())
-           >= total, timeout=150)
-    for part in list(svc.owned):
-        svc.checkpoint(part)
-    consumer.close()
+    _run_to_end(svc, consumer, total, timeout=150)
     assert all(not o.parts.pending for o in svc.owned.values())
     got = _outputs(cfg2)
     expected = _reference(_summaries())
@@ -251,11 +254,7 @@ def test_a_crash_between_the_parts_of_a_summary_resumes_to_the_uninterrupted_eve
     assert any(saved[p] < (o.next_offset or 0) for p, o in owned_by_a.items())  # B replays A's unsaved part
 
     b, cb = _service(cfg2, name, redis_client)
-    _drive(b, cb, lambda: len(b.owned) == 2 and sum(o.next_offset or 0 for o in b.owned.values()) >= total,
-           timeout=150)
-    for part in list(b.owned):
-        b.checkpoint(part)
-    cb.close()
+    _run_to_end(b, cb, total, timeout=150)
     assert all(not o.parts.pending for o in b.owned.values())
     got = _outputs(cfg2)
     expected = _reference(_summaries())
