@@ -17,9 +17,17 @@ every requested mean run N:
 3. detection delay after an abrupt change: the rate moves at event N from p to ``min(2 p, p + 0.2)`` (to
    ``p / 2`` for FHDDM, which in River's implementation watches for a falling error rate); the delay is the
    first alarm at or after the change minus the change point (false alarms before it restart the detector,
-   as in service), mean over the runs, censored at 20 N. Printed next to River's default parameters (our
-   classes are exact twins of River's) on the same streams, with River's default's own mean run and
-   probability of a false alarm within N events (a geometric law with mean N: 0.63).
+   as in service), censored at 20 N; its mean, median and 90th percentile over the runs. Printed next to
+   River's default parameters (our classes are exact twins of River's) on the same streams, with River's
+   default's own mean run and probability of a false alarm within N events (a geometric law with mean N:
+   0.63).
+
+The delay verdict (:func:`verdict`) compares **medians**: calibrated median delay <= 1.2 x River's default's
+median delay, for every row where River's default alarms no more often than requested. The mean is shown
+beside it but not judged: a detector calibrated to alarm more often than River's default sometimes alarms
+falsely just before the change, restarts, and its fresh short window absorbs the change; one such run in
+250 (delay ~300,000 at N = 100,000) is the whole mean. The 90th percentile shows the tail. Rows of older
+``--jsonl`` files carry the mean only: they print with "-" and are judged on the mean, marked "(mean)".
 
 Settings a detector refuses (:class:`detectors.calibrate.CalibrationError`) are listed with the reason.
 Wall time is printed but never asserted. KSWIN runs a KS test per event: it is only run for N = 1,000
@@ -92,8 +100,13 @@ def law(lengths: np.ndarray, n: float, cap: int) -> dict[str, float]:
             "within_n": float(np.mean(lengths <= n)), "censored": int(lengths.size - alarms)}
 
 
-def mean_delay(delays: np.ndarray, cap: int) -> float:
-    return float(np.minimum(delays, cap).mean())
+def delay_stats(delays: np.ndarray, cap: int) -> dict[str, float]:
+    """Mean, median and 90th percentile of the delays, a censored one (inf: no alarm within ``cap`` of the
+    change) counted as ``cap`` (so a median or p90 equal to ``cap`` means "at least"), and how many were."""
+    capped = np.minimum(delays, cap)
+    return {"mean": float(capped.mean()), "median": float(np.quantile(capped, 0.5, method="inverted_cdf")),
+            "p90": float(np.quantile(capped, 0.9, method="inverted_cdf")),
+            "censored": int(np.count_nonzero(~np.isfinite(delays)))}
 
 
 def bench_one(name: str, p: float, n: int, n_runs: int) -> dict:
@@ -114,9 +127,10 @@ def bench_one(name: str, p: float, n: int, n_runs: int) -> dict:
     cap = 20 * n
     row["law"] = law(first_alarms(cal.new, p, n_runs, cap, BENCH_SEED), n, cap)
     p1 = changed_rate(name, p)
-    row["delay"] = mean_delay(first_alarms(cal.new, p, n_runs, cap, BENCH_SEED + 1, n, p1), cap)
+    row["delays"] = delay_stats(first_alarms(cal.new, p, n_runs, cap, BENCH_SEED + 1, n, p1), cap)
     row["river_law"] = law(first_alarms(cls, p, n_runs, cap, BENCH_SEED), n, cap)
-    row["river_delay"] = mean_delay(first_alarms(cls, p, n_runs, cap, BENCH_SEED + 1, n, p1), cap)
+    row["river_delays"] = delay_stats(first_alarms(cls, p, n_runs, cap, BENCH_SEED + 1, n, p1), cap)
+    row["delay"], row["river_delay"] = row["delays"]["mean"], row["river_delays"]["mean"]  # older rows' keys
     row["seconds"] = time.perf_counter() - t0
     return row
 
@@ -128,20 +142,36 @@ def verdict(row: dict) -> str:
     # false alarm within N events is at most a geometric law's (1 - 1/e): a mean made by a few endless runs
     # while most runs alarm at once (DDM's and EDDM's defaults) does not count
     binding = row["river_law"]["mean"] >= 1.0 and row["river_law"]["within_n"] <= 1 - math.exp(-1)
-    delay_ok = row["delay"] <= 1.2 * row["river_delay"] if binding else None
-    return ("ok" if ok else "LAW MISSED") + ("" if delay_ok is None else ", delay ok" if delay_ok else ", DELAY > 1.2x")
+    head = "ok" if ok else "LAW MISSED"
+    if not binding:
+        return head
+    ours, river, stat = delay_statistic(row)
+    mark = "" if stat == "median" else f" ({stat})"
+    return head + (", delay ok" if ours <= DELAY_TOLERANCE * river else ", DELAY > 1.2x") + mark
+
+
+#: the delay target: calibrated delay at most this times River's default's, compared on the median
+DELAY_TOLERANCE = 1.2
+
+
+def delay_statistic(row: dict) -> tuple[float, float, str]:
+    """The delays the verdict compares (ours, River's default's) and which statistic they are: the median,
+    or the mean for a row of an older ``--jsonl`` file that has no median."""
+    if "delays" in row and "river_delays" in row:
+        return row["delays"]["median"], row["river_delays"]["median"], "median"
+    return row["delay"], row["river_delay"], "mean"
 
 
 def print_rows(rows: list[dict], markdown: bool) -> None:
-    head = ["detector", "p", "N", "mean/N", "median/N", "p10/N", "delay", "River: mean/N", "River: P(<=N)",
-            "River: delay", "target"]
+    head = ["detector", "p", "N", "mean/N", "median/N", "p10/N", "delay: mean", "median", "p90",
+            "River: mean/N", "River: P(<=N)", "River: delay mean", "median", "p90", "target"]
     done = [r for r in rows if "law" in r]
     lines = []
     for r in done:
         lw, rl = r["law"], r["river_law"]
         lines.append([r["detector"], f"{r['p']:g}", f"{r['N']:,}", f"{lw['mean']:.2f}", f"{lw['median']:.2f}",
-                      f"{lw['p10']:.3f}", f"{r['delay']:.0f}", f"{rl['mean']:.2f}", f"{rl['within_n']:.2f}",
-                      f"{r['river_delay']:.0f}", verdict(r)])
+                      f"{lw['p10']:.3f}", *delay_cells(r, "delay", "delays"), f"{rl['mean']:.2f}",
+                      f"{rl['within_n']:.2f}", *delay_cells(r, "river_delay", "river_delays"), verdict(r)])
     if markdown:
         print("| " + " | ".join(head) + " |")
         print("|" + "---|" * len(head))
@@ -163,6 +193,14 @@ def print_rows(rows: list[dict], markdown: bool) -> None:
                 print(f"| {r['detector']} | {r['p']:g} | {r['N']:,} | {reason} |")
             else:
                 print(f"- {r['detector']} p={r['p']:g} N={r['N']:,}: {reason}")
+
+
+def delay_cells(row: dict, mean_key: str, stats_key: str) -> list[str]:
+    """Mean, median, p90 of a delay as table cells ("-" for what an older row did not record)."""
+    stats = row.get(stats_key)
+    if stats is None:
+        return [f"{row[mean_key]:.0f}", "-", "-"]
+    return [f"{stats['mean']:.0f}", f"{stats['median']:.0f}", f"{stats['p90']:.0f}"]
 
 
 def short_reason(message: str) -> str:
