@@ -84,6 +84,8 @@ _NUMERIC_TYPES = frozenset((int, float, type(None)))
 _NUM_ONLY = frozenset((int, float))
 _STRING_TYPES = frozenset((str, type(None)))
 _BOOL_TYPES = frozenset((bool, type(None)))
+#: a category's code while the model has not learned it (-1 is "no slot": missing, or never learned)
+_UNKNOWN = -2
 
 
 def _bool_str(v: Any) -> Any:
@@ -395,39 +397,33 @@ class OnlineLinearModel:
             fresh_mask = np.ones(n_ops, np.bool_)
             fresh_mask[from_ring] = False
             fresh = np.flatnonzero(fresh_mask)
-            num_idx, xn, mn, cat, complete = self._encode_unique([rows[k] for k in fresh.tolist()],
-                                                                 np.flatnonzero(op_learn[fresh]))
+            num_idx, xn, mn, cat, complete, at = self._encode_distinct([rows[k] for k in fresh.tolist()],
+                                                                       np.flatnonzero(op_learn[fresh]))
         else:
             fresh = None
-            num_idx, xn, mn, cat, complete = self._encode_unique(rows, learn_at)
+            num_idx, xn, mn, cat, complete, at = self._encode_distinct(rows, learn_at)
         order = np.array(self._order, np.int64)
         full = num_idx.tolist() == self._order  # the rows have every numeric feature known: columns in order
-        if fresh is None and full:  # the usual case without handles: nothing to move
-            gx, gm, gcat = xn, mn, cat
-        else:
+        if fresh is None and at is None and full:  # the usual case without handles: nothing to move
+            gx, gm, gcat, ok_ops = xn, mn, cat, complete
+        else:  # one compiled pass: each operation's row from its distinct encoded row or from the ring
+            pos = np.empty(len(self._num), np.int64)
+            pos[order] = np.arange(len(order))
+            if from_ring is None:
+                from_ring = ring_at = np.zeros(0, np.int64)
+            else:
+                self._relayout_ring()
+            width = max(cat.shape[1], self._ring_cat.shape[1] if len(from_ring) else 0)
             gx = np.zeros((n_ops, len(order)))
             gm = np.zeros((n_ops, len(order)), np.bool_)
-            rows_f = slice(None) if fresh is None else fresh
-            if full:
-                gx[rows_f] = xn
-                gm[rows_f] = mn
-            elif len(num_idx):
-                pos = np.empty(len(self._num), np.int64)
-                pos[order] = np.arange(len(order))
-                gx[np.ix_(np.arange(n_ops)[rows_f], pos[num_idx])] = xn
-                gm[np.ix_(np.arange(n_ops)[rows_f], pos[num_idx])] = mn
-            width = max(cat.shape[1], self._ring_cat.shape[1] if from_ring is not None else 0)
             gcat = np.full((n_ops, width), -1, np.int64)
-            gcat[rows_f, : cat.shape[1]] = cat
-            if from_ring is not None:
-                self._relayout_ring()
-                k = self._ring_xn.shape[1]
-                gx[from_ring, :k] = self._ring_xn[ring_at]
-                gm[from_ring, :k] = self._ring_mn[ring_at]
-                gcat[from_ring, : self._ring_cat.shape[1]] = self._ring_cat[ring_at]
+            ok_ops = np.zeros(n_ops, np.bool_)
+            _assemble(np.arange(n_ops) if fresh is None else fresh, np.arange(len(xn)) if at is None else at,
+                      xn, mn, cat, complete, pos[num_idx], from_ring, ring_at, self._ring_xn, self._ring_mn,
+                      self._ring_cat, gx, gm, gcat, ok_ops)
         first = self._handle_base + self._issued
         if cap:
-            self._keep(gx, gm, gcat, op_learn, complete, fresh)
+            self._keep(gx, gm, gcat, op_learn, ok_ops)
         return order, gx, gm, gcat, first
 
     def _relayout_ring(self) -> None:
@@ -446,8 +442,8 @@ class OnlineLinearModel:
         self._ring_xn, self._ring_mn, self._ring_order = xn, mn, list(self._order)
 
     def _keep(self, gx: np.ndarray, gm: np.ndarray, gcat: np.ndarray, op_learn: np.ndarray,
-              complete: np.ndarray, fresh: np.ndarray | None) -> None:
-        """The predicted rows into the ring, by handle modulo ``recent_rows``."""
+              complete: np.ndarray) -> None:
+        """The predicted rows into the ring, by handle modulo ``recent_rows`` (``complete``: by operation)."""
         pred = np.flatnonzero(~op_learn)
         if not len(pred):
             return
@@ -458,42 +454,36 @@ class OnlineLinearModel:
         self._relayout_ring()
         if self._ring_cat.shape[1] < gcat.shape[1]:
             self._ring_cat = _grown2(self._ring_cat, cap, gcat.shape[1], fill=-1)
-        if fresh is None:
-            ok_rows = complete[pred]
-        else:  # complete is by fresh row
-            by_op = np.zeros(len(op_learn), np.bool_)
-            by_op[fresh] = complete
-            ok_rows = by_op[pred]
         if len(pred) > cap:  # only the last `cap` are kept
             self._issued += len(pred) - cap
-            pred, ok_rows = pred[-cap:], ok_rows[-cap:]
-        n = len(pred)
-        for lo, hi, src in _ring_spans(self._issued % cap, n, cap):
-            p = pred[src]
-            self._ring_xn[lo:hi] = gx[p]
-            self._ring_mn[lo:hi] = gm[p]
-            self._ring_cat[lo:hi, : gcat.shape[1]] = gcat[p]
-            self._ring_cat[lo:hi, gcat.shape[1]:] = -1
-            self._ring_ok[lo:hi] = ok_rows[src]
-        self._issued += n
+            pred = pred[-cap:]
+        _store(pred, self._issued % cap, gx, gm, gcat, complete, self._ring_xn, self._ring_mn, self._ring_cat,
+               self._ring_ok)
+        self._issued += len(pred)
 
     # -- encoding ------------------------------------------------------------------------------------
     def _encode_unique(self, rows: Sequence[Mapping[str, Any]], learn_rows: np.ndarray
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """:meth:`_encode_rows` with each dict encoded once: a learn of the features dict predicted earlier in
+        """:meth:`_encode_rows` with each dict encoded once (:meth:`_encode_distinct`), one row per dict."""
+        num_idx, xn, mn, cat, complete, at = self._encode_distinct(rows, learn_rows)
+        if at is None:
+            return num_idx, xn, mn, cat, complete
+        return num_idx, xn[at], mn[at], cat[at], complete[at]
+
+    def _encode_distinct(self, rows: Sequence[Mapping[str, Any]], learn_rows: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """:meth:`_encode_rows` of the distinct dicts of ``rows`` (in order of first appearance) and ``at``,
+        each row's distinct dict (None: all are distinct). A learn of the features dict predicted earlier in
         the same replay (the service's prediction and the join that completes it, in one micro-batch) takes
         that row's encoding. The same dict encodes to the same row anywhere in one replay (categories are
         registered before any row's slots are read), so only the work changes."""
         ids = list(map(id, rows))
-        index = dict.fromkeys(ids, 0)
-        if len(index) == len(rows):
-            return self._encode_rows(rows, learn_rows)
-        for k, key in enumerate(index):  # distinct dicts numbered in order of first appearance
-            index[key] = k
-        at = np.array(list(map(index.__getitem__, ids)), np.int64)
-        first = np.flatnonzero(np.diff(np.concatenate(([-1], np.maximum.accumulate(at)))) > 0)
-        num_idx, xn, mn, cat, complete = self._encode_rows([rows[k] for k in first.tolist()], at[learn_rows])
-        return num_idx, xn[at], mn[at], cat[at], complete[at]
+        distinct = dict(zip(ids, rows))  # (C-level) the distinct dicts in order of first appearance
+        if len(distinct) == len(rows):
+            return (*self._encode_rows(rows, learn_rows), None)
+        index = dict(zip(distinct, range(len(distinct))))
+        at = np.fromiter(map(index.__getitem__, ids), np.int64, len(ids))
+        return (*self._encode_rows(list(distinct.values()), at[learn_rows]), at)
 
     def _encode_labels(self, labels: Sequence[Any]) -> np.ndarray:
         if self.task == "regression":
@@ -535,27 +525,26 @@ class OnlineLinearModel:
                 mn[:, j] = present
         if new_num:
             self._place(num_idx.tolist(), new_num)
-        # categorical
+        # categorical: one column at a time, the model's category maps read (and updated) once per column
         cat = np.empty((n, len(cat_cols)), np.int64)
+        complete = np.ones(n, np.bool_)  # every category known to the model (else: encoded again at learn)
         new: list[tuple[int, int, str, Any]] = []  # (first learn op, place in its event, feature, category)
-        codes: list[list[Any]] = []
-        for j, (name, col, known) in enumerate(cat_cols):
+        unknown_cols: list[int] = []
+        for j, (name, col, codes) in enumerate(cat_cols):
             vmap = self._values.get(name)
             if vmap is None:
                 vmap = self._values[name] = {None: -1}
-            # (only strings and None are keys: another value is not found)
-            cs = known if known is not None else list(map(vmap.get, col))
-            if None in cs:  # categories this model has not learned: registered at their first learn
-                unknown = {col[i] for i, c in enumerate(cs) if c is None}
-                first: dict[Any, int] = {}
-                for pos, r in enumerate(learn_rows.tolist()):
-                    v = col[r]
-                    if v in unknown and v not in first:
-                        first[v] = pos
-                        if len(first) == len(unknown):
-                            break
-                new.extend((pos, list(rows[learn_rows[pos]]).index(name), name, v) for v, pos in first.items())
-            codes.append(cs)
+            if codes is None:  # (only strings and None are keys: another value is not found)
+                codes = np.fromiter(map(vmap.get, col, itertools.repeat(_UNKNOWN, n)), np.int64, n)
+            cat[:, j] = codes
+            unknown = codes == _UNKNOWN
+            if unknown.any():  # categories this model has not learned: registered at their first learn
+                unknown_cols.append(j)
+                pos = np.flatnonzero(unknown[learn_rows])  # learn operations with one, in learn order
+                if len(pos):
+                    values = list(map(col.__getitem__, learn_rows[pos].tolist()))
+                    first = dict(zip(values[::-1], pos[::-1].tolist()))  # category -> its first learn
+                    new.extend((p, list(rows[learn_rows[p]]).index(name), name, v) for v, p in first.items())
         if new:  # River's encoder registers them in learn order, an event's in its feature order
             new.sort(key=lambda t: (t[0], t[1]))
             slots = self._slots
@@ -565,16 +554,15 @@ class OnlineLinearModel:
                 if s is None:
                     s = slots[key] = len(slots)
                 self._values[name][v] = s
-        complete = np.ones(n, np.bool_)  # every category known to the model (else: encoded again at learn)
-        for j, (name, col, _) in enumerate(cat_cols):
-            if None in codes[j]:  # registered just now, or only predicted (weight 0: left out)
-                vmap = self._values[name]
-                codes[j] = [vmap.get(v, -1) for v in col]
-                for i, c in enumerate(codes[j]):
-                    if c < 0 and col[i] is not None:
-                        complete[i] = False
-        if codes:
-            cat[:] = np.array(codes, np.int64).T
+        for j in unknown_cols:  # registered just now, or only predicted (weight 0: left out)
+            name, col, _ = cat_cols[j]
+            idx = np.flatnonzero(cat[:, j] == _UNKNOWN)
+            got = np.fromiter(map(self._values[name].get, map(col.__getitem__, idx.tolist()),
+                                  itertools.repeat(_UNKNOWN, len(idx))), np.int64, len(idx))
+            still = got == _UNKNOWN
+            got[still] = -1
+            cat[idx, j] = got
+            complete[idx[still]] = False
         if cat.shape[1] > 1:
             cat.sort(axis=1)
             cat[:, 1:][cat[:, 1:] == cat[:, :-1]] = -1
@@ -583,7 +571,8 @@ class OnlineLinearModel:
     def _split(self, rows: Sequence[Mapping[str, Any]]
                ) -> tuple[list[tuple[str, Any, Any]], list[tuple[str, Sequence[Any], Any]], np.ndarray | None]:
         """The rows' features as numeric columns ``(name, float64 values, presence or None for all)``,
-        categorical columns ``(name, values: str or None, their slots if all are known else None)`` and, when
+        categorical columns ``(name, values: str or None, their slots or None)`` (an int64 array, ``_UNKNOWN``
+        for a category the model has not learned; None: not looked up) and, when
         the numeric columns are exactly one block without missing values, that ``(n_rows, n_numeric)`` block.
 
         Usual case first: every row has the features of the first row, whose numbers are numbers and whose
@@ -611,14 +600,16 @@ class OnlineLinearModel:
                         other = list(first)  # another type somewhere: column by column
                         num_names, str_names = [], []
                 cats = []
+                n = len(rows)
                 for f in str_names:
                     col = list(map(operator.itemgetter(f), rows))
                     vmap = self._values.get(f)
-                    known = list(map(vmap.get, col)) if vmap is not None else [None]
-                    if None not in known:
-                        cats.append((f, col, known))  # known categories (or missing): strings
+                    codes = None if vmap is None else \
+                        np.fromiter(map(vmap.get, col, itertools.repeat(_UNKNOWN, n)), np.int64, n)
+                    if codes is not None and not (codes == _UNKNOWN).any():
+                        cats.append((f, col, codes))  # known categories (or missing): strings
                     elif set(map(type, col)) <= _STRING_TYPES:
-                        cats.append((f, col, None))
+                        cats.append((f, col, codes))
                     else:
                         other.append(f)
                 extra_num, extra_cat = _classify(other, [[r[f] for r in rows] for f in other])
@@ -819,14 +810,6 @@ class OnlineLinearModel:
                           self.recent_rows)
 
 
-def _ring_spans(start: int, n: int, cap: int) -> list[tuple[int, int, slice]]:
-    """``n`` consecutive ring slots from ``start``: (lo, hi, source slice) spans, two when they wrap."""
-    if start + n <= cap:
-        return [(start, start + n, slice(0, n))]
-    k = cap - start
-    return [(start, cap, slice(0, k)), (0, n - k, slice(k, n))]
-
-
 def _grown(a: np.ndarray, n: int) -> np.ndarray:
     out = np.zeros(n, a.dtype)
     out[: len(a)] = a
@@ -981,6 +964,47 @@ def replay_kernel(op_rows, op_learn, op_y, xn, mn, num_idx, cat, counts, means, 
 
 
 @njit(cache=True)
+def _assemble(fresh, at, xn, mn, cat, complete, pos, from_ring, ring_at, ring_xn, ring_mn, ring_cat, gx, gm, gcat,
+              ok):  # pragma: no cover - compiled
+    # operation fresh[a] takes distinct encoded row at[a] (its numeric column j goes to column pos[j]);
+    # operation from_ring[a] takes ring row ring_at[a]. gx, gm, ok come zeroed, gcat filled with -1
+    for a in range(fresh.shape[0]):
+        k = fresh[a]
+        r = at[a]
+        for j in range(pos.shape[0]):
+            gx[k, pos[j]] = xn[r, j]
+            gm[k, pos[j]] = mn[r, j]
+        for j in range(cat.shape[1]):
+            gcat[k, j] = cat[r, j]
+        ok[k] = complete[r]
+    for a in range(from_ring.shape[0]):
+        k = from_ring[a]
+        s = ring_at[a]
+        for j in range(ring_xn.shape[1]):
+            gx[k, j] = ring_xn[s, j]
+            gm[k, j] = ring_mn[s, j]
+        for j in range(ring_cat.shape[1]):
+            gcat[k, j] = ring_cat[s, j]
+
+
+@njit(cache=True)
+def _store(pred, start, gx, gm, gcat, ok, ring_xn, ring_mn, ring_cat, ring_ok):  # pragma: no cover - compiled
+    # operations pred (the predictions, in order) into the ring from slot `start` on, wrapping around
+    cap = ring_ok.shape[0]
+    for i in range(pred.shape[0]):
+        k = pred[i]
+        s = (start + i) % cap
+        for j in range(gx.shape[1]):
+            ring_xn[s, j] = gx[k, j]
+            ring_mn[s, j] = gm[k, j]
+        for j in range(gcat.shape[1]):
+            ring_cat[s, j] = gcat[k, j]
+        for j in range(gcat.shape[1], ring_cat.shape[1]):
+            ring_cat[s, j] = -1
+        ring_ok[s] = ok[k]
+
+
+@njit(cache=True)
 def _std_of(variances, half):  # pragma: no cover - compiled
     # the kernel's pow, not numpy's (numpy computes ** 0.5 as sqrt)
     out = np.empty_like(variances)
@@ -999,6 +1023,10 @@ def warm_up() -> None:
             x = {"n": float(i), "k": "u" if i % 2 else "v", "b": "True"}
             m.predict_one(x)
             m.learn_one(x, y)
+        # the replay's assembly and ring (numeric block or not, a learn from the ring, a repeated dict)
+        for xs in ([{"n": 1.0, "k": "u"}, {"n": 2.0, "k": "v"}], [{"n": 1.0, "k": "u"}, {"n": None, "k": "v"}]):
+            out = m.replay_ops(xs, [False, False], [])
+            m.replay_ops([xs[0], xs[1], xs[1]], [True, False, True], labels[:2], [out.handles[0], -1])
 
 
 def river_pipeline(task: Task, learning_rate: float) -> Any:

@@ -73,7 +73,9 @@ def test_the_service_learns_take_their_predictions_encodings(monkeypatch):
     replay_ops = OnlineLinearModel.replay_ops
     monkeypatch.setattr(OnlineLinearModel, "replay_ops",
                         lambda self, rows, learn, labels, handles=(): replay_ops(self, rows, learn, labels))
-    monkeypatch.setattr(OnlineLinearModel, "_encode_unique", counting)
+    # every row encoded, repeated dicts too
+    monkeypatch.setattr(OnlineLinearModel, "_encode_distinct",
+                        lambda self, rows, learn_rows: (*counting(self, rows, learn_rows), None))
     plain = record.run(None).outputs
     n_plain = sum(encoded)
 
