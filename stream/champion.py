@@ -16,7 +16,11 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
+from itertools import islice
+from operator import gt, itemgetter, lt
 from typing import Any
 
 from detectors._stats import chi2_sf
@@ -34,6 +38,19 @@ class Comparison:
     #: McNemar's discordant counts (classification only)
     b: int | None = None
     c: int | None = None
+
+
+_first, _second = itemgetter(0), itemgetter(1)
+
+
+_wrong = partial(lt, 0)  # as ChampionChallenger._count: wrong = error > 0 (0 < error)
+
+
+def _counts(e0: list[float], e1: list[float]) -> tuple[int, int, int, int]:
+    """Of the pairs ``zip(e0, e1)``: champion wrong, challenger wrong, only the champion, only the challenger."""
+    w0 = list(map(_wrong, e0))
+    w1 = list(map(_wrong, e1))
+    return w0.count(True), w1.count(True), sum(map(gt, w0, w1)), sum(map(lt, w0, w1))
 
 
 def _normal_sf(z: float) -> float:
@@ -71,6 +88,29 @@ class ChampionChallenger:
             self._count(champion_error, challenger_error, 1)
         pairs.append((champion_error, challenger_error))
         self.added += 1
+
+    def add_many(self, champion_errors: Sequence[float], challenger_errors: Sequence[float]) -> None:
+        """:meth:`add` of each pair in turn, the same state (classification: the window's counts move by whole
+        numbers, so the pairs leaving and entering the window are counted together)."""
+        champion, challenger = list(champion_errors), list(challenger_errors)
+        if len(champion) != len(challenger):
+            raise ValueError(f"{len(champion)} champion errors but {len(challenger)} challenger errors")
+        pairs = self._pairs
+        if self.task == "classification":
+            s0, s1, b, c = _counts(champion, challenger)
+            drop = len(pairs) + len(champion) - self.window
+            if drop > 0:  # the oldest pairs leave, the earliest of these ones too if there are more than a window
+                old = min(drop, len(pairs))
+                leaving = list(islice(pairs, old))
+                o0, o1, ob, oc = _counts([*map(_first, leaving), *champion[:drop - old]],
+                                         [*map(_second, leaving), *challenger[:drop - old]])
+                s0, s1, b, c = s0 - o0, s1 - o1, b - ob, c - oc
+            self._s0 += s0
+            self._s1 += s1
+            self._b += b
+            self._c += c
+        pairs.extend(zip(champion, challenger))
+        self.added += len(champion)
 
     def _count(self, e0: float, e1: float, k: int) -> None:
         w0, w1 = e0 > 0, e1 > 0

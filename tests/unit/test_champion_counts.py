@@ -33,3 +33,26 @@ def test_running_counts_equal_a_recount_of_the_window():
             cc = again
     got = cc.compare()
     assert got is not None and got.n == 50 and got.b + got.c > 0
+
+
+def test_add_many_is_add_of_each_pair():
+    """By runs of any length (longer than the window too), the same window, counts, test and state."""
+    rng = random.Random(11)
+    for task in ("classification", "regression"):
+        for window in (1, 2, 7, 50):
+            one = ChampionChallenger(task, window=window, alpha=0.05, min_pairs=2)
+            many = ChampionChallenger(task, window=window, alpha=0.05, min_pairs=2)
+            for run in range(60):
+                m = rng.choice([0, 1, 2, window - 1, window, window + 1, 3 * window + 2, rng.randint(0, 120)])
+                if task == "classification":
+                    e0 = [float(rng.random() < 0.4) for _ in range(m)]
+                    e1 = [float(rng.random() < 0.3 + 0.01 * run) for _ in range(m)]
+                else:
+                    e0 = [rng.uniform(-2, 2) for _ in range(m)]
+                    e1 = [rng.uniform(-1, 1) for _ in range(m)]
+                for a, b in zip(e0, e1):
+                    one.add(a, b)
+                many.add_many(e0, e1)
+                assert many.to_state() == one.to_state(), (task, window, run)
+                assert (many._s0, many._s1, many._b, many._c) == (one._s0, one._s1, one._b, one._c)
+                assert many.compare() == one.compare()

@@ -76,6 +76,7 @@ def _break(proc: PartitionProcessor, model: str, component: str) -> None:
         mp.policy.decide_at = boom
     elif component == "challenger":
         mp.challenger.add = boom
+        mp.challenger.add_many = boom  # the pairs of a batch go in by runs (ModelPipeline._decide)
 
 
 @pytest.mark.parametrize("component", COMPONENTS)
