@@ -51,6 +51,9 @@ class Metrics:
                                         "partition", ["model", "partition"], registry=registry)
         self.scope_forced = Gauge(f"{NS}_scope_partitions_skipped", "Input partitions the model stage decides "
                                   "without now (idle past the lag bound)", ["model"], registry=registry)
+        self.scope_waiting = Gauge(f"{NS}_scope_partitions_waited", "Input partitions behind the lag bound the "
+                                   "model stage waits for because the broker holds input they have not "
+                                   "processed (decisions held back)", ["model"], registry=registry)
         self.scope_invalid = Counter(f"{NS}_scope_invalid_summaries", "Undecodable summaries skipped by the "
                                      "model stage", registry=registry)
         self.scope_parts_dropped = Counter(
@@ -188,13 +191,16 @@ class Metrics:
         self.scope_late.labels(model).set(late)
         self.scope_forced.labels(model).set(forced)
 
+    def scope_waiting_partitions(self, model: str, n: int) -> None:
+        self.scope_waiting.labels(model).set(n)
+
     def scope_late_items(self, model: str, partition: int, n: int) -> None:
         self.scope_late_total.labels(model, str(partition)).inc(n)
 
     def scope_forget(self, model: str) -> None:
         """This instance no longer decides for ``model`` (its stage moved): drop its gauges, else a stale
         non-zero value would keep an alert firing here."""
-        for g in (self.scope_late, self.scope_forced):
+        for g in (self.scope_late, self.scope_forced, self.scope_waiting):
             try:
                 g.remove(model)
             except KeyError:

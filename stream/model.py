@@ -83,6 +83,9 @@ class ModelPipeline:
         #: watermark of the last summary sent, and whether this batch added items to it
         self.summary_watermark: float | None = None
         self.summary_items = 0
+        #: end positions and wall-clock time of the last summary sent (not state: the offset-only heartbeat)
+        self.summary_end: list[int] | None = None
+        self.summary_wall: float | None = None
 
     # -- per record ---------------------------------------------------------------------------------
     def on_inference(self, r: Record, ev: Any, seq: int, pending: Any = None) -> Any:

@@ -170,28 +170,39 @@ class PartitionProcessor:
         self.batch.clear()
         self.metrics.pending(self.partition, self.join.pending_predictions, self.join.pending_labels)
 
-    #: an empty summary goes out when the watermark moved this much event time since a model's last one
+    #: an empty summary goes out when the watermark moved this much event time since a model's last one, or
+    #: when only the input positions moved and this much wall-clock time passed since it
     HEARTBEAT_SECONDS = 5.0
 
     def _send_summaries(self) -> None:
         """Each model's summary of the batch: when it has items, or (empty) when the watermark moved on, so
-        that a partition where a model is quiet does not hold the model stage back."""
+        that a partition where a model is quiet does not hold the model stage back, or (empty) when only the
+        input positions moved for ``HEARTBEAT_SECONDS`` of wall-clock time: the stage compares a summary's end
+        positions with the input topics' high watermarks to tell a partition with a backlog (waited for) from
+        an idle one (``scope.stalled_partition_seconds``), so a partition busy with other models' records
+        or with bad input must keep its end positions current. Which batches carry a summary does not change
+        the stage's decisions (the merge is invariant to how the summaries are cut)."""
         inf, lab = self.newest_ts
         wm = min(inf, lab) - self.cfg.scope.disorder_seconds
         watermark = math.nextafter(wm, -math.inf) if math.isfinite(wm) else None
         nxt = self.next_offsets
         end = [nxt.get(self.inference_topic, 0), nxt.get(self.labels_topic, 0)]
         sink = self.ctx.summaries
+        now = self.last_input_wall
         for mp in self.models.values():
             sb = mp.batch_summary
             if sb is None:
                 continue
             last = mp.summary_watermark
             moved = watermark is not None and (last is None or watermark - last >= self.HEARTBEAT_SECONDS)
+            if not moved and now is not None and end != mp.summary_end:
+                moved = mp.summary_wall is None or now - mp.summary_wall >= self.HEARTBEAT_SECONDS
             if mp.summary_items or moved:
                 sink(sb.build(end, watermark))
+                mp.summary_end = list(end)
                 mp.summary_items = 0
                 mp.summary_watermark = watermark
+                mp.summary_wall = now
             else:
                 sb.start = list(end)
 

@@ -419,6 +419,11 @@ class ScopeConfig:
     #: ... and only once it sent nothing for this long (wall clock): a partition catching up on a backlog
     #: is behind in event time but busy, and is waited for (0: the event-time bound alone)
     idle_partition_seconds: float = 30.0
+    #: ... unless the broker holds input of that partition it has not processed yet (a backlog: the input
+    #: topics' high watermarks beyond the end positions of its last summary, asked when the idle test would
+    #: fire): then it is waiting its turn (a slow consumer, a restart or a rebalance catching up) and is
+    #: waited for until it has sent nothing for this long (0: wait for a partition with a backlog forever)
+    stalled_partition_seconds: float = 300.0
     #: alarms within this much event time of an incident's last alarm belong to that incident
     incident_quiet_seconds: float = 120.0
     #: partition-scope evidence ids remembered for incidents
@@ -432,8 +437,8 @@ class ScopeConfig:
     publish_partition_decisions: bool = False
 
     def check(self, where: str) -> None:
-        for name in ("max_watermark_lag_seconds", "idle_partition_seconds", "incident_quiet_seconds",
-                     "disorder_seconds"):
+        for name in ("max_watermark_lag_seconds", "idle_partition_seconds", "stalled_partition_seconds",
+                     "incident_quiet_seconds", "disorder_seconds"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{where}.{name} must be >= 0")
         if self.max_evidence < 1:

@@ -232,11 +232,12 @@ class SummaryMerge:
             if 0 <= p < self.partitions:
                 self.backlog[p] = n
 
-    def declare_idle(self, now: float | None, incoming: Summary | None = None) -> list[int]:
-        """The partitions the wall clock declares idle now (newly): below the lag bound and silent for
-        ``idle_seconds`` (since start-up for one not heard from since). ``incoming``: the summary about to be
-        added (its partition is not idle; the bound is the one after it). The only wall-clock decision of
-        the merge: the service checkpoints right after a declaration, before anything depends on it."""
+    def idle_candidates(self, now: float | None, incoming: Summary | None = None) -> list[int]:
+        """The partitions the wall clock would declare idle now if their backlog allowed it: not idle yet,
+        below the lag bound and silent for ``idle_seconds`` (since start-up for one not heard from since).
+        ``incoming``: the summary about to be added (its partition is not idle; the bound is the one after
+        it). The caller asks the broker for these partitions' backlogs (:meth:`set_backlog`) before
+        :meth:`declare_idle`."""
         if now is None or self.idle_seconds <= 0 or self.max_lag_seconds <= 0:
             return []
         wms = list(self.watermarks)
@@ -250,14 +251,35 @@ class SummaryMerge:
         if not known:
             return []
         bound = max(known) - self.max_lag_seconds
-        new = []
+        out = []
         for p, w in enumerate(wms):
             if p == skip or self.idle[p] or not (w is None or w < bound):
                 continue
-            seen = self.last_seen[p] if self.last_seen[p] is not None else self.created
-            if seen is None or now - seen < self.idle_seconds:
-                continue
-            if self.backlog[p] and (self.stalled_seconds <= 0 or now - seen < self.stalled_seconds):
+            if now - self._seen(p) >= self.idle_seconds:
+                out.append(p)
+        return out
+
+    def _seen(self, p: int) -> float:
+        """Wall-clock time partition ``p`` was last heard from (start-up if never; +inf before any summary:
+        nothing is silent yet)."""
+        seen = self.last_seen[p] if self.last_seen[p] is not None else self.created
+        return float("inf") if seen is None else seen
+
+    def waiting(self, now: float | None, incoming: Summary | None = None) -> dict[int, int]:
+        """The partitions the lag bound would override but which are waited for because they have a backlog
+        (-> its size): behind, silent for ``idle_seconds``, not yet ``stalled_seconds``."""
+        return {p: self.backlog[p] for p in self.idle_candidates(now, incoming) if self._waits(p, now)}
+
+    def _waits(self, p: int, now: float) -> bool:
+        return bool(self.backlog[p]) and (self.stalled_seconds <= 0 or now - self._seen(p) < self.stalled_seconds)
+
+    def declare_idle(self, now: float | None, incoming: Summary | None = None) -> list[int]:
+        """The partitions the wall clock declares idle now (newly): the :meth:`idle_candidates` without a
+        known backlog (or silent for ``stalled_seconds`` with one). The only wall-clock decision of the
+        merge: the service checkpoints right after a declaration, before anything depends on it."""
+        new = []
+        for p in self.idle_candidates(now, incoming):
+            if self._waits(p, now):  # type: ignore[arg-type]
                 continue  # behind: waiting its turn, not idle
             self.idle[p] = True
             new.append(p)

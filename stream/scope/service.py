@@ -69,6 +69,8 @@ class _Owned:
     saved_at: float = 0.0
     #: per model, the input partitions the lag bound overrides now (reported on change)
     forced: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    #: per model, the input partitions waited for because of their backlog (reported on change)
+    waiting: dict[str, tuple[int, ...]] = field(default_factory=dict)
     #: parts of split summaries received so far (state: the offset moves past them)
     parts: Assembler = field(default_factory=Assembler)
 
@@ -100,6 +102,9 @@ class ScopeService:
         #: retried. Without it a Redis restart crashed the service with a ConnectionError (fault test)
         self.redis_retry = redis_retry
         self.owned: dict[int, _Owned] = {}
+        #: input partition -> (wall-clock time asked, [(low, high) per input topic]): the broker's answers
+        #: for the backlog test, shared by every model of this instance
+        self._highs: dict[int, tuple[float, list[tuple[int, int]]]] = {}
         #: summaries that could not be decoded (counted and skipped: the partition pipeline wrote them)
         self.invalid = 0
 
@@ -214,6 +219,7 @@ class ScopeService:
         if stage is None:
             stage = own.stages[s.model] = self._stage(s.model)
         now = self.clock()
+        self._update_backlog(stage, now, s)
         if stage.merge.declare_idle(now, s):
             # a wall-clock decision (a partition is idle: the model goes ahead without it) is saved before
             # anything depends on it, so a replay from the checkpoint makes it again, whatever its own clock
@@ -239,6 +245,65 @@ class ScopeService:
             r = stage.last_release
             metrics.scope_status(s.model, stage.merge.late, len(r.forced) if r is not None else 0)
         self._report_lag(own, stage)
+        self._report_waiting(own, stage, now)
+
+    #: how long the broker's answer about an input partition's high watermarks is reused (wall clock)
+    HIGHS_MAX_AGE_SECONDS = 1.0
+
+    def _update_backlog(self, stage: ModelStage, now: float, incoming: Summary) -> None:
+        """Tell the merge the backlog of each partition the idle test would fire for: the input topics'
+        high watermarks beyond the end positions of that partition's last summary (from the low watermark
+        for one that sent none), asked from the broker only then. A partition with a backlog is catching up
+        (a slow consumer, a restart, a rebalance) and is waited for, up to ``stalled_partition_seconds``;
+        one without is idle. When the broker does not answer the merge keeps its last answer."""
+        merge = stage.merge
+        candidates = merge.idle_candidates(now, incoming)
+        if not candidates:
+            return
+        backlog: dict[int, int | None] = {}
+        for p in candidates:
+            marks = self._input_marks(p, now)
+            if marks is None:
+                continue
+            end = merge.end[p]
+            backlog[p] = sum(max(0, high - max(low, end[i] if end is not None else low))
+                             for i, (low, high) in enumerate(marks))
+        merge.set_backlog(backlog)
+
+    def _input_marks(self, p: int, now: float) -> list[tuple[int, int]] | None:
+        hit = self._highs.get(p)
+        if hit is not None and now - hit[0] < self.HIGHS_MAX_AGE_SECONDS:
+            return hit[1]
+        from confluent_kafka import KafkaException, TopicPartition
+
+        try:
+            marks = [tuple(self.consumer.get_watermark_offsets(TopicPartition(t, p), timeout=1.0, cached=False))
+                     for t in self.input_topics]
+        except (KafkaException, AttributeError, TypeError) as exc:  # no answer (or a consumer without the call)
+            log.debug("scope: high watermarks of input partition %d unknown: %s", p, exc)
+            return None
+        if any(m is None or len(m) != 2 or m[1] < 0 for m in marks):
+            return None
+        self._highs[p] = (now, marks)  # type: ignore[assignment]
+        return marks  # type: ignore[return-value]
+
+    def _report_waiting(self, own: _Owned, stage: ModelStage, now: float) -> None:
+        """Log when the model starts or stops waiting for partitions with a backlog (its decisions are held
+        back, not taken without them), once per change; the gauge follows every summary."""
+        waiting = stage.merge.waiting(now)
+        if self.metrics is not None:
+            self.metrics.scope_waiting_partitions(stage.model, len(waiting))
+        key = tuple(sorted(waiting))
+        if own.waiting.get(stage.model, ()) != key:
+            own.waiting[stage.model] = key
+            if key:
+                stalled = self.scope.stalled_partition_seconds
+                log.warning("scope: model %s waits for input partitions %s: behind the lag bound and silent, but "
+                            "with unprocessed input (records: %s); decisions are held back until they catch up%s",
+                            stage.model, list(key), waiting,
+                            f" or stay silent for {stalled:.0f} s" if stalled > 0 else "")
+            else:
+                log.info("scope: model %s waits for no partition with a backlog any more", stage.model)
 
     def _checkpoint_or_drop(self, p: int) -> None:
         from stream.errors import Fenced

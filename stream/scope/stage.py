@@ -174,7 +174,8 @@ class ModelStage:
         self.cfg = cfg
         #: input topic names by the topic code of positions (summary.INFERENCE, summary.LABELS)
         self.topics = topics
-        self.merge = SummaryMerge(partitions, cfg.max_watermark_lag_seconds, cfg.idle_partition_seconds)
+        self.merge = SummaryMerge(partitions, cfg.max_watermark_lag_seconds, cfg.idle_partition_seconds,
+                                  cfg.stalled_partition_seconds)
         self.concept = ConceptDetectors(spec.detectors)
         self.data_drift = DataDriftMonitor(model, spec.task, spec.data_drift)
         c = spec.challenger

@@ -59,12 +59,14 @@ def test_scope_gauges_of_a_model_are_dropped_when_its_stage_moves_away():
     reg = CollectorRegistry()
     metrics = Metrics(reg)
     metrics.scope_status("m", 3, 1)
+    metrics.scope_waiting_partitions("m", 2)
     svc = ScopeService(None, None, None, topic="s", partitions=2, spec_of=lambda m: None, outputs={},
                        metrics=metrics)
     svc.owned[0] = _Owned(0, 1, stages={"m": object()})
     svc.on_lost(None, [type("TP", (), {"partition": 0})()])
     assert reg.get_sample_value("driftstream_scope_partitions_skipped", {"model": "m"}) is None
     assert reg.get_sample_value("driftstream_scope_late_items", {"model": "m"}) is None
+    assert reg.get_sample_value("driftstream_scope_partitions_waited", {"model": "m"}) is None
 
 
 def test_an_undecodable_summary_goes_to_the_dead_letter_topic_with_its_reason():

@@ -157,6 +157,7 @@ def exercised_registry() -> CollectorRegistry:
     m.scope_output("retrain_events", "fraud", {"reasons": ["concept_drift"]})
     m.scope_output("model_updates", "fraud", {"type": "challenger-better"})
     m.scope_status("fraud", late=0, forced=0)
+    m.scope_waiting_partitions("fraud", 1)
     m.scope_late_items("fraud", 1, 3)
     m.scope_invalid.inc()
     m.scope_parts_dropped.labels("out_of_sequence").inc()
@@ -469,8 +470,8 @@ def test_drift_and_retrain_alerts_page_at_model_scope() -> None:
         for token in set(METRIC_TOKEN.findall(r["expr"])):
             by_metric.setdefault(token, []).append(r)
     for metric in ("driftstream_model_incidents_total", "driftstream_model_retrain_events_total",
-                   "driftstream_scope_partitions_skipped", "driftstream_scope_late_items",
-                   "driftstream_scope_invalid_summaries_total"):
+                   "driftstream_scope_partitions_skipped", "driftstream_scope_partitions_waited",
+                   "driftstream_scope_late_items", "driftstream_scope_invalid_summaries_total"):
         assert metric in by_metric, f"no alert on {metric}"
     # the incident page: critical, and one per model (no instance label: the model's stage can move)
     pages = [r for r in by_metric["driftstream_model_incidents_total"] if r["labels"]["severity"] == "critical"]

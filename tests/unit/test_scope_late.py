@@ -219,3 +219,72 @@ def test_a_wall_clock_idle_verdict_is_checkpointed_before_it_takes_effect_so_a_r
             again.process([m])
         assert pub2.sent == pub.sent[published:published_until]
         assert any(e.get("check") == "late_partition" for _, e in pub2.sent)  # the lapse's late episode
+
+
+class _Broker:
+    """The input topics' watermarks as the broker reports them: everything of both partitions is already
+    produced (a consumer catching up on a backlog), so partition 1's high watermarks are the end positions of
+    its last summary. Records which partitions were asked about."""
+
+    def __init__(self, arrivals: list[Summary]) -> None:
+        self.high = {p: max((s.end for s in arrivals if s.partition == p), default=[0, 0]) for p in (0, 1)}
+        self.asked: list[int] = []
+
+    def get_watermark_offsets(self, tp, timeout=None, cached=False):
+        assert not cached  # the backlog test needs the broker's answer, not the fetcher's last one
+        self.asked.append(tp.partition)
+        return 0, self.high[tp.partition][("inference", "labels").index(tp.topic)]
+
+
+def _backlog_run(stalled: float) -> tuple[ScopeService, _Publisher, _Broker]:
+    from stream.scope.summary import encode
+
+    arrivals = _arrivals(LAPSES)
+    broker = _Broker(arrivals)
+    t = [0.0]
+    svc, pub, _ = _wall_clock_service(lambda: t[0])
+    svc.consumer = broker
+    svc.scope = dataclasses.replace(svc.scope, stalled_partition_seconds=stalled)
+    for off, s in enumerate(arrivals):  # 0.25 s of wall clock per summary, as above
+        svc.process([fakes.FakeMessage("s", 0, off, 0, b"fraud", encode(s))])
+        t[0] += 0.25
+    return svc, pub, broker
+
+
+def test_a_silent_partition_with_a_backlog_is_waited_for_not_declared_idle():
+    # the same lapses as above, but the broker says partition 1 has input it has not processed: it is
+    # catching up, not idle, so the model waits for it and nothing comes late
+    svc, pub, broker = _backlog_run(stalled=0.0)
+    events = [e for _, e in pub.sent]
+    assert not _late_events([[{"event": e} for e in events]])
+    assert svc.owned[0].stages["fraud"].merge.idle == [False, False]
+    assert set(broker.asked) == {1}  # asked only about the partition the idle test would fire for
+    # ... and it decides exactly what a stage waiting for every partition decides
+    waiting = ModelStage("fraud", SPEC, 2, dataclasses.replace(SCOPE, max_watermark_lag_seconds=0.0))
+    expected = [o.event for s in _arrivals(LAPSES) for o in waiting.add(s)] + [o.event for o in waiting.flush()]
+    assert len(events) >= 5 and events == expected[:len(events)]
+
+
+def test_a_partition_with_a_backlog_silent_past_the_stalled_bound_is_declared_idle():
+    # its consumer is stuck (or dead, and not yet replaced): after stalled_partition_seconds the model goes
+    # ahead without it, as the plain wall-clock rule would
+    _, pub, _ = _backlog_run(stalled=3.5)
+    assert len(_late_events([[{"event": e} for _, e in pub.sent]])) == len(LAPSES)
+
+
+def test_without_an_answer_from_the_broker_the_wall_clock_rule_holds():
+    class _Down:
+        def get_watermark_offsets(self, tp, timeout=None, cached=False):
+            from confluent_kafka import KafkaError, KafkaException
+
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT))
+
+    from stream.scope.summary import encode
+
+    t = [0.0]
+    svc, pub, _ = _wall_clock_service(lambda: t[0])
+    svc.consumer = _Down()
+    for off, s in enumerate(_arrivals(LAPSES)):
+        svc.process([fakes.FakeMessage("s", 0, off, 0, b"fraud", encode(s))])
+        t[0] += 0.25
+    assert len(_late_events([[{"event": e} for _, e in pub.sent]])) == len(LAPSES)
