@@ -324,39 +324,66 @@ class ModelPipeline:
         depend on where micro-batch boundaries fell."""
         policy, cc, spec = self.policy, self.challenger, self.spec
         challenger = spec.challenger.enabled and "challenger" not in self.disabled
+        every = spec.challenger.every
         rows, seq0, partition = batch.rows, batch.seq0, self.ctx.partition
         n = len(rows)
+        # the challenger's pairs go in by runs (add_many: the state of one add per pair), each run ending where
+        # the test looks at the window: at every `every`-th pair, at a decision, at the batch's end
+        e0s: list[float] = []
+        e1s: list[float] = []
+        last: Any = None  # the row of the latest pair
         for inp in inputs:
             k = inp.seq - seq0
             if not 0 <= k < n:  # belongs to a record of a later batch (an on-demand request): keep it
                 self.pending.append(inp)
                 continue
             row = rows[k]
-            at = Origin(row[0], partition, row[1])
             if challenger and type(inp) is LabelOutcome and inp.online_error is not None:
-                try:
-                    cc.add(inp.error, inp.online_error)
-                    if cc.added % spec.challenger.every == 0:
-                        self._challenge(at, PolicyPosition(row[2], row[3], row[4]), self._version_at(inp.seq))
-                except Exception as exc:
-                    challenger = False
-                    self.disable("challenger", exc, at, row[4])
+                last = row
+                e0s.append(inp.error)
+                e1s.append(inp.online_error)
+                if (cc.added + len(e0s)) % every == 0:
+                    challenger = self._add_pairs(e0s, e1s, row)
+                    if challenger:
+                        try:
+                            self._challenge(Origin(row[0], partition, row[1]), PolicyPosition(row[2], row[3], row[4]),
+                                            self._version_at(inp.seq))
+                        except Exception as exc:
+                            challenger = False
+                            self.disable("challenger", exc, Origin(row[0], partition, row[1]), row[4])
             if "policy" in self.disabled:
                 continue
             try:
                 inp.apply(policy, batch)
                 decision = policy.decide_at(row[4])
             except Exception as exc:
-                self.disable("policy", exc, at, row[4])
+                self.disable("policy", exc, Origin(row[0], partition, row[1]), row[4])
                 continue
             if decision is not None:
+                if challenger and e0s:
+                    challenger = self._add_pairs(e0s, e1s, last)
                 comparison = cc.compare() if challenger else None
                 ev = retrain_event(Origin(row[0], partition, row[1]), self.name,
                                    PolicyPosition(row[2], row[3], row[4]), decision, comparison)
                 if self.ctx.publish_decisions:
                     self.ctx.metrics.retrain(self.name, decision.reasons)
                     self.ctx.publisher.send(self.ctx.topics.retrain_events, self.name, ev)
+        if challenger and e0s:
+            self._add_pairs(e0s, e1s, last)
         self._swap_seqs.clear()
+
+    def _add_pairs(self, e0s: list[float], e1s: list[float], row: Any) -> bool:
+        """The pending (champion, challenger) error pairs into the challenger test (the lists are emptied);
+        False, with the challenger disabled at ``row`` (the latest pair's input), if that raised."""
+        try:
+            self.challenger.add_many(e0s, e1s)
+        except Exception as exc:
+            self.disable("challenger", exc, Origin(row[0], self.ctx.partition, row[1]), row[4])
+            return False
+        finally:
+            e0s.clear()
+            e1s.clear()
+        return True
 
     def _version_at(self, seq: int) -> int:
         """The online model's version right after the record with sequence number ``seq`` of this batch."""
