@@ -24,6 +24,11 @@ every round):
    models (it is opt-in there, and the workload's models are undeclared);
    2b. ``driftstream-nockpt`` (not run unless asked for): the same with checkpoints off (one final
    checkpoint, after the window);
+   With the model-level stage on (the default), the window ends only once the stage has also read every
+   summary written (its decisions are part of the end-to-end work);
+   2c. ``driftstream-no-scope`` (not run unless asked for): as 2 with the model-level stage off (each
+   partition decides alone): ``1 - 2c / 2`` in CPU per event is the stage's share of the end-to-end cost
+   (issue 17's target: at most 10% at 8 partitions);
 3. ``driftstream-no-model``: as 2 with the online model off;
 4. ``quix``: ``benchmarks/quix_baseline.py`` (Quix Streams join in state + River ``ADWIN``/``HDDMA``
    ``update`` per joined event), as shipped;
@@ -95,18 +100,21 @@ VARIANTS: dict[str, tuple[str, str]] = {
                     "Service, default config: online model on, join + data quality + concept/feature drift, ckpt 1 s"),
     "driftstream-nockpt": ("2b driftstream no ckpt", "as 2, checkpoints off"),
     "driftstream-no-model": ("3 driftstream model off", "as 2, online model off"),
+    "driftstream-no-scope": ("2c driftstream model stage off", "as 2, the model-level stage off (partitions decide)"),
     "quix": ("4 Quix + River", "Quix Streams join in state + River ADWIN/HDDMA update per event"),
     "quix+model": ("5 Quix + River + model", "as 4 + River's scaled/one-hot logistic model per event"),
 }
 ORDER = tuple(VARIANTS)
 #: what a run measures unless --variants says otherwise
 DEFAULT_VARIANTS = ("ceiling", "driftstream", "driftstream-no-model", "quix", "quix+model")
-DRIFTSTREAM_VARIANTS = ("driftstream", "driftstream-nockpt", "driftstream-no-model")
+DRIFTSTREAM_VARIANTS = ("driftstream", "driftstream-nockpt", "driftstream-no-model", "driftstream-no-scope")
 #: issue 18's targets, median of the rounds of one run
 TARGET_MODEL_OVERHEAD = 1.3     # CPU per event, default config / model off: at most
 TARGET_CPU_VS_PEER = 5.0        # CPU per event, quix+model / default config: at least
 TARGET_RATE_VS_PEER = 3.0       # events/s, default config / quix+model: at least
 TARGET_CHECKPOINT_OVERHEAD = 0.10
+#: issue 17: the model-level stage's share of the end-to-end CPU per event (1 - 2c / 2): at most
+TARGET_STAGE_SHARE = 0.10
 #: --scaling: (features per event, models) settings; 12 features and 1 model is the main workload
 SCALING_FEATURES = (5, 20, 100)
 SCALING_MODELS = (1, 3, 20)
@@ -135,7 +143,10 @@ def variant_config(cfg: AppConfig, variant: str, group: str) -> AppConfig:
     if variant == "driftstream-no-model":
         model = dataclasses.replace(model, online_model=dataclasses.replace(dm.online_model, enabled=False))
         models = {name: _without_online_model(m) for name, m in cfg.models.items()}
-    return dataclasses.replace(cfg, processing=processing, default_model=model, models=models)
+    scope = cfg.scope
+    if variant == "driftstream-no-scope":
+        scope = dataclasses.replace(scope, enabled=False)
+    return dataclasses.replace(cfg, processing=processing, default_model=model, models=models, scope=scope)
 
 
 def _without_online_model(model_cfg: Any) -> Any:
@@ -218,16 +229,23 @@ def worker_driftstream(cfg: AppConfig, spec: dict[str, Any], variant: str) -> di
 
     main_clock = time.pthread_getcpuclockid(threading.get_ident())
 
+    stage_done = _stage_caught_up(vcfg, svc) if svc.scope is not None else None
+
     def watch() -> None:
-        # the stop condition: driftstream_messages_total reaches the number of input messages
+        # the stop condition: driftstream_messages_total reaches the number of input messages and, with the
+        # model-level stage on, the stage has read every summary written so far (its decisions are part of the
+        # end-to-end work: the partitions' last summaries are still to be decided when their inputs are done)
         deadline = time.monotonic() + spec["timeout"]
         while time.monotonic() < deadline:
             n = messages_total(metrics)
             if n and "first_output" not in done:
                 done["first_output"] = time.monotonic()
             if n >= expect:
-                done.update(at=time.monotonic(), cpu=time.process_time(), main_cpu=time.clock_gettime(main_clock))
-                break
+                if "inputs_at" not in done:
+                    done["inputs_at"] = time.monotonic()
+                if stage_done is None or stage_done():
+                    done.update(at=time.monotonic(), cpu=time.process_time(), main_cpu=time.clock_gettime(main_clock))
+                    break
             time.sleep(0.02)
         svc.stop()
 
@@ -245,6 +263,8 @@ def worker_driftstream(cfg: AppConfig, spec: dict[str, Any], variant: str) -> di
     watcher.join(5)
     out: dict[str, Any] = {"consumed": int(messages_total(metrics)), "exit": rc,
                            "checkpoints": svc.checkpoints_written}
+    if "at" in done and "inputs_at" in done:
+        out["stage_tail_seconds"] = done["at"] - done["inputs_at"]
     if "first_output" in done:
         out["first_output_at"] = done["first_output"]
     if clock.first_at is not None:
@@ -253,6 +273,34 @@ def worker_driftstream(cfg: AppConfig, spec: dict[str, Any], variant: str) -> di
         if done:  # the service's own thread, without librdkafka's threads
             out.update(main_thread_cpu_seconds=done["main_cpu"] - clock.first_thread_cpu)
     return out
+
+
+def _stage_caught_up(cfg: AppConfig, svc: Any) -> Any:
+    """A check, for the watcher thread, that the model-level stage has read every summary written so far:
+    its next offsets on the summaries topic reach the topic's high watermarks (asked with a consumer of its
+    own, not the service's), twice in a row (a summary produced in between moves the high watermark)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from stream.clients import consumer_config
+
+    probe = Consumer({**consumer_config(cfg), "group.id": f"{cfg.processing.group_id}-probe"})
+    topic = cfg.topics.summaries
+    last: list[int | None] = [None]
+
+    def check() -> bool:
+        try:
+            parts = probe.list_topics(topic, timeout=5).topics[topic].partitions
+            high = sum(probe.get_watermark_offsets(TopicPartition(topic, p), timeout=5, cached=False)[1]
+                       for p in parts)
+        except Exception:  # the broker is busy: ask again
+            return False
+        owned = dict(svc.scope.owned)
+        read = sum(o.next_offset or 0 for o in owned.values())
+        ok = len(owned) == len(parts) and read >= high and last[0] == high
+        last[0] = high if read >= high else None
+        return ok
+
+    return check
 
 
 def worker_main(variant: str, spec: dict[str, Any]) -> int:
@@ -539,6 +587,11 @@ def ratios(summary: dict[str, dict[str, float | None]]) -> dict[str, float | Non
         # what the River model costs the Quix job
         "cpu_quix_model_over_quix": div(get("quix+model", cpu), get("quix", cpu)),
         "rate_default_over_ceiling": div(get("driftstream", rate), get("ceiling", rate)),
+        # what the model-level stage costs end to end (issue 17): the default config vs the same without it
+        "stage_share_cpu": None if div(get("driftstream-no-scope", cpu), get("driftstream", cpu)) is None
+        else 1 - div(get("driftstream-no-scope", cpu), get("driftstream", cpu)),
+        "stage_share_rate": None if div(get("driftstream", rate), get("driftstream-no-scope", rate)) is None
+        else 1 - div(get("driftstream", rate), get("driftstream-no-scope", rate)),
     }
 
 
@@ -586,6 +639,15 @@ def report(results: dict[str, VariantResult], expect: int, n_events: int, resume
         ratio_rows.append(["checkpoint overhead (t2 - t2b) / t2b", _fmt(100 * overhead, ".1f", "%"),
                            f"<= {100 * TARGET_CHECKPOINT_OVERHEAD:.0f}%",
                            verdict(overhead, overhead <= TARGET_CHECKPOINT_OVERHEAD)])
+    share, share_rate = q["stage_share_cpu"], q["stage_share_rate"]
+    ratio_rows += [
+        ["1 - 2c / 2 CPU per event (the model stage's share, end to end)",
+         _fmt(None if share is None else 100 * share, ".1f", "%"), f"<= {100 * TARGET_STAGE_SHARE:.0f}%",
+         verdict(share, share is not None and share <= TARGET_STAGE_SHARE)],
+        ["1 - 2 / 2c events/s (throughput the model stage costs)",
+         _fmt(None if share_rate is None else 100 * share_rate, ".1f", "%"), f"<= {100 * TARGET_STAGE_SHARE:.0f}%",
+         verdict(share_rate, share_rate is not None and share_rate <= TARGET_STAGE_SHARE)],
+    ]
     ratio_rows = [r for r in ratio_rows if r[1] != "n/a"]
     extra_rows = []
     for v in ORDER:
@@ -605,6 +667,10 @@ def report(results: dict[str, VariantResult], expect: int, n_events: int, resume
                                f"{res['processed_at_kill']} of {res['of']} messages)"])
     for v in DRIFTSTREAM_VARIANTS:
         r = results.get(v)
+        tail = r.extra.get("stage_tail_seconds") if r else None
+        if tail is not None:
+            extra_rows.append([f"model stage after the last input, {VARIANTS[v][0]}",
+                               f"{tail:.2f} s to read the last summaries (inside the window)"])
         main = r.extra.get("main_thread_cpu_seconds") if r else None
         if main is not None and r.consumed and r.seconds:
             extra_rows.append([f"service thread CPU, {VARIANTS[v][0]}",

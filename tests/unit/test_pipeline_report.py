@@ -101,3 +101,17 @@ def test_scaling_report_has_a_row_per_setting_with_model_on_over_off():
     text = scaling_report(cells, 500, markdown=True)
     assert "| 5 | 1 | 12.0 | 10.0 | 1.20x | 1.0k | 2.0k |" in text
     assert "| 100 | 1 | 30.0 | 20.0 | 1.50x |" in text
+
+
+def test_the_model_stage_share_is_the_cpu_and_throughput_it_adds_to_the_same_config_without_it():
+    res = {"driftstream": _run("driftstream", 2.2, cpu=2.2),
+           "driftstream-no-scope": _run("driftstream-no-scope", 2.0, cpu=2.0)}
+    q = ratios(summarize(res, 1000))
+    assert q["stage_share_cpu"] == pytest.approx(1 - 2.0 / 2.2)
+    assert q["stage_share_rate"] == pytest.approx(1 - (1000 / 2.2) / (1000 / 2.0))
+    text = report(res, 1000, 500, None, {}, markdown=True)
+    assert "| 1 - 2c / 2 CPU per event (the model stage's share, end to end) | 9.1% | <= 10% | met |" in text
+    assert ratios(summarize({"driftstream": res["driftstream"]}, 1000))["stage_share_cpu"] is None
+    cfg = load_config(None, {})
+    assert cfg.scope.enabled and not variant_config(cfg, "driftstream-no-scope", "g").scope.enabled
+    assert variant_config(cfg, "driftstream", "g").scope.enabled
