@@ -102,9 +102,19 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=40_000)
     ap.add_argument("--partitions", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--data-drift", action="store_true",
+                    help="feature drift on for the workload's (undeclared) model, as benchmarks/pipeline.py does")
+    ap.add_argument("--batch", type=int, default=None,
+                    help="records per partition per micro-batch (default processing.micro_batch_records)")
     args = ap.parse_args()
     detectors.warm_up()
     cfg = load_config(None, {})
+    if args.data_drift:
+        dm = cfg.default_model
+        cfg = dataclasses.replace(cfg, default_model=dataclasses.replace(
+            dm, data_drift=dataclasses.replace(dm.data_drift, enabled=True)))
+    if args.batch:
+        cfg = dataclasses.replace(cfg, processing=dataclasses.replace(cfg.processing, micro_batch_records=args.batch))
     off_cfg = dataclasses.replace(cfg, scope=dataclasses.replace(cfg.scope, enabled=False))
     per = _records(args.events, args.partitions)
     n = args.events
@@ -118,7 +128,9 @@ def main() -> None:
         stage_only.append(stage)
         builds.append(part - off)
     off, on = statistics.median(offs), statistics.median(ons)
-    print(f"{n:,} inference events + labels over {args.partitions} partitions, default config (online model on), "
+    print(f"{n:,} inference events + labels over {args.partitions} partitions, default config (online model on"
+          f"{', feature drift on' if args.data_drift else ''}; {cfg.processing.micro_batch_records} records per "
+          "micro-batch), "
           f"median of {args.rounds} rounds, CPU µs per inference event")
     print(f"  scope off (partition decisions only)   {off / n * 1e6:8.1f}")
     print(f"  scope on (summaries + model stage)     {on / n * 1e6:8.1f}")

@@ -29,6 +29,7 @@ Results do not depend on where release batches are cut: the detectors' ``update_
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left
 from collections import Counter, deque
 from dataclasses import dataclass
 from functools import partial
@@ -326,18 +327,19 @@ class ModelStage:
         recent_served, recent_online = self.recent_served, self.recent_online
         recent_outcomes = self.recent_outcomes
         recent_rows, recent_labels = self.recent_rows, self.recent_labels
-        # runs of outcomes with nothing else to decide on go through in bulk (_outcomes); the items between
-        # them (rows, labels, evidence, alarms and findings) one by one, below
+        # the items up to the next alarm or finding go through in bulk (_segment): nothing can be decided at
+        # them; the items with an alarm or a finding one by one, below (all of them one by one when the policy
+        # has a per-outcome trigger)
         n = len(items)
         bulk = self._bulk_outcomes
-        stops = iter(sorted({*others, *extras}))
+        stops = iter(sorted(extras) if bulk else sorted({*others, *extras}))
         stop = next(stops, n)
         k = 0
         while k < n:
             if stop < k:
                 stop = next(stops, n)
             if bulk and stop > k and not self.requests and not policy.pending_reasons:
-                self._outcomes(items, k, stop, out)
+                self._segment(items, k, stop, others, out)
                 k = stop
                 if k == n:
                     break
@@ -398,12 +400,41 @@ class ModelStage:
         self.seq += len(items)
         return out
 
-    def _outcomes(self, items: list[tuple[Any, ...]], a: int, b: int, out: list[Output]) -> None:
-        """What the one-by-one path of :meth:`_process` does for each outcome of ``items[a:b]``, in bulk: none
-        of them has an alarm, a finding or a request at it, and the policy has no per-outcome trigger
+    def _segment(self, items: list[tuple[Any, ...]], a: int, b: int, others: list[int], out: list[Output]) -> None:
+        """What the one-by-one path of :meth:`_process` does for ``items[a:b]``, in bulk: none of them has an
+        alarm, a finding or a request at it and the policy has no per-outcome trigger, so nothing is decided at
+        them. The outcomes go through :meth:`_outcomes` together; the rows, labels and evidence among them
+        (``others``: the merged indexes of every non-outcome item) only move the seen positions (a maximum)
+        and the recent windows of their own kind, in merged order, which nothing in ``_outcomes`` reads: the
+        state and outputs are those of the one-by-one path (``tests/unit/test_scope_bulk.py``)."""
+        lo, hi = bisect_left(others, a), bisect_left(others, b)
+        if lo == hi:
+            self._outcomes(items[a:b], out)
+            return
+        run = items[a:b]
+        if hi - lo < len(run):
+            self._outcomes([it for it in run if it[4] == OUTCOME], out)
+        seen_pos, recent_rows, recent_labels = self.seen_pos, self.recent_rows, self.recent_labels
+        for k in others[lo:hi]:
+            ts, p, _, off, kind, tie, pl = items[k]
+            if kind == ROW:
+                pos = seen_pos[p]
+                if pos[0] is None or off >= pos[0]:
+                    pos[0] = off + 1
+                recent_rows.append((p, ts, off))
+            elif kind == LABEL:
+                pos = seen_pos[p]
+                if pos[1] is None or off >= pos[1]:
+                    pos[1] = off + 1
+                recent_labels.append((p, ts, off))
+            else:  # EVIDENCE
+                self.evidence.append((tie, pl[0], pl[1], ts, p))
+
+    def _outcomes(self, run: list[tuple[Any, ...]], out: list[Output]) -> None:
+        """What the one-by-one path of :meth:`_process` does for each outcome of ``run``, in bulk: none of them
+        has an alarm, a finding or a request at it, and the policy has no per-outcome trigger
         (``PER_OUTCOME_TRIGGERS``), so it only counts them and cannot decide at them. The per-partition sums
         add in merged order, as one by one; the challenger is tested at the same outcomes."""
-        run = items[a:b]
         m = len(run)
         ps = list(map(_second, run))
         pls = list(map(_payload, run))
