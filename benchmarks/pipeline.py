@@ -263,7 +263,7 @@ def worker_driftstream(cfg: AppConfig, spec: dict[str, Any], variant: str) -> di
     watcher.join(5)
     out: dict[str, Any] = {"consumed": int(messages_total(metrics)), "exit": rc,
                            "checkpoints": svc.checkpoints_written}
-    if "at" in done and "inputs_at" in done:
+    if stage_done is not None and "at" in done and "inputs_at" in done:
         out["stage_tail_seconds"] = done["at"] - done["inputs_at"]
     if "first_output" in done:
         out["first_output_at"] = done["first_output"]
