@@ -137,6 +137,8 @@ class ChampionChallenger:
         chall = sum(p[1] for p in self._pairs) / n
         d = [abs(e0) - abs(e1) for e0, e1 in self._pairs]
         mean = sum(d) / n
+        if n < 2:  # no variance from one pair (the config asks for min_pairs >= 2)
+            return None
         var = sum((x - mean) ** 2 for x in d) / (n - 1)
         if var == 0.0:
             return Comparison("paired_z", n, 0.0, 1.0, champ, chall, False)

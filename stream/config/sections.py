@@ -200,8 +200,9 @@ class ChallengerConfig:
     every: int = 100
 
     def check(self, where: str) -> None:
-        if not (0 < self.alpha < 1) or self.window < self.min_pairs or self.every < 1:
-            raise ConfigError(f"{where}: need 0 < alpha < 1, window >= min_pairs, every >= 1")
+        if not (0 < self.alpha < 1) or self.window < self.min_pairs or self.every < 1 or self.min_pairs < 2:
+            raise ConfigError(f"{where}: need 0 < alpha < 1, window >= min_pairs >= 2 (a paired test needs a "
+                              f"variance), every >= 1")
 
 
 @dataclass(frozen=True)

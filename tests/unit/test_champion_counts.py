@@ -56,3 +56,20 @@ def test_add_many_is_add_of_each_pair():
                 assert many.to_state() == one.to_state(), (task, window, run)
                 assert (many._s0, many._s1, many._b, many._c) == (one._s0, one._s1, one._b, one._c)
                 assert many.compare() == one.compare()
+
+
+def test_one_pair_is_no_paired_test_and_the_config_refuses_min_pairs_below_two():
+    # min_pairs = 1 was accepted and the regression test divided by n - 1 = 0 at the first pair (the
+    # challenger was then disabled by containment instead of being compared)
+    import pytest
+
+    from stream.champion import ChampionChallenger
+    from stream.config import ConfigError, load_config
+
+    cc = ChampionChallenger("regression", window=10, min_pairs=1)
+    cc.add(0.5, 0.1)
+    assert cc.compare() is None
+    cc.add(0.4, 0.2)
+    assert cc.compare() is not None
+    with pytest.raises(ConfigError, match="min_pairs >= 2"):
+        load_config(None, {"DRIFTSTREAM_DEFAULT_MODEL__CHALLENGER__MIN_PAIRS": "1"})
