@@ -221,20 +221,42 @@ class ModelPipeline:
                 ctx.publisher.send(ctx.topics.data_quality, ev.id, dq)
                 if issue.check in SCHEMA_CHECKS:
                     self.pending.append(SchemaChange(seq, dq["id"]))
+        if not spec.data_drift.enabled:
+            return
+        predictions = [ev.prediction for _, ev, _ in rows]
+        scores = [ev.score for _, ev, _ in rows]
         sb = self.batch_summary
-        if sb is not None and spec.data_drift.enabled:  # what the model stage's data-drift tests take
-            types = checker.types
-            for (r, ev, _), ok in zip(rows, valid):
-                sb.row(ev.ts, r.offset, ok, ev.features, types, ev.prediction, ev.score)
+        if sb is not None:  # what the model stage's data-drift tests take
+            self._summary_rows(sb, rows, features, columns, valid, predictions, scores)
             self.summary_items += len(rows)
-        if spec.data_drift.enabled and "data_drift" not in self.disabled:
+        if "data_drift" not in self.disabled:
             try:
                 self.data_drift.add_inferences(
-                    features, columns, checker.types, valid, [ev.prediction for _, ev, _ in rows],
-                    [ev.score for _, ev, _ in rows], [Position(r.topic, r.offset, ev.ts, ev.id) for r, ev, _ in rows])
+                    features, columns, checker.types, valid, predictions, scores,
+                    [Position(r.topic, r.offset, ev.ts, ev.id) for r, ev, _ in rows])
             except Exception as exc:
                 r, ev, _ = rows[-1]
                 self.disable("data_drift", exc, Origin(r.topic, r.partition, r.offset), ev.ts)
+
+    def _summary_rows(self, sb: SummaryBuilder, rows: list[tuple[Record, Any, int]], features: list[dict[str, Any]],
+                      columns: list[Any] | None, valid: list[bool], predictions: list[Any],
+                      scores: list[float | None]) -> None:
+        """The batch's inference events into the summary, in row order: the segments that data quality took
+        column by column (``columns``, see :meth:`DataQualityChecker.check_many`) as whole columns
+        (:meth:`SummaryBuilder.rows`), the other rows one by one; ``None`` (data quality off): all one by one."""
+        types = self.quality.types
+        done = 0  # rows before this one are in
+        for seg in columns or ():
+            for i in range(done, seg.start):
+                r, ev, _ = rows[i]
+                sb.row(ev.ts, r.offset, valid[i], ev.features, types, ev.prediction, ev.score)
+            a, done = seg.start, seg.stop
+            part = rows[a:done] if a or done < len(rows) else rows
+            sb.rows([ev.ts for _, ev, _ in part], [r.offset for r, _, _ in part], valid[a:done], seg, types,
+                    predictions[a:done], scores[a:done], features[a])
+        for i in range(done, len(rows)):
+            r, ev, _ = rows[i]
+            sb.row(ev.ts, r.offset, valid[i], ev.features, types, ev.prediction, ev.score)
 
     def detect_and_decide(self, batch: Batch) -> None:
         """Concept detectors on the batch's errors, then the data-drift tests, then the replayed decisions."""

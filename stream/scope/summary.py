@@ -39,8 +39,9 @@ Encoding: msgpack through msgspec (``encode`` / ``decode``), structs as arrays (
 
 from __future__ import annotations
 
-from itertools import accumulate
-from typing import Any, Iterator, NamedTuple
+from itertools import accumulate, chain
+from operator import countOf, sub
+from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 import msgspec
 
@@ -208,9 +209,9 @@ def delta(offsets: list[int]) -> list[int]:
 class SummaryBuilder:
     """Collects one micro-batch of one model in one partition, in processing order, into a :class:`Summary`.
 
-    The partition pipeline calls :meth:`outcome` (or :meth:`outcomes`, whole columns), :meth:`row`,
-    :meth:`label` and :meth:`evidence` as the batch is processed and :meth:`build` at its end (then starts
-    again with ``start`` = the ``end`` built).
+    The partition pipeline calls :meth:`outcome` (or :meth:`outcomes`, whole columns), :meth:`row` (or
+    :meth:`rows`, whole columns), :meth:`label` and :meth:`evidence` as the batch is processed and
+    :meth:`build` at its end (then starts again with ``start`` = the ``end`` built).
     """
 
     def __init__(self, model: str, partition: int, start: list[int]) -> None:
@@ -281,6 +282,50 @@ class SummaryBuilder:
             r.score = [None] * n
         if r.score is not None:
             r.score.append(score)
+
+    def rows(self, ts: Sequence[float], offsets: Sequence[int], valid: Sequence[bool],
+             features: Mapping[str, Sequence[Any]], types: dict[str, str], predictions: Sequence[Any],
+             scores: Sequence[float | None], key_order: Iterable[str] | None = None) -> None:
+        """:meth:`row` for consecutive rows that all have the same features, column by column, with the same
+        summary (same bytes): ``features`` maps each of them to its values in row order (``None`` for a null),
+        as a segment of :meth:`stream.quality.DataQualityChecker.check_many` has them. Features new to the
+        batch get their (``None``-padded) columns in ``key_order`` -- the first row's own key order, which is
+        where :meth:`row` would create them (default: the order of ``features``); the batch's other features
+        get ``None`` for these rows."""
+        m = len(ts)
+        if not m:
+            return
+        r = self._rows
+        n = len(r.ts)
+        r.ts += ts
+        # delta-encoded as row() does (its first offset is absolute: _row_last is 0 then)
+        r.offsets += map(sub, offsets, chain((self._row_last,), offsets))
+        self._row_last = offsets[-1]
+        r.valid += valid
+        cols = r.features
+        if not cols.keys() >= features.keys():  # new features: created where the first row would create them
+            for name in features if key_order is None else key_order:
+                if name not in cols:
+                    cols[name] = [None] * n
+                    tp = types.get(name)
+                    if tp is not None:
+                        r.types[name] = tp
+        if len(cols) == len(features):  # the usual case: the batch's rows all have the same features
+            for name, col in cols.items():
+                col += features[name]
+        else:
+            gap = [None] * m
+            for name, col in cols.items():
+                values = features.get(name)
+                col += gap if values is None else values
+        r.prediction += predictions
+        if r.score is not None:
+            r.score += scores
+        elif countOf(scores, None) < m:  # the first score: the column starts there, as in row()
+            k = next(i for i, sc in enumerate(scores) if sc is not None)
+            self._scores = True
+            r.score = [None] * (n + k)
+            r.score += scores[k:]
 
     def label(self, ts: float, offset: int, value: Any) -> None:
         lab = self._labels
