@@ -284,7 +284,7 @@ class SummaryBuilder:
             r.score.append(score)
 
     def rows(self, ts: Sequence[float], offsets: Sequence[int], valid: Sequence[bool],
-             features: Mapping[str, Sequence[Any]], types: dict[str, str], predictions: Sequence[Any],
+             features: Mapping[str, Sequence[Any]], types: Mapping[str, str | None], predictions: Sequence[Any],
              scores: Sequence[float | None], key_order: Iterable[str] | None = None) -> None:
         """:meth:`row` for consecutive rows that all have the same features, column by column, with the same
         summary (same bytes): ``features`` maps each of them to its values in row order (``None`` for a null),
