@@ -60,7 +60,6 @@ def law(lengths: np.ndarray, n: float, cap: int) -> tuple[float, float, float]:
 @pytest.mark.parametrize(("name", "p", "ert"), [
     ("DDM", 0.05, 1_000),  # needs its warm-up calibrated (River's 30 gives a median of ~0.02 N)
     ("DDM", 0.2, 2_000),
-    ("EDDM", 0.2, 1_000),  # warm-up (in errors) calibrated, alpha raised with beta
     ("PageHinkley", 0.05, 1_000),
     ("HDDMW", 0.2, 1_000),
 ])
@@ -72,6 +71,36 @@ def test_calibrated_law_on_fresh_streams(name, p, ert):
     assert median >= 0.4
     assert p10 >= 0.04
     assert cal.median_run >= 0.5 * ert and cal.p10_run >= 0.05 * ert  # what calibrate itself checked
+
+
+def test_eddm_is_refused_where_its_mean_would_be_set_by_the_horizon():
+    # EDDM's statistic accumulates over the whole run: at every warm-up tried, a few percent of its runs
+    # never alarm within 20 N (a geometric law: ~2e-9), so a mean "on target" was where the horizon cut them
+    # (measured at p = 0.2, N = 100,000: 1.2x at 20 N, 2.9x at 100 N). It used to be accepted here at
+    # warm_start = 120 with 1.2% of the runs censored; now refused, naming the reason and what to use instead
+    with pytest.raises(CalibrationError) as info:
+        calibrate(EDDM, exact_reference(0.2), 1_000, seed=3, n_runs=200)
+    msg = str(info.value)
+    assert info.value.detector == "EDDM" and "without an alarm at the horizon" in msg
+    assert "DDM" in (info.value.suggestion or "")
+    # ... and that is what fresh streams show at the parameters it would have taken
+    det = lambda: EDDM(warm_start=120, beta=0.93, alpha=0.95)  # noqa: E731
+    runs = fresh_runs(det, 0.2, 400, 20_000)
+    assert np.isinf(runs).mean() > 0.0  # some runs of 20 N never alarm
+
+
+def test_the_law_verdict_counts_runs_censored_at_the_horizon():
+    from detectors.calibrate import _Found, _law_verdict, max_censored
+
+    assert max_censored(20_000, 1_000) == pytest.approx(0.005)  # they may add at most 10% to the mean
+
+    def found(censored: float) -> _Found:
+        return _Found(value=1.0, warm_up=None, ert=1000.0, median=700.0, p10=100.0, t=0.0, runs=1000,
+                      censored=censored)
+
+    assert _law_verdict(found(0.004), 1000.0, 20_000) is None
+    assert "without an alarm at the horizon" in _law_verdict(found(0.006), 1000.0, 20_000)
+    assert _law_verdict(found(0.006), 1000.0, 10_000) is None  # each cut run counts for less at a shorter horizon
 
 
 def test_ddm_warm_up_is_what_fixes_its_law():
