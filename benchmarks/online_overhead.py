@@ -48,20 +48,28 @@ def main() -> None:
     base = load_config(None, {})
     on_cfg = dataclasses.replace(base, scope=dataclasses.replace(base.scope, enabled=False))
     off_cfg = _model_off(on_cfg)
+    dm = on_cfg.default_model
+    quiet_cfg = dataclasses.replace(on_cfg, default_model=dataclasses.replace(
+        dm, online_model=dataclasses.replace(dm.online_model, publish_predictions="off")))
     per = _records(args.events, args.partitions)
     n = args.events
     warm = _records(2000, args.partitions)
     _run(on_cfg, warm, False)  # compile, load caches and import everything first
     _run(off_cfg, warm, False)
-    ons, offs = [], []
+    ons, offs, quiets = [], [], []
     for _ in range(args.rounds):
         offs.append(_run(off_cfg, per, False)[0])
         ons.append(_run(on_cfg, per, False)[0])
+        quiets.append(_run(quiet_cfg, per, False)[0])
     on, off = statistics.median(ons), statistics.median(offs)
     print(f"{n:,} inference events + labels over {args.partitions} partitions, scope off, median of "
           f"{args.rounds} rounds, CPU µs per inference event (in-process, no Kafka)")
     print(f"  online model off        {off / n * 1e6:8.1f}   (rounds: {', '.join(f'{x / n * 1e6:.1f}' for x in offs)})")
     print(f"  default (model on)      {on / n * 1e6:8.1f}   (rounds: {', '.join(f'{x / n * 1e6:.1f}' for x in ons)})")
+    quiet = statistics.median(quiets)
+    print(f"  model on, online predictions not published (publish_predictions = \"off\")"
+          f" {quiet / n * 1e6:.1f}   (rounds: {', '.join(f'{x / n * 1e6:.1f}' for x in quiets)}; "
+          f"ratio to model off {quiet / off:.2f})")
     print(f"  difference              {(on - off) / n * 1e6:8.1f}")
     print(f"  ratio on/off            {on / off:8.2f}   (target <= 1.3x) -> {'met' if on / off <= 1.3 else 'NOT met'}")
     if args.profile:

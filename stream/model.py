@@ -83,6 +83,8 @@ class ModelPipeline:
         #: watermark of the last summary sent, and whether this batch added items to it
         self.summary_watermark: float | None = None
         self.summary_items = 0
+        #: whether the online model's predictions go to topics.online_predictions (online_model.publish_predictions)
+        self.publish_predictions = spec.online_model.publish_predictions == "event"
         #: end positions and wall-clock time of the last summary sent (not state: the offset-only heartbeat)
         self.summary_end: list[int] | None = None
         self.summary_wall: float | None = None
@@ -105,7 +107,7 @@ class ModelPipeline:
             return None
 
     def publish_online_prediction(self, r: Record, ev: Any, online: Any) -> None:
-        if self.monitor.batches_online:  # published with the batch's replay (settle_joins)
+        if self.monitor.batches_online or not self.publish_predictions:  # with the batch's replay, or never
             return
         self.ctx.publisher.send(self.ctx.topics.online_predictions, ev.id,
                                 online_prediction_event(Origin(r.topic, r.partition, r.offset), ev, online,
@@ -152,8 +154,9 @@ class ModelPipeline:
             self.disable("online_model", exc, at, row[1].ts if row else None)
             return
         topic, send = ctx.topics.online_predictions, ctx.publisher.send
-        for key, event in online_prediction_events(predictions):
-            send(topic, key, event)
+        if self.publish_predictions:
+            for key, event in online_prediction_events(predictions):
+                send(topic, key, event)
         for swap in swaps:
             self._swap_seqs.append(swap.joined.seq)
             ctx.metrics.model_swap(self.name)
