@@ -326,7 +326,6 @@ class ModelStage:
         join_pos, seen_pos, counts = self.join_pos, self.seen_pos, self.counts
         recent_served, recent_online = self.recent_served, self.recent_online
         recent_outcomes = self.recent_outcomes
-        recent_rows, recent_labels = self.recent_rows, self.recent_labels
         # the items up to the next alarm or finding go through in bulk (_segment): nothing can be decided at
         # them; the items with an alarm or a finding one by one, below (all of them one by one when the policy
         # has a per-outcome trigger)
@@ -374,18 +373,8 @@ class ModelStage:
                         policy.request(reason)
                     self.requests = []
                 self._decide(item, out)
-            elif kind == ROW:
-                pos = seen_pos[p]
-                if pos[0] is None or off >= pos[0]:
-                    pos[0] = off + 1
-                recent_rows.append((p, ts, off))
-            elif kind == LABEL:
-                pos = seen_pos[p]
-                if pos[1] is None or off >= pos[1]:
-                    pos[1] = off + 1
-                recent_labels.append((p, ts, off))
-            else:  # EVIDENCE
-                self.evidence.append((tie, pl[0], pl[1], ts, p))
+            else:
+                self._other(item)
             ex = extras.get(i)
             if ex is None:
                 continue
@@ -414,21 +403,25 @@ class ModelStage:
         run = items[a:b]
         if hi - lo < len(run):
             self._outcomes([it for it in run if it[4] == OUTCOME], out)
-        seen_pos, recent_rows, recent_labels = self.seen_pos, self.recent_rows, self.recent_labels
+        other = self._other
         for k in others[lo:hi]:
-            ts, p, _, off, kind, tie, pl = items[k]
-            if kind == ROW:
-                pos = seen_pos[p]
-                if pos[0] is None or off >= pos[0]:
-                    pos[0] = off + 1
-                recent_rows.append((p, ts, off))
-            elif kind == LABEL:
-                pos = seen_pos[p]
-                if pos[1] is None or off >= pos[1]:
-                    pos[1] = off + 1
-                recent_labels.append((p, ts, off))
-            else:  # EVIDENCE
-                self.evidence.append((tie, pl[0], pl[1], ts, p))
+            other(items[k])
+
+    def _other(self, item: tuple[Any, ...]) -> None:
+        """A merged row, label or evidence: the seen positions (a maximum) and the recent window of its kind."""
+        ts, p, _, off, kind, tie, pl = item
+        if kind == ROW:
+            pos = self.seen_pos[p]
+            if pos[0] is None or off >= pos[0]:
+                pos[0] = off + 1
+            self.recent_rows.append((p, ts, off))
+        elif kind == LABEL:
+            pos = self.seen_pos[p]
+            if pos[1] is None or off >= pos[1]:
+                pos[1] = off + 1
+            self.recent_labels.append((p, ts, off))
+        else:  # EVIDENCE
+            self.evidence.append((tie, pl[0], pl[1], ts, p))
 
     def _outcomes(self, run: list[tuple[Any, ...]], out: list[Output]) -> None:
         """What the one-by-one path of :meth:`_process` does for each outcome of ``run``, in bulk: none of them
