@@ -102,9 +102,9 @@ class ScopeService:
         #: retried. Without it a Redis restart crashed the service with a ConnectionError (fault test)
         self.redis_retry = redis_retry
         self.owned: dict[int, _Owned] = {}
-        #: input partition -> (wall-clock time asked, [(low, high) per input topic]): the broker's answers
-        #: for the backlog test, shared by every model of this instance
-        self._highs: dict[int, tuple[float, list[tuple[int, int]]]] = {}
+        #: input partition -> (wall-clock time asked, [(low, high) per input topic] or None: no answer): the
+        #: broker's answers for the backlog test, shared by every model of this instance
+        self._highs: dict[int, tuple[float, list[tuple[int, int]] | None]] = {}
         #: summaries that could not be decoded (counted and skipped: the partition pipeline wrote them)
         self.invalid = 0
 
@@ -270,22 +270,28 @@ class ScopeService:
                              for i, (low, high) in enumerate(marks))
         merge.set_backlog(backlog)
 
+    #: after the broker gave no answer about a partition, how long before it is asked again (each question can
+    #: block the service's loop for up to its timeout while the broker is away)
+    HIGHS_RETRY_SECONDS = 10.0
+
     def _input_marks(self, p: int, now: float) -> list[tuple[int, int]] | None:
         hit = self._highs.get(p)
-        if hit is not None and now - hit[0] < self.HIGHS_MAX_AGE_SECONDS:
+        if hit is not None and now - hit[0] < (self.HIGHS_MAX_AGE_SECONDS if hit[1] is not None
+                                               else self.HIGHS_RETRY_SECONDS):
             return hit[1]
         from confluent_kafka import KafkaException, TopicPartition
 
+        marks: list[tuple[int, int]] | None
         try:
             marks = [tuple(self.consumer.get_watermark_offsets(TopicPartition(t, p), timeout=1.0, cached=False))
-                     for t in self.input_topics]
+                     for t in self.input_topics]  # type: ignore[misc]
         except (KafkaException, AttributeError, TypeError) as exc:  # no answer (or a consumer without the call)
             log.debug("scope: high watermarks of input partition %d unknown: %s", p, exc)
-            return None
-        if any(m is None or len(m) != 2 or m[1] < 0 for m in marks):
-            return None
+            marks = None
+        if marks is not None and any(len(m) != 2 or m[1] < 0 for m in marks):
+            marks = None
         self._highs[p] = (now, marks)  # type: ignore[assignment]
-        return marks  # type: ignore[return-value]
+        return marks
 
     def _report_waiting(self, own: _Owned, stage: ModelStage, now: float) -> None:
         """Log when the model starts or stops waiting for partitions with a backlog (its decisions are held

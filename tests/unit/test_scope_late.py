@@ -273,10 +273,13 @@ def test_a_partition_with_a_backlog_silent_past_the_stalled_bound_is_declared_id
 
 
 def test_without_an_answer_from_the_broker_the_wall_clock_rule_holds():
+    asked = []
+
     class _Down:
         def get_watermark_offsets(self, tp, timeout=None, cached=False):
             from confluent_kafka import KafkaError, KafkaException
 
+            asked.append(t[0])
             raise KafkaException(KafkaError(KafkaError._TRANSPORT))
 
     from stream.scope.summary import encode
@@ -288,3 +291,5 @@ def test_without_an_answer_from_the_broker_the_wall_clock_rule_holds():
         svc.process([fakes.FakeMessage("s", 0, off, 0, b"fraud", encode(s))])
         t[0] += 0.25
     assert len(_late_events([[{"event": e} for _, e in pub.sent]])) == len(LAPSES)
+    # a broker that does not answer is not asked again at every summary (each question can block the loop)
+    assert asked and all(b - a >= ScopeService.HIGHS_RETRY_SECONDS for a, b in zip(asked, asked[1:]))
