@@ -262,3 +262,67 @@ def test_a_crash_between_the_parts_of_a_summary_resumes_to_the_uninterrupted_eve
     for eid, copies in got.items():
         for copy in copies:  # replays are duplicates with identical content
             assert copy == expected[eid]
+
+
+def test_the_backlog_of_a_silent_partition_is_read_from_the_broker_and_it_is_waited_for(cfg, redis_client):
+    # the input topics hold records of partition 1 its summaries have not reached: the stage asks the real
+    # broker, finds the backlog and waits for the partition instead of declaring it idle; once the summaries
+    # reach the high watermarks, the silent partition is idle
+    import dataclasses
+
+    from stream.scope.summary import Summary, encode
+    from tests import fakes
+
+    P = cfg.topics.partitions
+    assert P >= 2
+    prod = producer(cfg)
+    for i in range(30):
+        prod.produce(cfg.topics.inference, value=b"{}", partition=1)
+    for i in range(12):
+        prod.produce(cfg.topics.labels, value=b"{}", partition=1)
+    prod.flush(30)
+    t = [0.0]
+    conf = {**consumer_config(cfg), "group.id": f"{cfg.processing.group_id}-scope"}
+    consumer = Consumer(conf)
+    store = CheckpointStore(redis_client, f"{cfg.state.key_prefix}-scope", conf["group.id"],
+                            cfg.state.hmac_key.encode())
+    scope = dataclasses.replace(SCOPE, idle_partition_seconds=3.0, stalled_partition_seconds=0.0)
+    svc = ScopeService(consumer, Publisher(producer(cfg)), store, topic="unused", partitions=P,
+                       spec_of=lambda m: SPEC, outputs=ScopeService.output_topics(cfg.topics), scope=scope,
+                       input_topics=(cfg.topics.inference, cfg.topics.labels), checkpoint_every_messages=10 ** 9,
+                       checkpoint_every_seconds=float("inf"), clock=lambda: t[0])
+    from stream.scope.service import _Owned
+
+    svc.owned[0] = _Owned(0, store.bump_epoch(0))
+    try:
+        assert svc._input_marks(1, 0.0) == [(0, 30), (0, 12)]
+
+        def feed(partition, ts, end, off):
+            s = Summary("m", partition, [0, 0], end, ts)
+            svc.process([fakes.FakeMessage("s", 0, off, 0, b"m", encode(s))])
+
+        # partition 1 said it had processed 10 of 30 inference records and 2 of 12 labels, then went silent
+        feed(1, 1000.0, [10, 2], 0)
+        off = 1
+        for k in range(40):  # the other partitions move on, 1 s of wall clock and 1 s of event time each
+            t[0] += 1.0
+            for p in range(P):
+                if p != 1:
+                    feed(p, 1000.0 + k, [0, 0], off)
+                    off += 1
+        merge = svc.owned[0].stages["m"].merge
+        assert merge.backlog[1] == 20 + 10 and not merge.idle[1]
+        assert merge.waiting(t[0]) == {1: 30}
+        # ... it catches up to the broker's high watermarks and is silent again: now it is idle
+        feed(1, 1001.0, [30, 12], off)
+        off += 1
+        for k in range(10):
+            t[0] += 1.0
+            svc._highs.clear()
+            for p in range(P):
+                if p != 1:
+                    feed(p, 1040.0 + k, [0, 0], off)
+                    off += 1
+        assert merge.backlog[1] == 0 and merge.idle[1]
+    finally:
+        consumer.close()
