@@ -20,9 +20,15 @@ KILLS = int(os.environ.get("DRIFTSTREAM_FAULT_KILLS", "24"))
 SEED = int(os.environ.get("DRIFTSTREAM_FAULT_SEED", "20240611"))
 
 
+#: inference events of the workload: enough that most of the kills land before the stream is processed (the
+#: guard below). With 6,000 (12k input messages) a faster service had processed everything after 13 of the 24
+#: kill cycles in one CI run (11 mid-stream kills, the guard asks for 12)
+N_EVENTS = int(os.environ.get("DRIFTSTREAM_FAULT_EVENTS", "10000"))
+
+
 def produce_workload(cfg, seed: int) -> int:
-    """6k events with a concept change, missing labels, and a few bad messages (dead-letter outputs)."""
-    w = Workload(n_events=6_000, change_points=(3_000,), seed=seed, missing_labels=0.02, label_delay=4.0)
+    """N_EVENTS events with a concept change, missing labels, and a few bad messages (dead-letter outputs)."""
+    w = Workload(n_events=N_EVENTS, change_points=(3_000,), seed=seed, missing_labels=0.02, label_delay=4.0)
     p = producer(cfg)
     n = produce(p, w, cfg.topics.inference, cfg.topics.labels)
     bad = [b"not json", orjson.dumps({"id": "e-7", "model": "fraud", "ts": w.t0 + 1, "label": 1}), b"[1, 2]"]
