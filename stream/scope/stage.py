@@ -32,9 +32,7 @@ import logging
 from bisect import bisect_left
 from collections import Counter, deque
 from dataclasses import dataclass
-from functools import partial
-from itertools import islice
-from operator import gt, itemgetter, lt
+from operator import itemgetter
 from typing import Any, Iterable
 
 import numpy as np
@@ -55,8 +53,7 @@ STATE_FORMAT = 2  # 2: the concept detectors' state as stream.detect.ConceptDete
 #: window over which rolling errors are reported (as stream.detect.ROLLING)
 ROLLING = 1000
 #: an item's partition and payload (items: see SummaryMerge)
-_first, _second, _payload = itemgetter(0), itemgetter(1), itemgetter(6)
-_positive = partial(lt, 0)  # error > 0
+_second, _payload = itemgetter(1), itemgetter(6)
 #: the RetrainPolicyConfig fields that let RetrainPolicy.decide_at decide at an outcome that brought it no other
 #: input (a clock, a count or a running error rate) and make observe_label more than counting: with any of
 #: them on, every outcome goes through the policy one by one (see ModelStage._outcomes)
@@ -92,33 +89,6 @@ class _Snapshot:
 
     def to_json(self) -> dict[str, Any]:  # what RetrainPolicy stores as its change point
         return self.data
-
-
-class _Challenger(ChampionChallenger):
-    """:class:`ChampionChallenger` with :meth:`add_many`."""
-
-    def add_many(self, champion: list[float], challenger: list[float]) -> None:
-        """:meth:`add` of each pair in turn (classification: the window's counts move by whole numbers, so the
-        pairs leaving and entering the window can be counted together)."""
-        pairs = self._pairs
-        if self.task == "classification":
-            drop = len(pairs) + len(champion) - self.window
-            if drop > 0:
-                old = min(drop, len(pairs))
-                leaving = list(islice(pairs, old))
-                self._count_many([*map(_first, leaving), *champion[:drop - old]],
-                                 [*map(_second, leaving), *challenger[:drop - old]], -1)
-            self._count_many(champion, challenger, 1)
-        pairs.extend(zip(champion, challenger))
-        self.added += len(champion)
-
-    def _count_many(self, e0: list[float], e1: list[float], k: int) -> None:
-        w0 = list(map(_positive, e0))  # as ChampionChallenger._count: wrong = error > 0
-        w1 = list(map(_positive, e1))
-        self._s0 += k * w0.count(True)
-        self._s1 += k * w1.count(True)
-        self._b += k * sum(map(gt, w0, w1))  # champion wrong, challenger right
-        self._c += k * sum(map(lt, w0, w1))
 
 
 #: from this many outcomes on, _count_per_partition works column by column (numpy) rather than one by one
@@ -180,7 +150,7 @@ class ModelStage:
         self.concept = ConceptDetectors(spec.detectors)
         self.data_drift = DataDriftMonitor(model, spec.task, spec.data_drift)
         c = spec.challenger
-        self.challenger = _Challenger(spec.task, c.window, c.alpha, c.min_pairs)
+        self.challenger = ChampionChallenger(spec.task, c.window, c.alpha, c.min_pairs)
         self.policy = RetrainPolicy(spec.retrain)
         #: outcomes between other items can go through in bulk (see _outcomes)
         self._bulk_outcomes = not any(getattr(spec.retrain, f) > 0 for f in PER_OUTCOME_TRIGGERS)

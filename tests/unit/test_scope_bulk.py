@@ -12,7 +12,7 @@ import pytest
 
 from stream.champion import ChampionChallenger
 from stream.config import ChallengerConfig, DataDriftConfig, ModelSpec, RetrainPolicyConfig
-from stream.scope.stage import PER_OUTCOME_TRIGGERS, ModelStage, ScopeConfig, _Challenger
+from stream.scope.stage import PER_OUTCOME_TRIGGERS, ModelStage, ScopeConfig
 from stream.scope.summary import LABELS, SummaryBuilder, _LegacyOutcome, _LegacySummary, decode, encode
 from tests.unit.scope.sim import interleave, partition_items, summaries, workload_events
 
@@ -57,7 +57,7 @@ def test_a_summary_in_the_layout_before_outcome_columns_is_read():
 @pytest.mark.parametrize("window", [1, 7, 50])
 def test_challenger_add_many_is_add_one_by_one(task, window):
     rng = random.Random(window)
-    one, many = ChampionChallenger(task, window, 0.01, 2), _Challenger(task, window, 0.01, 2)
+    one, many = ChampionChallenger(task, window, 0.01, 2), ChampionChallenger(task, window, 0.01, 2)
     for _ in range(60):
         n = rng.randint(0, 2 * window + 3)
         if task == "classification":
