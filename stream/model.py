@@ -51,6 +51,9 @@ class PartitionContext:
     #: publish this partition's own decisions (retrain events, challenger verdicts); with the model-level
     #: stage on they are taken per model there, and these are off unless scope.publish_partition_decisions
     publish_decisions: bool = True
+    #: run this partition's own data-drift tests; with the model-level stage on they run there on all of the
+    #: model's traffic, and here only with scope.partition_data_drift (the summaries carry the rows either way)
+    data_drift: bool = True
 
 
 class ModelPipeline:
@@ -60,7 +63,8 @@ class ModelPipeline:
         self.ctx = ctx
         self.monitor = ModelMonitor(name, spec)
         self.quality = DataQualityChecker(name, dict(spec.features), spec.data_quality)
-        self.data_drift = DataDriftMonitor(name, spec.task, spec.data_drift)
+        self.data_drift = DataDriftMonitor(
+            name, spec.task, spec.data_drift if ctx.data_drift else replace(spec.data_drift, enabled=False))
         self.policy = RetrainPolicy(spec.retrain)
         c = spec.challenger
         self.challenger = ChampionChallenger(spec.task, c.window, c.alpha, c.min_pairs)

@@ -34,7 +34,8 @@ class PartitionProcessor:
                  summaries: Callable[[Summary], None] | None = None) -> None:
         """``summaries``: where each micro-batch's per-model summaries go when the model-level stage runs
         (``stream.scope``); then this partition's own decisions are published only with
-        ``scope.publish_partition_decisions``."""
+        ``scope.publish_partition_decisions``, and its own data-drift tests run only with
+        ``scope.partition_data_drift``."""
         self.partition = partition
         self.cfg = cfg
         self.epoch = epoch
@@ -46,7 +47,8 @@ class PartitionProcessor:
         self.merge = InputMerge(t.inference, t.labels, cfg.processing.max_idle_wait_seconds)
         self.format = input_format(cfg.processing.input_format, cfg.processing.max_message_bytes)
         self.ctx = PartitionContext(partition, t, publisher, metrics, summaries,
-                                    summaries is None or cfg.scope.publish_partition_decisions)
+                                    summaries is None or cfg.scope.publish_partition_decisions,
+                                    summaries is None or cfg.scope.partition_data_drift)
         #: newest event time processed per input [inference, labels] (the summaries' watermark)
         self.newest_ts = [-math.inf, -math.inf]
         #: next offset to process per input topic: what a checkpoint stores

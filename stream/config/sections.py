@@ -440,8 +440,14 @@ class ScopeConfig:
     disorder_seconds: float = 1.0
     #: also publish the partitions' own decisions (retrain events, challenger verdicts, scope "partition");
     #: with the model stage on they are evidence only, and off by default. Partition-scope drift events are
-    #: always published (model-scope incidents name them as evidence)
+    #: always published (model-scope incidents name them as evidence; data drift: see partition_data_drift)
     publish_partition_decisions: bool = False
+    #: also run each partition's own data-drift tests (partition-scope data-drift events, named as evidence by
+    #: the model-scope incidents). Off by default: the stage runs the same tests on all of the model's traffic
+    #: from the rows the summaries carry, and a partition's test on 1/P of it is a second, weaker copy of that
+    #: work (it was the biggest part of the stage's cost; with publish_partition_decisions the partitions' own
+    #: retrain policies then see no data drift). The partitions' concept detectors always run
+    partition_data_drift: bool = False
 
     def check(self, where: str) -> None:
         for name in ("max_watermark_lag_seconds", "idle_partition_seconds", "stalled_partition_seconds",

@@ -244,6 +244,9 @@ class ScopeService:
                 metrics.scope_late_items(s.model, s.partition, stage.merge.late - late)
             r = stage.last_release
             metrics.scope_status(s.model, stage.merge.late, len(r.forced) if r is not None else 0)
+            # the data-drift statistics of the merged stream (the partitions' own tests are off by default)
+            for (_, signal, detector), value in stage.data_drift.latest.items():
+                metrics.drift_statistic(s.model, signal, detector, value)
         self._report_lag(own, stage)
         self._report_waiting(own, stage, now)
 
