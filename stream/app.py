@@ -180,6 +180,7 @@ class Service:
                 proc.last_input_wall = now  # the silence is counted from the assignment on
             proc.check_no_data(now)
             proc.check_idle(now)
+            proc.flush_summaries(now)  # held model summaries that came due without new input
             self._flow_control(proc)
         self.metrics.flush()
         if self.scope is not None:  # the model-level stage: summaries in, model-scope decisions out
@@ -303,7 +304,12 @@ class Service:
         if not partitions:
             return
         started = time.perf_counter()
-        # 1. flush the producer: every output derived from the state must be delivered first
+        # 1. flush the producer: every output derived from the state must be delivered first, the held model
+        # summaries included
+        for p in partitions:
+            proc = self.processors.get(p)
+            if proc is not None:
+                proc.flush_summaries()
         self.publisher.flush()
         commits = []
         for p in partitions:

@@ -87,6 +87,9 @@ class ModelPipeline:
         #: watermark of the last summary sent, and whether this batch added items to it
         self.summary_watermark: float | None = None
         self.summary_items = 0
+        #: wall clock of the first batch of the summary being held (None: nothing held; not state: a
+        #: checkpoint sends every held summary first)
+        self.summary_since: float | None = None
         #: whether the online model's predictions go to topics.online_predictions (online_model.publish_predictions)
         self.publish_predictions = spec.online_model.publish_predictions == "event"
         #: end positions and wall-clock time of the last summary sent (not state: the offset-only heartbeat)

@@ -64,6 +64,8 @@ class PartitionProcessor:
         self.expired_predictions = 0
         self.unmatched_labels = 0
         self.processed_since_checkpoint = 0
+        #: the wall clock of the current micro-batch (what a held summary's age is measured against)
+        self._now: float | None = None
 
     # -- processing --------------------------------------------------------------------------------
     def process(self, records: list[Record], now: float | None = None) -> None:
@@ -71,6 +73,7 @@ class PartitionProcessor:
         if records:
             self.last_input_wall = now
             self.no_data_reported = False
+        self._now = now
         self.batch.start(self.seq + 1)
         inf_topic, lab_topic, fmt = self.inference_topic, self.labels_topic, self.format
         processed = {inf_topic: 0, lab_topic: 0}
@@ -176,16 +179,27 @@ class PartitionProcessor:
     #: when only the input positions moved and this much wall-clock time passed since it
     HEARTBEAT_SECONDS = 5.0
 
-    def _send_summaries(self) -> None:
-        """Each model's summary of the batch: when it has items, or (empty) when the watermark moved on, so
-        that a partition where a model is quiet does not hold the model stage back, or (empty) when only the
-        input positions moved for ``HEARTBEAT_SECONDS`` of wall-clock time: the stage compares a summary's end
+    def _send_summaries(self, force: bool = False) -> None:
+        """Each model's summary: when it has items, or (empty) when the watermark moved on, so that a
+        partition where a model is quiet does not hold the model stage back, or (empty) when only the input
+        positions moved for ``HEARTBEAT_SECONDS`` of wall-clock time: the stage compares a summary's end
         positions with the input topics' high watermarks to tell a partition with a backlog (waited for) from
         an idle one (``scope.stalled_partition_seconds``), so a partition busy with other models' records
-        or with bad input must keep its end positions current. Which batches carry a summary does not change
-        the stage's decisions (the merge is invariant to how the summaries are cut)."""
+        or with bad input must keep its end positions current.
+
+        A summary with items spans micro-batches (it is *held*) until it has ``scope.summary_flush_items``
+        items or its first batch is ``scope.summary_flush_seconds`` old (wall clock), or ``force`` (before a
+        checkpoint of the partition: the state must not reflect input whose items were not sent; the
+        service also sends the held summaries that came due between batches, :meth:`flush_summaries`). The
+        Kafka client hands the service a few records per partition at a time, and the stage pays per
+        summary as well as per item. Without a wall clock (``process`` without ``now``, as in-process)
+        nothing is held. Which batches carry a summary does not change the stage's
+        decisions (the merge is invariant to how the summaries are cut)."""
+        sc = self.cfg.scope
+        clock = self._now
+        hold = not force and clock is not None and sc.summary_flush_seconds > 0
         inf, lab = self.newest_ts
-        wm = min(inf, lab) - self.cfg.scope.disorder_seconds
+        wm = min(inf, lab) - sc.disorder_seconds
         watermark = math.nextafter(wm, -math.inf) if math.isfinite(wm) else None
         nxt = self.next_offsets
         end = [nxt.get(self.inference_topic, 0), nxt.get(self.labels_topic, 0)]
@@ -195,6 +209,13 @@ class PartitionProcessor:
             sb = mp.batch_summary
             if sb is None:
                 continue
+            if force and not mp.summary_items:
+                continue  # a forced flush sends what is held, not heartbeats (those come with batches)
+            if hold and 0 < mp.summary_items < sc.summary_flush_items:
+                if mp.summary_since is None:
+                    mp.summary_since = clock
+                if clock - mp.summary_since < sc.summary_flush_seconds:
+                    continue  # held: its start stays where its first item is
             last = mp.summary_watermark
             moved = watermark is not None and (last is None or watermark - last >= self.HEARTBEAT_SECONDS)
             if not moved and now is not None and end != mp.summary_end:
@@ -203,10 +224,25 @@ class PartitionProcessor:
                 sink(sb.build(end, watermark))
                 mp.summary_end = list(end)
                 mp.summary_items = 0
+                mp.summary_since = None
                 mp.summary_watermark = watermark
                 mp.summary_wall = now
             else:
                 sb.start = list(end)
+
+    def flush_summaries(self, now: float | None = None) -> None:
+        """Send every held summary (``now`` given: only those whose oldest item waited
+        ``scope.summary_flush_seconds``; None: all of them, as before a checkpoint)."""
+        if self.ctx.summaries is None:
+            return
+        if now is None:
+            self._send_summaries(force=True)
+            return
+        due = self.cfg.scope.summary_flush_seconds
+        if any(mp.summary_items and mp.summary_since is not None and now - mp.summary_since >= due
+               for mp in self.models.values()):
+            self._now = now
+            self._send_summaries()
 
     def request_retrain(self, model: str | None, reason: str = "on_demand") -> int:
         """An on-demand retrain (control topic): decided at the next record of the model's stream."""

@@ -585,3 +585,23 @@ class MemoryPublisher:
     def dead_letter(self, topic: str, record: Any, reason: str, detail: str) -> None:
         self.sent.append((topic, {"type": "dead-letter", "reason": reason, "offset": record.offset,
                                   "source_topic": record.topic}))
+
+
+def partitioned_records(cfg: Any, workload: Any, partitions: int) -> list[list[Any]]:
+    """A workload's events as the records each partition's processor reads (keyed by event id, partitioned
+    like :class:`FakeBroker`, offsets counted per input topic), for in-process runs without a broker."""
+    import orjson
+
+    from stream.events import Record
+    from stream.tools.workload import events
+
+    per: list[list[Any]] = [[] for _ in range(partitions)]
+    nxt = [[0, 0] for _ in range(partitions)]
+    for kind, ts, ev in events(workload):
+        key = ev["id"].encode()
+        p = key_partition(key, partitions)
+        t = 0 if kind == "inference" else 1
+        topic = cfg.topics.inference if t == 0 else cfg.topics.labels
+        per[p].append(Record(topic, p, nxt[p][t], int(ts * 1000), key, orjson.dumps(ev)))
+        nxt[p][t] += 1
+    return per

@@ -448,14 +448,24 @@ class ScopeConfig:
     #: work (it was the biggest part of the stage's cost; with publish_partition_decisions the partitions' own
     #: retrain policies then see no data drift). The partitions' concept detectors always run
     partition_data_drift: bool = False
+    #: a partition holds a model's summary over micro-batches until it has this many items (outcomes, rows,
+    #: labels) ...
+    summary_flush_items: int = 2000
+    #: ... or its first micro-batch is this old (wall clock; 0: one summary per micro-batch); always sent
+    #: before a checkpoint of the partition. The Kafka client hands over a few records per partition at a
+    #: time, and the stage pays per summary as well as per item; the model-scope decisions wait this long
+    #: more at most
+    summary_flush_seconds: float = 0.25
 
     def check(self, where: str) -> None:
         for name in ("max_watermark_lag_seconds", "idle_partition_seconds", "stalled_partition_seconds",
-                     "incident_quiet_seconds", "disorder_seconds"):
+                     "incident_quiet_seconds", "disorder_seconds", "summary_flush_seconds"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{where}.{name} must be >= 0")
         if self.max_evidence < 1:
             raise ConfigError(f"{where}.max_evidence must be >= 1")
+        if self.summary_flush_items < 1:
+            raise ConfigError(f"{where}.summary_flush_items must be >= 1")
 
 
 @dataclass(frozen=True)

@@ -6,20 +6,19 @@ rows either way, so the model-scope incidents are the same."""
 from __future__ import annotations
 
 import dataclasses
-import zlib
 
 import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
 from stream.config import load_config
-from stream.events import Record
 from stream.metrics import Metrics
 from stream.partition import PartitionProcessor
 from stream.scope.service import summary_message
 from stream.scope.stage import ModelStage
 from stream.scope.summary import decode
-from stream.tools.workload import Workload, events
+from stream.tools.workload import Workload
+from tests.fakes import partitioned_records
 
 
 class _Sink:
@@ -43,14 +42,7 @@ def _run(partition_data_drift: bool, partitions: int = 3, n: int = 12_000):
     # a fixed start: the two runs are compared, and the default start is the wall clock's second
     w = Workload(n_events=n, feature_shift_at=(n // 2,), seed=5, spacing=0.01, label_delay=3.0,
                  t0=1_700_000_000.0)
-    per: list[list[Record]] = [[] for _ in range(partitions)]
-    nxt = [[0, 0] for _ in range(partitions)]
-    for kind, ts, ev in events(w):
-        p = zlib.crc32(ev["id"].encode()) % partitions
-        t = 0 if kind == "inference" else 1
-        topic = cfg.topics.inference if t == 0 else cfg.topics.labels
-        per[p].append(Record(topic, p, nxt[p][t], int(ts * 1000), ev["id"].encode(), orjson.dumps(ev)))
-        nxt[p][t] += 1
+    per = partitioned_records(cfg, w, partitions)
     pending: list = []
     sink = _Sink()
     procs = [PartitionProcessor(p, cfg, 1, sink, Metrics(CollectorRegistry()), pending.append)

@@ -11,7 +11,6 @@ the errors since the incident's change point hold a change of their own (``strea
 from __future__ import annotations
 
 import dataclasses
-import zlib
 
 import numpy as np
 import orjson
@@ -20,13 +19,13 @@ from prometheus_client import CollectorRegistry
 
 from stream.config import load_config
 from stream.detect import change_within
-from stream.events import Record
 from stream.metrics import Metrics
 from stream.partition import PartitionProcessor
 from stream.scope.service import summary_message
 from stream.scope.stage import ModelStage
 from stream.scope.summary import decode
-from stream.tools.workload import Workload, events
+from stream.tools.workload import Workload
+from tests.fakes import partitioned_records
 
 
 class _Sink:
@@ -44,14 +43,7 @@ def _incidents(n: int, partitions: int, seed: int) -> list[tuple[str, str, int]]
     cfg = dataclasses.replace(cfg, topics=dataclasses.replace(cfg.topics, partitions=partitions))
     w = Workload(n_events=n, change_points=(n // 3, 2 * n // 3), seed=seed, spacing=0.01, label_delay=3.0,
                  concepts=2)
-    per: list[list[Record]] = [[] for _ in range(partitions)]
-    nxt = [[0, 0] for _ in range(partitions)]
-    for kind, ts, ev in events(w):
-        p = zlib.crc32(ev["id"].encode()) % partitions
-        t = 0 if kind == "inference" else 1
-        topic = cfg.topics.inference if t == 0 else cfg.topics.labels
-        per[p].append(Record(topic, p, nxt[p][t], int(ts * 1000), ev["id"].encode(), orjson.dumps(ev)))
-        nxt[p][t] += 1
+    per = partitioned_records(cfg, w, partitions)
     pending: list = []
     procs = [PartitionProcessor(p, cfg, 1, _Sink(), Metrics(CollectorRegistry()), pending.append)
              for p in range(partitions)]

@@ -9,6 +9,8 @@ clock have passed since the model's last summary."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import orjson
 from prometheus_client import CollectorRegistry
 
@@ -31,6 +33,8 @@ def _label(i: int, model: str, ts: float) -> Record:
 
 def _processor():
     cfg = load_config(None, {})
+    # one summary per micro-batch (none held over batches: tests/unit/test_summary_hold.py)
+    cfg = dataclasses.replace(cfg, scope=dataclasses.replace(cfg.scope, summary_flush_seconds=0.0))
     sent = []
     proc = PartitionProcessor(0, cfg, 1, MemoryPublisher(), Metrics(CollectorRegistry()), summaries=sent.append)
     return proc, sent
