@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
