@@ -237,6 +237,57 @@ class DataDriftMonitor:
                         s.values.append(float(sc))
                         s.positions.append(at)
 
+    def add_rows(self, rows: Sequence[tuple[dict[str, Any], dict[str, str | None], bool, Any, float | None]],
+                 positions: Sequence[Position]) -> bool:
+        """:meth:`add_inference` for consecutive rows (``(features, types, valid, prediction, score)``),
+        column by column, when that gives identical buffers and signals: every row valid and no signal to
+        create (every feature, the prediction and, if a row has one, the score have theirs). Returns False,
+        having added nothing, otherwise (the caller adds them one by one, where signals are created in row
+        order)."""
+        if not self.cfg.enabled or not rows:
+            return True
+        cache = self._feature_cache
+        known = cache.keys()
+        pred = self.signals.get("prediction\x00prediction")
+        if pred is None:
+            return False
+        score = self.signals.get("prediction\x00score")
+        feats = [r[0] for r in rows]
+        if not all(r[2] for r in rows) or not all(f.keys() <= known for f in feats):
+            return False
+        scores = [r[4] for r in rows]
+        if score is None and countOf(scores, None) < len(scores):
+            return False
+        for name, s in cache.items():
+            if s is None:
+                continue
+            col = [f.get(name) for f in feats]
+            if None in col:
+                keep = [i for i, v in enumerate(col) if v is not None]
+                if not keep:
+                    continue
+                col = [col[i] for i in keep]
+                at: Sequence[Position] = [positions[i] for i in keep]
+            else:
+                at = positions
+            s.values.extend(map(float, col) if s.numeric else col)
+            s.positions.extend(at)
+        predictions = [r[3] for r in rows]
+        if self.task == "regression":
+            for v, at1 in zip(predictions, positions):
+                if not isinstance(v, bool) and isinstance(v, (int, float)):
+                    pred.values.append(float(v))
+                    pred.positions.append(at1)
+        else:
+            pred.values.extend(map(str, predictions))
+            pred.positions.extend(positions)
+        if score is not None:
+            for sc, at1 in zip(scores, positions):
+                if sc is not None:
+                    score.values.append(float(sc))
+                    score.positions.append(at1)
+        return True
+
     def add_label(self, label: Any, at: Position) -> None:
         s = self._labels  # one call per label: skip the key building and lookup of _add_target
         if s is not None:

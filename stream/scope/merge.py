@@ -162,17 +162,38 @@ class SummaryMerge:
             offsets = undelta(r.offsets)
             cols = list(r.features.items())
             scores = r.score
-            for i, off in enumerate(offsets):
-                if not fresh(INFERENCE, off):
-                    continue
-                feats = {name: col[i] for name, col in cols if col[i] is not None}
-                push((clamp(r.ts[i], INFERENCE, off), p, INFERENCE, off, ROW, "",
-                      (feats, r.types, r.valid[i], r.prediction[i], None if scores is None else scores[i])))
+            floor = wm_prev if released is None else released if wm_prev is None else max(wm_prev, released)
+            if (end is None or s.start[0] >= end[0]) and (floor is None or min(r.ts) > floor):
+                # the usual case (as for the outcomes): nothing to drop or clamp. A row's features are the
+                # columns' values that are not None, in the columns' order
+                names = [name for name, _ in cols]
+                if not any(None in col for _, col in cols):
+                    feats = [dict(zip(names, vals)) for vals in zip(*(col for _, col in cols))] if cols \
+                        else [{} for _ in offsets]
+                else:
+                    feats = [{k: v for k, v in zip(names, vals) if v is not None}
+                             for vals in zip(*(col for _, col in cols))] if cols else [{} for _ in offsets]
+                types = r.types
+                items += zip(r.ts, repeat(p), repeat(INFERENCE), offsets, repeat(ROW), repeat(""),
+                             zip(feats, repeat(types), r.valid, r.prediction,
+                                 repeat(None) if scores is None else scores))
+            else:
+                for i, off in enumerate(offsets):
+                    if not fresh(INFERENCE, off):
+                        continue
+                    feats = {name: col[i] for name, col in cols if col[i] is not None}
+                    push((clamp(r.ts[i], INFERENCE, off), p, INFERENCE, off, ROW, "",
+                          (feats, r.types, r.valid[i], r.prediction[i], None if scores is None else scores[i])))
         lab = s.labels
         if lab.ts:
-            for ts, off, v in zip(lab.ts, undelta(lab.offsets), lab.values):
-                if fresh(LABELS, off):
-                    push((clamp(ts, LABELS, off), p, LABELS, off, LABEL, "", (v,)))
+            floor = wm_prev if released is None else released if wm_prev is None else max(wm_prev, released)
+            if (end is None or s.start[1] >= end[1]) and (floor is None or min(lab.ts) > floor):  # the usual case
+                items += zip(lab.ts, repeat(p), repeat(LABELS), undelta(lab.offsets), repeat(LABEL), repeat(""),
+                             zip(lab.values))
+            else:
+                for ts, off, v in zip(lab.ts, undelta(lab.offsets), lab.values):
+                    if fresh(LABELS, off):
+                        push((clamp(ts, LABELS, off), p, LABELS, off, LABEL, "", (v,)))
         for e in s.evidence:
             if fresh(e.topic, e.offset):
                 push((clamp(e.ts, e.topic, e.offset), p, e.topic, e.offset, EVIDENCE, e.id,

@@ -170,3 +170,46 @@ def test_mean_detector_on_numeric_features_is_exact_across_batches_and_restarts(
     # off by default
     assert not [e for e in run(DataDriftMonitor("m", "classification", CFG), evs, 0, 100)
                 if e["detector"] == detector]
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_add_rows_gives_the_buffers_and_signals_of_add_inference_one_by_one(task):
+    """The model stage adds a batch's merged rows column by column (``add_rows``); it must leave what the
+    rows added one by one leave, and refuse (adding nothing) where a signal would be created."""
+    import dataclasses
+
+    rng = random.Random(4)
+    cfg = dataclasses.replace(CFG, max_features=3)  # "d" is over the limit: its cache entry is None
+    types = {"a": "numeric", "b": "categorical", "c": "numeric", "d": "numeric"}
+
+    def row(i: int, score: bool = True):
+        feats = {"a": rng.gauss(0, 1) if rng.random() > 0.1 else None, "b": rng.choice("xyz"),
+                 "c": rng.randint(0, 5), "d": 1.0}
+        pred = rng.random() if task == "regression" else rng.choice([0, 1, "1"])
+        if task == "regression" and rng.random() < 0.1:
+            pred = "not a number"
+        return (feats, types, True, pred, rng.random() if score else None)
+
+    def state(m):
+        return [(k, s.values, [(p.topic, p.offset) for p in s.positions]) for k, s in m.signals.items()]
+
+    one, cols = DataDriftMonitor("m", task, cfg), DataDriftMonitor("m", task, cfg)
+    first = [row(i) for i in range(5)]
+    at = [Position("inference", i, float(i), f"e{i}") for i in range(5)]
+    assert not cols.add_rows(first, at)  # signals to create: one by one
+    assert all(not s.values for s in cols.signals.values())
+    for m in (one, cols):
+        for r, p in zip(first, at):
+            m.add_inference(*r, p)
+    batch = [row(i) for i in range(5, 400)]
+    at = [Position("inference", i, float(i), f"e{i}") for i in range(5, 400)]
+    for r, p in zip(batch, at):
+        one.add_inference(*r, p)
+    assert cols.add_rows(batch, at)
+    assert state(cols) == state(one)
+    assert list(cols.signals) == list(one.signals)
+    # an invalid row, or a new feature: refused, nothing added
+    bad = [row(0), (row(1)[0], types, False, 0, None)]
+    assert not cols.add_rows(bad, at[:2])
+    assert not cols.add_rows([({"new": 1.0}, {"new": "numeric"}, True, 0, 0.5)], at[:1])
+    assert state(cols) == state(one)

@@ -111,3 +111,31 @@ def test_idle_verdict_survives_the_state_round_trip_and_the_replay_decides_the_s
     r.load_state(m.to_state())
     assert r.idle == m.idle == [False, True]
     assert r.watermark(200.0) == m.watermark(200.0)
+
+
+def test_rows_and_labels_are_the_same_items_in_the_usual_case_and_one_by_one():
+    """A summary past what was accepted takes the columns in bulk; one straddling it goes item by item
+    (dropping the seen ones). Both give the same items for the same rows: a row's features are its
+    columns' values that are not None, in the columns' order."""
+    def summary(stop: int, watermark: float) -> object:
+        b = SummaryBuilder("m", 0, [0, 0])
+        for off in range(stop):
+            feats = {"a": float(off), "b": None if off % 2 else "x", "c": off}
+            if off == 4:
+                feats = {"c": off, "a": None}
+            b.row(float(off), off, off != 3, feats, {"a": "numeric", "b": "categorical", "c": "numeric"},
+                  off % 2, 0.5 if off > 2 else None)
+            b.label(float(off), off, off % 3)
+        return b.build([stop, stop], watermark)
+
+    bulk = SummaryMerge(1, max_lag_seconds=0.0)
+    bulk.add(summary(6, 10.0))
+    items = bulk.release().items
+    one = SummaryMerge(1, max_lag_seconds=0.0)
+    one.add(summary(3, -1.0))
+    one.add(summary(6, 10.0))  # a replay straddling what was accepted: item by item
+    assert one.duplicates == 6
+    assert one.release().items == items
+    rows = {i[3]: i[6][0] for i in items if i[4] == ROW}
+    assert rows[4] == {"c": 4} and rows[1] == {"a": 1.0, "c": 1} and rows[0] == {"a": 0.0, "b": "x", "c": 0}
+    assert [i[6] for i in items if i[4] == LABEL] == [(v % 3,) for v in range(6)]
