@@ -154,9 +154,15 @@ class SummaryMerge:
                     and (floor is None or min(o.ts) > floor):
                 items += zip(o.ts, repeat(p), o.topic, offsets, repeat(OUTCOME), repeat(""), payloads)
             else:
+                # an outcome was sent before when both its records (pl[3]: inference, pl[4]: labels offset) are
+                # below the end positions the partition reported: it was joined when the later of them was
+                # processed. Not by the position of the record that completed it: a replay may read the two
+                # inputs in another interleaving and complete the join with the other record
                 for ts, topic, off, pl in zip(o.ts, o.topic, offsets, payloads):
-                    if fresh(topic, off):
-                        push((clamp(ts, topic, off), p, topic, off, OUTCOME, "", pl))
+                    if end is not None and pl[3] < end[INFERENCE] and pl[4] < end[LABELS]:
+                        self.duplicates += 1
+                        continue
+                    push((clamp(ts, topic, off), p, topic, off, OUTCOME, "", pl))
         r = s.rows
         if r.ts:
             offsets = undelta(r.offsets)
