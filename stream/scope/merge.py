@@ -142,16 +142,20 @@ class SummaryMerge:
                 return False
             return True
 
+        floor = wm_prev if released is None else released if wm_prev is None else max(wm_prev, released)
+
+        def bulk(topics: tuple[int, ...], ts: list[float]) -> bool:
+            """The usual case, nothing to drop or clamp: the summary starts at or after what was accepted in
+            ``topics`` (its items are at or after its start) and the event times ``ts`` are above the
+            watermarks."""
+            return (end is None or all(s.start[t] >= end[t] for t in topics)) and (floor is None or min(ts) > floor)
+
         o = s.outcomes
         if o.ts:
             offsets = undelta(o.offset)
             payloads = zip(o.served, o.online, o.event_id, undelta(o.inference_offset), undelta(o.labels_offset),
                            o.prediction_ts)
-            floor = wm_prev if released is None else released if wm_prev is None else max(wm_prev, released)
-            # the usual case, nothing to drop or clamp: the summary starts at or after what was accepted (its
-            # items are at or after its start) and its event times are above the watermarks
-            if (end is None or (s.start[0] >= end[0] and s.start[1] >= end[1])) \
-                    and (floor is None or min(o.ts) > floor):
+            if bulk((INFERENCE, LABELS), o.ts):
                 items += zip(o.ts, repeat(p), o.topic, offsets, repeat(OUTCOME), repeat(""), payloads)
             else:
                 # an outcome was sent before when both its records (pl[3]: inference, pl[4]: labels offset) are
@@ -168,20 +172,16 @@ class SummaryMerge:
             offsets = undelta(r.offsets)
             cols = list(r.features.items())
             scores = r.score
-            floor = wm_prev if released is None else released if wm_prev is None else max(wm_prev, released)
-            if (end is None or s.start[0] >= end[0]) and (floor is None or min(r.ts) > floor):
-                # the usual case (as for the outcomes): nothing to drop or clamp. A row's features are the
-                # columns' values that are not None, in the columns' order
+            if bulk((INFERENCE,), r.ts):
+                # a row's features are the columns' values that are not None, in the columns' order
                 names = [name for name, _ in cols]
-                if not any(None in col for _, col in cols):
-                    feats = [dict(zip(names, vals)) for vals in zip(*(col for _, col in cols))] if cols \
-                        else [{} for _ in offsets]
+                values = zip(*(col for _, col in cols)) if cols else repeat((), len(offsets))
+                if any(None in col for _, col in cols):
+                    feats = [{k: v for k, v in zip(names, vals) if v is not None} for vals in values]
                 else:
-                    feats = [{k: v for k, v in zip(names, vals) if v is not None}
-                             for vals in zip(*(col for _, col in cols))] if cols else [{} for _ in offsets]
-                types = r.types
+                    feats = [dict(zip(names, vals)) for vals in values]
                 items += zip(r.ts, repeat(p), repeat(INFERENCE), offsets, repeat(ROW), repeat(""),
-                             zip(feats, repeat(types), r.valid, r.prediction,
+                             zip(feats, repeat(r.types), r.valid, r.prediction,
                                  repeat(None) if scores is None else scores))
             else:
                 for i, off in enumerate(offsets):
@@ -192,8 +192,7 @@ class SummaryMerge:
                           (feats, r.types, r.valid[i], r.prediction[i], None if scores is None else scores[i])))
         lab = s.labels
         if lab.ts:
-            floor = wm_prev if released is None else released if wm_prev is None else max(wm_prev, released)
-            if (end is None or s.start[1] >= end[1]) and (floor is None or min(lab.ts) > floor):  # the usual case
+            if bulk((LABELS,), lab.ts):
                 items += zip(lab.ts, repeat(p), repeat(LABELS), undelta(lab.offsets), repeat(LABEL), repeat(""),
                              zip(lab.values))
             else:

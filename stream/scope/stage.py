@@ -262,20 +262,16 @@ class ModelStage:
         #: merged indexes of the other items (rows, labels, evidence)
         others = [k for k, kind in enumerate(kinds) if kind != OUTCOME] if len(outcome_at) < len(items) else []
         rows = [k for k in others if items[k][4] == ROW]
-        if rows and dd.add_rows([items[k][6] for k in rows],
-                                [_At(topics[items[k][2]], items[k][3], items[k][0], items[k][1], seq0 + k)
-                                    for k in rows]):
-            for k in others:  # the rows are in (column by column): the labels, in merged order
-                ts, p, topic, off, kind, _, pl = items[k]
-                if kind == LABEL:
-                    dd.add_label(pl[0], _At(topics[topic], off, ts, p, seq0 + k))
-        else:
-            for k in others:
-                ts, p, topic, off, kind, _, pl = items[k]
-                if kind == ROW:
-                    dd.add_inference(pl[0], pl[1], pl[2], pl[3], pl[4], _At(topics[topic], off, ts, p, seq0 + k))
-                elif kind == LABEL:
-                    dd.add_label(pl[0], _At(topics[topic], off, ts, p, seq0 + k))
+        # the rows column by column when add_rows can take them (else one by one, in merged order)
+        rows_in = bool(rows) and dd.add_rows(
+            [items[k][6] for k in rows],
+            [_At(topics[items[k][2]], items[k][3], items[k][0], items[k][1], seq0 + k) for k in rows])
+        for k in others:
+            ts, p, topic, off, kind, _, pl = items[k]
+            if kind == ROW and not rows_in:
+                dd.add_inference(pl[0], pl[1], pl[2], pl[3], pl[4], _At(topics[topic], off, ts, p, seq0 + k))
+            elif kind == LABEL:
+                dd.add_label(pl[0], _At(topics[topic], off, ts, p, seq0 + k))
         # 2. run them: alarms and findings keyed by the merged index of the item that triggered them
         extras: dict[int, list[tuple[int, str, Any]]] = {}
         if errors:
